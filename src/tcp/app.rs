@@ -1,0 +1,106 @@
+//! The interface between a connection and the application above it (the HTTP responder).
+//!
+//! Call order, per connection: `on_open` once when the handshake completes; then
+//! `on_readable` whenever new in-order bytes arrive or the peer closes its side; `on_deadline`
+//! when the deadline the application asked for passes; `on_close` exactly once when the
+//! connection is gone, however it ended. The application acts only through [`AppIo`].
+
+use bytes::Bytes;
+
+use super::buffer::{RecvBuf, SendBuf};
+use super::segment::FourTuple;
+use crate::time::Instant;
+
+/// Why a connection ended, as the application sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both sides closed and everything sent was acknowledged.
+    Normal,
+    /// The peer sent an acceptable RST.
+    Reset,
+    /// Retransmissions ran out, or a zero window never opened.
+    TimedOut,
+    /// The application aborted it (`AppIo::abort`), or the server is shutting down.
+    Aborted,
+}
+
+pub trait App {
+    /// Per-connection state of the application.
+    type Session;
+
+    /// The three-way handshake completed.
+    fn on_open(&mut self, tuple: &FourTuple, now: Instant) -> Self::Session;
+    /// New in-order bytes are readable, or the peer has closed (`io.peer_closed()`).
+    fn on_readable(&mut self, session: &mut Self::Session, io: &mut AppIo<'_>, now: Instant);
+    /// The deadline set with `io.set_deadline` has passed.
+    fn on_deadline(&mut self, session: &mut Self::Session, io: &mut AppIo<'_>, now: Instant);
+    /// The connection is gone. Called once, also after an abort.
+    fn on_close(&mut self, session: Self::Session, reason: CloseReason, now: Instant);
+}
+
+/// What the application may do to its connection during a callback.
+pub struct AppIo<'a> {
+    pub(crate) recv: &'a mut RecvBuf,
+    pub(crate) send: &'a mut SendBuf,
+    pub(crate) peer_closed: bool,
+    pub(crate) close_requested: bool,
+    pub(crate) abort_requested: bool,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) sent_any: bool,
+}
+
+impl<'a> AppIo<'a> {
+    pub(crate) fn new(
+        recv: &'a mut RecvBuf,
+        send: &'a mut SendBuf,
+        peer_closed: bool,
+        deadline: Option<Instant>,
+    ) -> Self {
+        AppIo {
+            recv,
+            send,
+            peer_closed,
+            close_requested: false,
+            abort_requested: false,
+            deadline,
+            sent_any: false,
+        }
+    }
+
+    /// In-order bytes received and not yet consumed.
+    pub fn data(&self) -> &[u8] {
+        self.recv.readable()
+    }
+    /// Marks `n` bytes as used; the receive window opens by as much.
+    pub fn consume(&mut self, n: usize) {
+        self.recv.consume(n)
+    }
+    /// The peer sent FIN: no more bytes will come after `data()`.
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+    /// Queues bytes to send. A `Bytes` of static or shared content is not copied.
+    pub fn send(&mut self, bytes: Bytes) {
+        self.sent_any |= !bytes.is_empty();
+        self.send.push(bytes)
+    }
+    /// Bytes queued and not yet acknowledged by the peer.
+    pub fn send_queued(&self) -> usize {
+        self.send.len()
+    }
+    /// Send FIN after everything queued (a graceful close).
+    pub fn close(&mut self) {
+        self.close_requested = true;
+    }
+    /// Reset the connection now, dropping what is queued.
+    pub fn abort(&mut self) {
+        self.abort_requested = true;
+    }
+    /// Asks for `on_deadline` at `at` (replacing any earlier request); `None` cancels.
+    pub fn set_deadline(&mut self, at: Option<Instant>) {
+        self.deadline = at;
+    }
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+}

@@ -1,0 +1,9 @@
+//! The TCP engine: a sans-IO implementation of the server side of RFC 9293.
+//!
+//! Inputs are segments (`on_segment`) and the passage of time (`on_tick`); outputs are segments
+//! written to a [`segment::SegmentSink`] and bytes handed to an [`app::App`].
+
+pub mod app;
+pub mod buffer;
+pub mod segment;
+pub mod seq;

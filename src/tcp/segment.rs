@@ -1,0 +1,86 @@
+//! Segments as the engine sees them: parsed headers in, header descriptions out.
+
+use super::seq::SeqNumber;
+pub use crate::wire::tcp::{SackBlock, TcpFlags, TcpOptions};
+
+/// A connection's identity. Addresses are IPv4 in host byte order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FourTuple {
+    pub remote_ip: u32,
+    pub remote_port: u16,
+    pub local_ip: u32,
+    pub local_port: u16,
+}
+
+impl std::fmt::Display for FourTuple {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.remote_ip.to_be_bytes();
+        let l = self.local_ip.to_be_bytes();
+        write!(
+            f,
+            "{}.{}.{}.{}:{} -> {}.{}.{}.{}:{}",
+            r[0], r[1], r[2], r[3], self.remote_port, l[0], l[1], l[2], l[3], self.local_port
+        )
+    }
+}
+
+/// A received segment, already checked (checksum, lengths) by the wire layer.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentIn<'a> {
+    pub tuple: FourTuple,
+    pub seq: SeqNumber,
+    pub ack: SeqNumber,
+    pub flags: TcpFlags,
+    /// The raw (unscaled) window field.
+    pub window: u16,
+    pub options: TcpOptions,
+    pub payload: &'a [u8],
+}
+
+impl SegmentIn<'_> {
+    /// SEG.LEN: payload plus one for each of SYN and FIN (RFC 9293 3.4).
+    pub fn seg_len(&self) -> u32 {
+        self.payload.len() as u32 + self.flags.syn() as u32 + self.flags.fin() as u32
+    }
+}
+
+/// The header of a segment the engine wants sent; the payload comes separately.
+/// `tuple` is the connection's tuple (remote = destination of this segment).
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentOut {
+    pub tuple: FourTuple,
+    pub seq: SeqNumber,
+    pub ack: SeqNumber,
+    pub flags: TcpFlags,
+    /// The raw (already scaled-down) window field.
+    pub window: u16,
+    pub options: TcpOptions,
+}
+
+/// Where the payload of an outgoing segment comes from. The sink calls `copy_to` once,
+/// with a destination of exactly `len()` bytes, straight into the transmit frame.
+pub trait PayloadSource {
+    fn len(&self) -> usize;
+    fn copy_to(&self, dst: &mut [u8]);
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl PayloadSource for [u8] {
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+    fn copy_to(&self, dst: &mut [u8]) {
+        dst.copy_from_slice(self)
+    }
+}
+
+/// No payload.
+pub const EMPTY: &[u8] = &[];
+
+/// Takes segments out of the engine. The worker's sink writes them into TX frames (and may drop
+/// and count one when its ring is full: TCP recovers as from any loss); tests collect them.
+pub trait SegmentSink {
+    fn emit(&mut self, seg: &SegmentOut, payload: &dyn PayloadSource);
+}
