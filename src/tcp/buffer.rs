@@ -2,7 +2,8 @@
 //!
 //! [`RecvBuf`] is a bounded, linear buffer: in-order bytes at the front for the application,
 //! out-of-order bytes kept at their place behind them (up to [`MAX_OOO_RANGES`] ranges), so the
-//! advertised window is exactly the free space. [`SendBuf`] is a queue of reference-counted
+//! advertised window is exactly the free space. Its memory grows on demand up to the capacity, so
+//! an idle keep-alive connection holding a 200-byte request costs a few KiB, not the whole window. [`SendBuf`] is a queue of reference-counted
 //! chunks ([`Bytes`]): a static response is referenced, never copied, and retransmission reads
 //! the same chunks again.
 
@@ -26,7 +27,9 @@ pub struct WriteOutcome {
 }
 
 pub struct RecvBuf {
-    data: Box<[u8]>,
+    /// Backing store; grows (zero-filled) up to `cap` as bytes arrive.
+    data: Vec<u8>,
+    cap: usize,
     /// Readable bytes are `data[..len]`.
     len: usize,
     /// Out-of-order ranges, as offsets from the end of the readable bytes: `[start, end)`,
@@ -38,7 +41,8 @@ pub struct RecvBuf {
 impl RecvBuf {
     pub fn new(capacity: usize) -> Self {
         RecvBuf {
-            data: vec![0u8; capacity].into_boxed_slice(),
+            data: Vec::new(),
+            cap: capacity,
             len: 0,
             ooo: [(0, 0); MAX_OOO_RANGES],
             ooo_count: 0,
@@ -46,7 +50,11 @@ impl RecvBuf {
     }
 
     pub fn capacity(&self) -> usize {
-        self.data.len()
+        self.cap
+    }
+    /// Bytes of memory held (for accounting).
+    pub fn allocated(&self) -> usize {
+        self.data.capacity()
     }
     /// In-order bytes waiting for the application.
     pub fn readable(&self) -> &[u8] {
@@ -60,7 +68,7 @@ impl RecvBuf {
     }
     /// Free space behind the readable bytes: what the receive window may offer.
     pub fn window(&self) -> usize {
-        self.data.len() - self.len
+        self.cap - self.len
     }
     /// Out-of-order ranges as offsets from the next expected byte (RCV.NXT).
     pub fn ooo_ranges(&self) -> &[(usize, usize)] {
@@ -78,7 +86,9 @@ impl RecvBuf {
         }
         // Move what is left, in-order and parked out-of-order bytes alike, to the front.
         let tail_end = self.len + self.ooo[..self.ooo_count].last().map_or(0, |r| r.1);
-        self.data.copy_within(n..tail_end, 0);
+        if tail_end > n {
+            self.data.copy_within(n..tail_end, 0);
+        }
         self.len -= n;
     }
 
@@ -96,6 +106,12 @@ impl RecvBuf {
             return out;
         }
         let (start, end) = (offset, offset + take);
+        let needed = self.len + end;
+        if self.data.len() < needed {
+            // Grow geometrically, never beyond the capacity the window promised.
+            let target = needed.max(self.data.len() * 2).max(2048).min(self.cap);
+            self.data.resize(target, 0);
+        }
         if start > 0 {
             if !self.insert_range(start, end) {
                 out.trimmed = true;
@@ -167,6 +183,15 @@ impl RecvBuf {
     pub fn clear(&mut self) {
         self.len = 0;
         self.ooo_count = 0;
+    }
+
+    /// Frees memory beyond `keep` bytes (when a buffer goes back to a pool).
+    pub fn shrink_to(&mut self, keep: usize) {
+        self.clear();
+        if self.data.len() > keep {
+            self.data.truncate(keep);
+            self.data.shrink_to(keep);
+        }
     }
 }
 

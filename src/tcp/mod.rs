@@ -5,5 +5,11 @@
 
 pub mod app;
 pub mod buffer;
+pub mod config;
+pub mod congestion;
+pub mod conn;
+pub mod counters;
+pub mod rto;
 pub mod segment;
 pub mod seq;
+pub mod state;

@@ -67,7 +67,7 @@ pub trait PayloadSource {
     }
 }
 
-impl PayloadSource for [u8] {
+impl PayloadSource for &[u8] {
     fn len(&self) -> usize {
         <[u8]>::len(self)
     }
@@ -76,8 +76,18 @@ impl PayloadSource for [u8] {
     }
 }
 
+/// The payload of a segment without data.
+pub struct NoPayload;
+
+impl PayloadSource for NoPayload {
+    fn len(&self) -> usize {
+        0
+    }
+    fn copy_to(&self, _dst: &mut [u8]) {}
+}
+
 /// No payload.
-pub const EMPTY: &[u8] = &[];
+pub const EMPTY: &NoPayload = &NoPayload;
 
 /// Takes segments out of the engine. The worker's sink writes them into TX frames (and may drop
 /// and count one when its ring is full: TCP recovers as from any loss); tests collect them.

@@ -1,0 +1,63 @@
+//! Engine settings. Defaults follow Linux where the RFCs leave room.
+
+use std::time::Duration;
+
+use super::rto::RtoConfig;
+
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    /// The MSS we announce: the MTU less 40 bytes of IPv4 and TCP headers.
+    pub mss: u16,
+    /// Receive buffer per connection: the most the receive window ever offers.
+    pub recv_buffer: usize,
+    pub rto: RtoConfig,
+    /// RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: an ACK may wait at most this long (Linux: 40 ms).
+    pub delayed_ack: Duration,
+    /// Data retransmissions (and zero-window probes) before the connection is reset.
+    pub max_retries: u32,
+    /// SYN/ACK retransmissions before a half-open connection is forgotten (Linux: 5).
+    pub synack_retries: u32,
+    /// Maximum segment lifetime; TIME-WAIT lasts 2*MSL (default 60 s, as Linux).
+    pub msl: Duration,
+    /// How long FIN-WAIT-2 waits for the peer's FIN (Linux's tcp_fin_timeout).
+    pub fin_wait_2_timeout: Duration,
+    /// RFC 5961 7 / Linux's tcp_invalid_ratelimit: at most one challenge or
+    /// out-of-window ACK per connection per interval.
+    pub ack_rate_limit: Duration,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mss: 1460,
+            recv_buffer: 256 * 1024,
+            rto: RtoConfig::default(),
+            delayed_ack: Duration::from_millis(40),
+            max_retries: 10,
+            synack_retries: 5,
+            msl: Duration::from_secs(30),
+            fin_wait_2_timeout: Duration::from_secs(60),
+            ack_rate_limit: Duration::from_millis(500),
+        }
+    }
+}
+
+impl TcpConfig {
+    /// The MSS for a link MTU.
+    pub fn mss_for_mtu(mtu: u16) -> u16 {
+        mtu.saturating_sub(40).max(536)
+    }
+
+    /// Our window scale shift (RFC 7323 2.3): the smallest that lets the field cover the buffer.
+    pub fn window_scale(&self) -> u8 {
+        let mut shift = 0u8;
+        while (self.recv_buffer >> shift) > 65535 && shift < 14 {
+            shift += 1;
+        }
+        shift
+    }
+
+    pub fn time_wait_len(&self) -> Duration {
+        self.msl * 2
+    }
+}

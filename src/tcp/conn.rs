@@ -1,0 +1,1309 @@
+//! One connection, from SYN-RECEIVED until it leaves for TIME-WAIT or CLOSED.
+//!
+//! RFC 9293 3.10.7.4 (segment arrives in a synchronized state) is followed step by step in
+//! [`Conn::on_segment`], with RFC 5961 (RST, SYN and ACK checks), RFC 7323 (timestamps, PAWS,
+//! window scaling), RFC 5681/6582 (congestion control, in `congestion.rs`) and RFC 6298
+//! (retransmission timer, in `rto.rs`). Where the RFCs leave a choice, Linux's is taken.
+//!
+//! Call order (the engine's contract): `on_segment` for each arriving segment, `on_timer` when
+//! `next_deadline()` has passed; both end by sending what became sendable. The returned
+//! [`Next`] tells the engine whether the connection lives on, moves to TIME-WAIT or is gone.
+
+use std::time::Duration;
+
+use super::app::{App, AppIo, CloseReason};
+use super::buffer::{RecvBuf, SendBuf};
+use super::config::TcpConfig;
+use super::congestion::{AckAction, Congestion};
+use super::counters::{TcpCounters, TcpDrop};
+use super::rto::RttEstimator;
+use super::segment::{
+    EMPTY, FourTuple, PayloadSource, SackBlock, SegmentIn, SegmentOut, SegmentSink, TcpFlags,
+    TcpOptions,
+};
+use super::seq::SeqNumber;
+use super::state::State;
+use crate::time::Instant;
+
+/// Everything a connection needs from its engine while it handles one event.
+pub struct Ctx<'a, A: App, K: SegmentSink> {
+    pub now: Instant,
+    pub cfg: &'a TcpConfig,
+    pub app: &'a mut A,
+    pub sink: &'a mut K,
+    pub counters: &'a mut TcpCounters,
+}
+
+impl<A: App, K: SegmentSink> Ctx<'_, A, K> {
+    fn emit(&mut self, seg: &SegmentOut, payload: &dyn PayloadSource) {
+        self.counters.segments_out += 1;
+        if seg.flags.rst() {
+            self.counters.resets_sent += 1;
+        }
+        self.sink.emit(seg, payload);
+    }
+}
+
+/// What the engine does with a connection after an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    Keep,
+    /// Enter TIME-WAIT: keep only a small record (see `time_wait.rs`).
+    TimeWait,
+    /// The connection is gone; the application was told why.
+    Remove(CloseReason),
+}
+
+/// The window of a SYN/ACK: unscaled (RFC 7323 2.2), a whole number of segments of
+/// `payload_mss` like Linux (65160 with timestamps, 64240 without).
+pub fn initial_window(cfg: &TcpConfig, payload_mss: u32) -> u16 {
+    let free = cfg.recv_buffer.min(65535) as u32;
+    let seg = payload_mss.max(1);
+    let w = (free / seg) * seg;
+    (if w == 0 { free } else { w }) as u16
+}
+
+/// The payload bytes per segment for a peer MSS (RFC 9293 3.7.1: less our option space).
+pub fn payload_mss(cfg: &TcpConfig, peer_mss: u16, timestamps: bool) -> u32 {
+    let mss = (peer_mss.min(cfg.mss) as u32).saturating_sub(if timestamps { 12 } else { 0 });
+    mss.max(64)
+}
+
+/// What a SYN offered, kept to answer it (and its duplicates) the same way.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SynOptions {
+    pub mss: u16,
+    /// The peer's window scale (clamped to 14), if it offered one.
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+    /// The peer's TSval, if it offered timestamps.
+    pub tsval: Option<u32>,
+}
+
+impl SynOptions {
+    /// Reads a SYN's options. RFC 9293 3.7.1: no MSS option means 536. RFC 7323 2.3: a shift
+    /// above 14 is used as 14.
+    pub fn from_segment(opts: &TcpOptions) -> Self {
+        SynOptions {
+            mss: match opts.mss {
+                Some(m) if m > 0 => m,
+                _ => 536,
+            },
+            window_scale: opts.window_scale.map(|s| s.min(14)),
+            sack_permitted: opts.sack_permitted,
+            tsval: opts.timestamps.map(|t| t.0),
+        }
+    }
+}
+
+/// The kind of pending acknowledgment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AckDue {
+    None,
+    /// Delayed: send by `delack_at`, or with the next segment.
+    Delayed,
+    /// Send now (out-of-order data, FIN, window update, second full segment).
+    Now,
+}
+
+pub struct Conn<S> {
+    pub tuple: FourTuple,
+    state: State,
+
+    // Send sequence space (RFC 9293 3.3.1). SND.MAX is the highest sequence sent; SND.NXT falls
+    // back to SND.UNA after a timeout (go-back-N).
+    iss: SeqNumber,
+    snd_una: SeqNumber,
+    snd_nxt: SeqNumber,
+    snd_max: SeqNumber,
+    snd_wnd: u32,
+    max_snd_wnd: u32,
+    snd_wl1: SeqNumber,
+    snd_wl2: SeqNumber,
+    snd_wscale: u8,
+
+    // Receive sequence space. RCV.ADV is the right edge of the window last advertised.
+    irs: SeqNumber,
+    rcv_nxt: SeqNumber,
+    rcv_adv: SeqNumber,
+    rcv_wscale: u8,
+
+    /// Payload bytes per segment we send (MSS less option space).
+    mss: u32,
+    syn: SynOptions,
+    ts_enabled: bool,
+    ts_recent: u32,
+    ts_offset: u32,
+    sack_ok: bool,
+
+    send: SendBuf,
+    recv: RecvBuf,
+    /// The application closed its side: a FIN follows the queued bytes.
+    fin_queued: bool,
+    /// Our FIN has been sent at least once (its sequence is `fin_seq()`).
+    fin_sent: bool,
+    /// We received the peer's FIN (RCV.NXT is past it).
+    peer_fin: bool,
+    /// The sequence number of a FIN that arrived ahead of a hole.
+    ooo_fin: Option<SeqNumber>,
+
+    cc: Congestion,
+    rtt: RttEstimator,
+    /// Karn's rule: the segment being timed (its end sequence) and when it was sent.
+    rtt_probe: Option<(SeqNumber, Instant)>,
+    /// Retransmissions (or probes) since the last forward progress.
+    retries: u32,
+
+    rtx_at: Option<Instant>,
+    /// The retransmit timer is a persist timer (zero window, nothing in flight).
+    persist: bool,
+    delack_at: Option<Instant>,
+    ack_due: AckDue,
+    /// Full-sized segments received since we last sent an ACK.
+    segs_unacked: u32,
+    /// Include SACK blocks in the next ACK (out-of-order arrival).
+    sack_due: bool,
+    app_deadline: Option<Instant>,
+    /// FIN-WAIT-2 timeout.
+    state_deadline: Option<Instant>,
+    last_rate_limited_ack: Option<Instant>,
+
+    session: Option<S>,
+    /// When the SYN arrived (handshake latency).
+    pub syn_at: Instant,
+    /// When the handshake completed.
+    pub established_at: Option<Instant>,
+    /// The deadline the engine's timer wheel holds for this connection.
+    pub scheduled: Instant,
+}
+
+impl<S> Conn<S> {
+    /// A new connection in SYN-RECEIVED for `syn`, answered at once with a SYN/ACK.
+    #[allow(clippy::too_many_arguments)]
+    pub fn syn_received<A: App<Session = S>, K: SegmentSink>(
+        tuple: FourTuple,
+        syn: &SegmentIn<'_>,
+        iss: SeqNumber,
+        ts_offset: u32,
+        recv: RecvBuf,
+        send: SendBuf,
+        cx: &mut Ctx<'_, A, K>,
+    ) -> Self {
+        let opts = SynOptions::from_segment(&syn.options);
+        let mut c = Conn::new(
+            tuple, iss, syn.seq, opts, ts_offset, recv, send, cx.cfg, cx.now,
+        );
+        c.state = State::SynReceived;
+        c.send_syn_ack(cx);
+        c.rtx_at = Some(cx.now + c.rtt.rto(&cx.cfg.rto));
+        c
+    }
+
+    /// A connection rebuilt from a valid SYN cookie: straight to ESTABLISHED (RFC 4987 3.6).
+    /// `ack` is the handshake-completing segment; the caller then passes it to `on_segment`
+    /// so that data riding on it is taken.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_cookie<A: App<Session = S>, K: SegmentSink>(
+        tuple: FourTuple,
+        ack: &SegmentIn<'_>,
+        opts: SynOptions,
+        ts_offset: u32,
+        recv: RecvBuf,
+        send: SendBuf,
+        cx: &mut Ctx<'_, A, K>,
+    ) -> Self {
+        let iss = ack.ack - 1u32;
+        let irs = ack.seq - 1u32;
+        let mut c = Conn::new(tuple, iss, irs, opts, ts_offset, recv, send, cx.cfg, cx.now);
+        // The SYN/ACK we sent advertised the unscaled initial window.
+        c.rcv_adv = c.rcv_nxt + c.initial_window(cx.cfg) as u32;
+        c.state = State::SynReceived;
+        c
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        tuple: FourTuple,
+        iss: SeqNumber,
+        irs: SeqNumber,
+        syn: SynOptions,
+        ts_offset: u32,
+        mut recv: RecvBuf,
+        mut send: SendBuf,
+        cfg: &TcpConfig,
+        now: Instant,
+    ) -> Self {
+        recv.clear();
+        send.clear();
+        let ts_enabled = syn.tsval.is_some();
+        // RFC 7323 2.2: window scaling only if both sides send the option.
+        let (snd_wscale, rcv_wscale) = match syn.window_scale {
+            Some(s) => (s, cfg.window_scale()),
+            None => (0, 0),
+        };
+        let mss = payload_mss(cfg, syn.mss, ts_enabled);
+        Conn {
+            tuple,
+            state: State::SynReceived,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss + 1u32,
+            snd_max: iss + 1u32,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: irs,
+            snd_wl2: iss,
+            snd_wscale,
+            irs,
+            rcv_nxt: irs + 1u32,
+            rcv_adv: irs + 1u32,
+            rcv_wscale,
+            mss,
+            syn,
+            ts_enabled,
+            ts_recent: syn.tsval.unwrap_or(0),
+            ts_offset,
+            sack_ok: syn.sack_permitted,
+            send,
+            recv,
+            fin_queued: false,
+            fin_sent: false,
+            peer_fin: false,
+            ooo_fin: None,
+            cc: Congestion::new(mss, iss),
+            rtt: RttEstimator::new(&cfg.rto),
+            rtt_probe: None,
+            retries: 0,
+            rtx_at: None,
+            persist: false,
+            delack_at: None,
+            ack_due: AckDue::None,
+            segs_unacked: 0,
+            sack_due: false,
+            app_deadline: None,
+            state_deadline: None,
+            last_rate_limited_ack: None,
+            session: None,
+            syn_at: now,
+            established_at: None,
+            scheduled: Instant::NEVER,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+    pub fn iss(&self) -> SeqNumber {
+        self.iss
+    }
+    pub fn irs(&self) -> SeqNumber {
+        self.irs
+    }
+    pub fn snd_una(&self) -> SeqNumber {
+        self.snd_una
+    }
+    pub fn snd_nxt(&self) -> SeqNumber {
+        self.snd_nxt
+    }
+    pub fn snd_max(&self) -> SeqNumber {
+        self.snd_max
+    }
+    pub fn rcv_nxt(&self) -> SeqNumber {
+        self.rcv_nxt
+    }
+    pub fn snd_wnd(&self) -> u32 {
+        self.snd_wnd
+    }
+    pub fn cwnd(&self) -> u32 {
+        self.cc.cwnd
+    }
+    pub fn mss(&self) -> u32 {
+        self.mss
+    }
+    pub fn rto(&self, cfg: &TcpConfig) -> Duration {
+        self.rtt.rto(&cfg.rto)
+    }
+    pub fn ts_enabled(&self) -> bool {
+        self.ts_enabled
+    }
+    pub fn ts_recent(&self) -> u32 {
+        self.ts_recent
+    }
+    pub fn ts_offset(&self) -> u32 {
+        self.ts_offset
+    }
+    pub fn sack_ok(&self) -> bool {
+        self.sack_ok
+    }
+    pub fn window_scales(&self) -> (u8, u8) {
+        (self.snd_wscale, self.rcv_wscale)
+    }
+    /// Bytes queued and not yet acknowledged.
+    pub fn send_queued(&self) -> usize {
+        self.send.len()
+    }
+    /// In-order bytes received and not yet read by the application.
+    pub fn recv_queued(&self) -> usize {
+        self.recv.len()
+    }
+    pub fn session(&self) -> Option<&S> {
+        self.session.as_ref()
+    }
+    pub fn last_rate_limited_ack(&self) -> Option<Instant> {
+        self.last_rate_limited_ack
+    }
+    /// The raw window field we would advertise now (for the TIME-WAIT record).
+    pub fn window_field(&self) -> u16 {
+        let wnd = self.rcv_adv.distance_from(self.rcv_nxt);
+        (wnd >> self.rcv_wscale).min(65535) as u16
+    }
+
+    /// Gives back the buffers (for the engine's pools) once the connection is gone.
+    pub fn into_buffers(self) -> (RecvBuf, SendBuf) {
+        (self.recv, self.send)
+    }
+
+    /// The earliest time `on_timer` must run.
+    pub fn next_deadline(&self) -> Instant {
+        let mut t = Instant::NEVER;
+        for d in [
+            self.rtx_at,
+            self.delack_at,
+            self.app_deadline,
+            self.state_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            t = t.min(d);
+        }
+        t
+    }
+
+    fn fin_acked(&self) -> bool {
+        self.fin_sent && self.snd_una.gt(self.fin_seq_sent())
+    }
+
+    /// Once the FIN is sent, nothing is queued behind it, so its sequence is fixed.
+    fn fin_seq_sent(&self) -> SeqNumber {
+        self.snd_max - 1u32
+    }
+
+    /// RFC 7323 4.3 (3): our TSval; the clock ticks in milliseconds, offset per connection.
+    fn tsval(&self, now: Instant) -> u32 {
+        (now.as_millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    fn initial_window(&self, cfg: &TcpConfig) -> u16 {
+        initial_window(cfg, self.mss)
+    }
+
+    /// The window to advertise now, as the raw field. RFC 9293 3.8.6.2.2: the right edge never
+    /// moves left, and (receiver silly-window avoidance) it moves right only by at least
+    /// min(buffer/2, MSS).
+    fn window_to_advertise(&mut self) -> u16 {
+        let free = self.recv.window() as u32;
+        let edge_now = self.rcv_nxt + free;
+        let step = (self.recv.capacity() as u32 / 2).min(self.mss);
+        let edge = if edge_now.ge(self.rcv_adv + step) || edge_now.gt(self.rcv_adv) && free >= step
+        {
+            edge_now
+        } else {
+            self.rcv_adv.max(self.rcv_nxt)
+        };
+        let wnd = edge.distance_from(self.rcv_nxt);
+        let field = (wnd >> self.rcv_wscale).min(65535);
+        let advertised = self.rcv_nxt + (field << self.rcv_wscale);
+        if advertised.gt(self.rcv_adv) {
+            self.rcv_adv = advertised;
+        }
+        field as u16
+    }
+
+    /// The receive window used in the acceptability test: what was last advertised.
+    fn rcv_wnd(&self) -> u32 {
+        self.rcv_adv.distance_from(self.rcv_nxt)
+    }
+
+    fn options_for_data(&self, now: Instant, with_sack: bool) -> TcpOptions {
+        let mut o = TcpOptions::default();
+        if self.ts_enabled {
+            o.timestamps = Some((self.tsval(now), self.ts_recent));
+        }
+        if with_sack && self.sack_ok {
+            // RFC 2018 4: the first block is the one that changed most recently; we report
+            // the parked ranges in order, which includes it.
+            let limit = if self.ts_enabled { 3 } else { 4 };
+            for (i, &(s, e)) in self.recv.ooo_ranges().iter().take(limit).enumerate() {
+                o.sack_blocks[i] = SackBlock {
+                    left: (self.rcv_nxt + s).raw(),
+                    right: (self.rcv_nxt + e).raw(),
+                };
+                o.sack_count = i as u8 + 1;
+            }
+        }
+        o
+    }
+
+    fn header(&mut self, seq: SeqNumber, flags: TcpFlags, now: Instant) -> SegmentOut {
+        let window = self.window_to_advertise();
+        let with_sack = self.sack_due;
+        SegmentOut {
+            tuple: self.tuple,
+            seq,
+            ack: self.rcv_nxt,
+            flags,
+            window,
+            options: self.options_for_data(now, with_sack),
+        }
+    }
+
+    /// Any segment with ACK set acknowledges everything received.
+    fn acked_now(&mut self) {
+        self.ack_due = AckDue::None;
+        self.delack_at = None;
+        self.segs_unacked = 0;
+        self.sack_due = false;
+    }
+
+    fn send_syn_ack<A: App, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
+        let mut o = TcpOptions {
+            mss: Some(cx.cfg.mss),
+            ..TcpOptions::default()
+        };
+        // RFC 7323 / RFC 2018: answer only the options the client offered.
+        if self.syn.window_scale.is_some() {
+            o.window_scale = Some(self.rcv_wscale);
+        }
+        o.sack_permitted = self.syn.sack_permitted;
+        if self.ts_enabled {
+            o.timestamps = Some((self.tsval(cx.now), self.ts_recent));
+        }
+        let window = self.initial_window(cx.cfg);
+        self.rcv_adv = self.rcv_nxt + window as u32;
+        let seg = SegmentOut {
+            tuple: self.tuple,
+            seq: self.iss,
+            ack: self.rcv_nxt,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window,
+            options: o,
+        };
+        cx.counters.synacks_sent += 1;
+        cx.emit(&seg, EMPTY);
+    }
+
+    /// A bare ACK `<SEQ=SND.NXT><ACK=RCV.NXT>`.
+    fn send_ack<A: App, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
+        let seg = self.header(self.snd_nxt, TcpFlags::ACK, cx.now);
+        self.acked_now();
+        cx.emit(&seg, EMPTY);
+    }
+
+    /// An ACK answering an unacceptable segment, a challenge ACK (RFC 5961), or a PAWS reject:
+    /// at most one per `ack_rate_limit`, except for segments that carry data or FIN, which
+    /// are always answered (Linux's tcp_oow_rate_limited).
+    fn send_rate_limited_ack<A: App, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+        seg: &SegmentIn<'_>,
+        challenge: bool,
+    ) {
+        let carries_data = (!seg.payload.is_empty() || seg.flags.fin()) && !seg.flags.syn();
+        if challenge || !carries_data {
+            if let Some(last) = self.last_rate_limited_ack {
+                if cx.now.saturating_since(last) < cx.cfg.ack_rate_limit {
+                    cx.counters.acks_rate_limited += 1;
+                    return;
+                }
+            }
+            self.last_rate_limited_ack = Some(cx.now);
+        }
+        if challenge {
+            cx.counters.challenge_acks += 1;
+        }
+        if self.state == State::SynReceived {
+            // Not synchronized yet: the peer still waits for our SYN/ACK.
+            self.send_syn_ack(cx);
+        } else {
+            self.send_ack(cx);
+        }
+    }
+
+    /// Sends `<SEQ=SND.NXT><CTL=RST,ACK>` and gives up the connection.
+    fn abort<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+        reason: CloseReason,
+    ) -> Next {
+        let seg = self.header(self.snd_nxt, TcpFlags::RST | TcpFlags::ACK, cx.now);
+        cx.emit(&seg, EMPTY);
+        self.closed(cx, reason)
+    }
+
+    /// The connection is over: tell the application once.
+    fn closed<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+        reason: CloseReason,
+    ) -> Next {
+        match reason {
+            CloseReason::Normal => cx.counters.closed_normal += 1,
+            CloseReason::Reset => cx.counters.closed_reset += 1,
+            CloseReason::TimedOut => cx.counters.closed_timeout += 1,
+            CloseReason::Aborted => cx.counters.closed_aborted += 1,
+        }
+        self.state = State::Closed;
+        self.release_session(cx, reason);
+        Next::Remove(reason)
+    }
+
+    fn release_session<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+        reason: CloseReason,
+    ) {
+        if let Some(s) = self.session.take() {
+            cx.app.on_close(s, reason, cx.now);
+        }
+    }
+
+    /// RFC 9293 3.10.7.4, first check: is the segment acceptable for the receive window?
+    fn acceptable(&self, seg: &SegmentIn<'_>) -> bool {
+        let len = seg.seg_len();
+        let wnd = self.rcv_wnd();
+        let nxt = self.rcv_nxt;
+        match (len, wnd) {
+            (0, 0) => seg.seq == nxt,
+            (0, _) => seg.seq.in_range(nxt, nxt + wnd),
+            (_, 0) => false,
+            (_, _) => {
+                seg.seq.in_range(nxt, nxt + wnd) || (seg.seq + (len - 1)).in_range(nxt, nxt + wnd)
+            }
+        }
+    }
+
+    /// Handles one arriving segment.
+    pub fn on_segment<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        seg: &SegmentIn<'_>,
+        cx: &mut Ctx<'_, A, K>,
+    ) -> Next {
+        if self.state == State::SynReceived {
+            match self.on_segment_syn_received(seg, cx) {
+                Some(next) => return next,
+                None => {} // handshake completed: go on with the same segment
+            }
+        } else {
+            // RFC 7323 5.3 (R1): PAWS, before the window check.
+            if self.paws_rejects(seg) {
+                cx.counters.drop(TcpDrop::Paws);
+                if !seg.flags.rst() {
+                    self.send_rate_limited_ack(cx, seg, false);
+                }
+                return Next::Keep;
+            }
+            // First: sequence number.
+            if !self.acceptable(seg) {
+                cx.counters.drop(TcpDrop::OutOfWindow);
+                if !seg.flags.rst() {
+                    // RFC 9293: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, then drop.
+                    self.send_rate_limited_ack(cx, seg, false);
+                }
+                return Next::Keep;
+            }
+            // Second: RST (RFC 5961 3.2).
+            if seg.flags.rst() {
+                // Linux also accepts RCV.NXT - 1 once the peer's FIN was taken.
+                let exact =
+                    seg.seq == self.rcv_nxt || (self.peer_fin && seg.seq == self.rcv_nxt - 1u32);
+                if exact {
+                    cx.counters.drop(TcpDrop::Rst);
+                    // RFC 9293: CLOSING, LAST-ACK, TIME-WAIT just close; the others tell the
+                    // user "connection reset".
+                    return self.closed(cx, CloseReason::Reset);
+                }
+                self.send_rate_limited_ack(cx, seg, true);
+                cx.counters.drop(TcpDrop::Rst);
+                return Next::Keep;
+            }
+            // Fourth: SYN in a synchronized state gets a challenge ACK (RFC 5961 4.2).
+            if seg.flags.syn() {
+                self.send_rate_limited_ack(cx, seg, true);
+                cx.counters.drop(TcpDrop::BadFlags);
+                return Next::Keep;
+            }
+        }
+
+        // Fifth: the ACK field.
+        if !seg.flags.ack() {
+            cx.counters.drop(TcpDrop::NoAck);
+            return Next::Keep;
+        }
+        // RFC 5961 5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT].
+        if seg.ack.gt(self.snd_max) || seg.ack.lt(self.snd_una - self.max_snd_wnd.max(1)) {
+            cx.counters.drop(TcpDrop::BadAck);
+            self.send_rate_limited_ack(cx, seg, true);
+            return Next::Keep;
+        }
+        self.update_ts_recent(seg);
+        self.process_ack(seg, cx);
+        match self.state {
+            State::FinWait1 if self.fin_acked() => {
+                // Our FIN is acknowledged.
+                self.state = State::FinWait2;
+                self.state_deadline = Some(cx.now + cx.cfg.fin_wait_2_timeout);
+            }
+            State::Closing if self.fin_acked() => {
+                self.state = State::TimeWait;
+                return self.enter_time_wait(cx);
+            }
+            State::LastAck if self.fin_acked() => {
+                return self.closed(cx, CloseReason::Normal);
+            }
+            _ => {}
+        }
+
+        // Seventh: segment text. Sixth (URG) is not supported: the pointer is ignored.
+        let mut readable = self.take_text(seg, cx);
+
+        // Eighth: FIN.
+        if seg.flags.fin() {
+            let fin_seq = seg.seq + seg.payload.len();
+            if fin_seq == self.rcv_nxt && self.state.can_receive() {
+                readable |= self.take_fin(cx);
+            } else if fin_seq.gt(self.rcv_nxt) && self.state.can_receive() {
+                // FIN behind a hole: remember it until the hole fills.
+                self.ooo_fin = Some(fin_seq);
+            }
+        }
+        if let Some(f) = self.ooo_fin {
+            if f == self.rcv_nxt && self.state.can_receive() {
+                readable |= self.take_fin(cx);
+            }
+        }
+        if self.state == State::TimeWait {
+            self.deliver(cx, readable);
+            return self.enter_time_wait(cx);
+        }
+        if readable {
+            if let Some(next) = self.deliver(cx, true) {
+                return next;
+            }
+        }
+        self.output(cx)
+    }
+
+    /// SYN-RECEIVED (RFC 9293 3.10.7.4, Linux's tcp_check_req). Returns `None` when the
+    /// handshake completed and the segment should be processed further as ESTABLISHED.
+    fn on_segment_syn_received<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        seg: &SegmentIn<'_>,
+        cx: &mut Ctx<'_, A, K>,
+    ) -> Option<Next> {
+        // A retransmitted SYN: the same SYN/ACK again, same ISN (rate-limited like Linux).
+        if seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst() && seg.seq == self.irs {
+            if let Some(last) = self.last_rate_limited_ack {
+                if cx.now.saturating_since(last) < cx.cfg.ack_rate_limit {
+                    cx.counters.acks_rate_limited += 1;
+                    return Some(Next::Keep);
+                }
+            }
+            self.last_rate_limited_ack = Some(cx.now);
+            cx.counters.synack_retransmits += 1;
+            self.send_syn_ack(cx);
+            return Some(Next::Keep);
+        }
+        if self.paws_rejects(seg) {
+            cx.counters.drop(TcpDrop::Paws);
+            if !seg.flags.rst() {
+                self.send_rate_limited_ack(cx, seg, false);
+            }
+            return Some(Next::Keep);
+        }
+        if !self.acceptable(seg) {
+            cx.counters.drop(TcpDrop::OutOfWindow);
+            if !seg.flags.rst() {
+                self.send_rate_limited_ack(cx, seg, false);
+            }
+            return Some(Next::Keep);
+        }
+        if seg.flags.rst() {
+            // Passive open: back to LISTEN, i.e. forget the half-open connection.
+            cx.counters.drop(TcpDrop::Rst);
+            return Some(self.closed(cx, CloseReason::Reset));
+        }
+        if seg.flags.syn() {
+            // RFC 9293: a SYN in SYN-RECEIVED of a passive open returns to LISTEN.
+            cx.counters.drop(TcpDrop::BadFlags);
+            return Some(self.closed(cx, CloseReason::Reset));
+        }
+        if !seg.flags.ack() {
+            cx.counters.drop(TcpDrop::NoAck);
+            return Some(Next::Keep);
+        }
+        if seg.ack != self.iss + 1u32 {
+            // RFC 9293: an unacceptable ACK in SYN-RECEIVED gets <SEQ=SEG.ACK><CTL=RST>.
+            cx.counters.drop(TcpDrop::BadAck);
+            let rst = SegmentOut {
+                tuple: self.tuple,
+                seq: seg.ack,
+                ack: SeqNumber::new(0),
+                flags: TcpFlags::RST,
+                window: 0,
+                options: TcpOptions::default(),
+            };
+            cx.emit(&rst, EMPTY);
+            return Some(Next::Keep);
+        }
+        self.establish(seg, cx);
+        None
+    }
+
+    /// SYN-RECEIVED -> ESTABLISHED: the final ACK of the handshake arrived.
+    fn establish<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        seg: &SegmentIn<'_>,
+        cx: &mut Ctx<'_, A, K>,
+    ) {
+        self.state = State::Established;
+        self.snd_una = self.iss + 1u32;
+        // RFC 9293: SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK.
+        self.snd_wnd = (seg.window as u32) << self.snd_wscale;
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = seg.seq;
+        self.snd_wl2 = seg.ack;
+        self.rtx_at = None;
+        self.retries = 0;
+        if self.rtt.backoffs() == 0 {
+            // RFC 6298 (2): the SYN/ACK went once, so the handshake is a valid RTT sample.
+            let rtt = cx.now.saturating_since(self.syn_at);
+            self.rtt.sample(rtt, &cx.cfg.rto);
+        } else {
+            // RFC 6298 5.7: the SYN/ACK was retransmitted; start data at 3 s... Linux
+            // resets to the initial RTO instead. So do we.
+            self.rtt.reset_backoff();
+        }
+        self.established_at = Some(cx.now);
+        cx.counters.established += 1;
+        self.session = Some(cx.app.on_open(&self.tuple, cx.now));
+    }
+
+    /// RFC 7323 5.3: reject a segment whose TSval is older than TS.Recent (RST excepted by
+    /// the caller's checks: PAWS applies to RSTs too, Linux answers none).
+    fn paws_rejects(&self, seg: &SegmentIn<'_>) -> bool {
+        if !self.ts_enabled || seg.flags.rst() {
+            return false;
+        }
+        match seg.options.timestamps {
+            Some((tsval, _)) => (tsval.wrapping_sub(self.ts_recent) as i32) < 0,
+            None => false,
+        }
+    }
+
+    /// RFC 7323 4.3 (2): TS.Recent <- SEG.TSval if SEG.SEQ <= Last.ACK.sent.
+    fn update_ts_recent(&mut self, seg: &SegmentIn<'_>) {
+        if !self.ts_enabled {
+            return;
+        }
+        if let Some((tsval, _)) = seg.options.timestamps {
+            if seg.seq.le(self.rcv_nxt) && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
+                self.ts_recent = tsval;
+            }
+        }
+    }
+
+    /// RFC 9293 3.10.7.4, fifth check, ESTABLISHED and later: advance SND.UNA, update the
+    /// window, feed congestion control and the RTT estimate.
+    fn process_ack<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        seg: &SegmentIn<'_>,
+        cx: &mut Ctx<'_, A, K>,
+    ) {
+        let ack = seg.ack;
+        let new_wnd = if seg.flags.syn() {
+            seg.window as u32
+        } else {
+            (seg.window as u32) << self.snd_wscale
+        };
+        let window_changed = new_wnd != self.snd_wnd;
+        if ack.gt(self.snd_una) {
+            let acked = ack - self.snd_una;
+            let acked = acked as u32;
+            let flight = self.snd_max.distance_from(self.snd_una);
+            // The FIN takes one sequence number but no byte of the buffer.
+            let fin_in = self.fin_sent && ack.gt(self.fin_seq_sent());
+            let data = acked - fin_in as u32;
+            self.send.ack(data as usize);
+            self.snd_una = ack;
+            if self.snd_nxt.lt(ack) {
+                self.snd_nxt = ack;
+            }
+            // RFC 6298 (Karn): only segments sent once are timed.
+            if let Some((end, sent)) = self.rtt_probe {
+                if ack.ge(end) {
+                    self.rtt.sample(cx.now.saturating_since(sent), &cx.cfg.rto);
+                    self.rtt_probe = None;
+                }
+            }
+            self.rtt.reset_backoff();
+            self.retries = 0;
+            if self.cc.on_new_ack(acked, ack, flight) == AckAction::RetransmitFirst {
+                self.retransmit_first(cx);
+            }
+            // RFC 6298 (5.2, 5.3): stop the timer when all is acked, else restart it.
+            self.persist = false;
+            self.rtx_at = if self.snd_una == self.snd_max {
+                None
+            } else {
+                Some(cx.now + self.rtt.rto(&cx.cfg.rto))
+            };
+        } else if ack == self.snd_una
+            && seg.payload.is_empty()
+            && !seg.flags.fin()
+            && !window_changed
+            && self.snd_max.gt(self.snd_una)
+        {
+            // RFC 5681 2: a duplicate acknowledgment.
+            let flight = self.snd_max.distance_from(self.snd_una);
+            if self.cc.on_dup_ack(self.snd_una, self.snd_max, flight) == AckAction::RetransmitFirst
+            {
+                cx.counters.fast_retransmits += 1;
+                self.retransmit_first(cx);
+            }
+        }
+        // RFC 9293 3.10.7.4: update the send window if the segment is not older than the one
+        // that last set it.
+        if ack.ge(self.snd_una)
+            && (self.snd_wl1.lt(seg.seq) || (self.snd_wl1 == seg.seq && self.snd_wl2.le(ack)))
+        {
+            let opened = self.snd_wnd == 0 && new_wnd > 0;
+            self.snd_wnd = new_wnd;
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = ack;
+            self.max_snd_wnd = self.max_snd_wnd.max(new_wnd);
+            if opened && self.persist {
+                // Zero window over: data resumes at once.
+                self.persist = false;
+                self.rtx_at = None;
+                self.retries = 0;
+                self.rtt.reset_backoff();
+            }
+        }
+    }
+
+    /// Resends the first unacknowledged segment (fast retransmit, partial ACK).
+    fn retransmit_first<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
+        let outstanding = self.snd_max.distance_from(self.snd_una) as usize;
+        let data = outstanding.min(self.send.len());
+        let len = data.min(self.mss as usize);
+        let fin = self.fin_sent && len == data && outstanding > data;
+        if len == 0 && !fin {
+            return;
+        }
+        let mut flags = TcpFlags::ACK;
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        if len > 0 {
+            flags |= TcpFlags::PSH;
+        }
+        let seq = self.snd_una;
+        let hdr = self.header(seq, flags, cx.now);
+        self.acked_now();
+        cx.emit(&hdr, &self.send.range(0, len));
+        cx.counters.retransmits += 1;
+        // Karn: the timed segment may have been resent.
+        if let Some((end, _)) = self.rtt_probe {
+            if end.gt(seq) {
+                self.rtt_probe = None;
+            }
+        }
+    }
+
+    /// Seventh check: place the segment's bytes. Returns true if new bytes became readable.
+    fn take_text<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        seg: &SegmentIn<'_>,
+        cx: &mut Ctx<'_, A, K>,
+    ) -> bool {
+        if seg.payload.is_empty() {
+            return false;
+        }
+        if !self.state.can_receive() {
+            // RFC 9293: text after the peer's FIN is ignored.
+            cx.counters.drop(TcpDrop::AfterFin);
+            return false;
+        }
+        // Trim what we already have (RFC 9293 3.10.7.4: start with RCV.NXT).
+        let (offset, bytes) = if seg.seq.lt(self.rcv_nxt) {
+            let skip = (self.rcv_nxt - seg.seq) as usize;
+            if skip >= seg.payload.len() {
+                // Entirely old: a duplicate. Ack it at once (it may be a lost-ACK symptom).
+                self.ack_due = AckDue::Now;
+                return false;
+            }
+            (0usize, &seg.payload[skip..])
+        } else {
+            ((seg.seq - self.rcv_nxt) as usize, seg.payload)
+        };
+        let had_holes = self.recv.has_ooo();
+        let out = self.recv.write_at(offset, bytes);
+        if out.advanced > 0 {
+            self.rcv_nxt += out.advanced;
+        }
+        if out.trimmed {
+            cx.counters.drop(TcpDrop::NoRoom);
+        }
+        if out.out_of_order || offset > 0 {
+            // RFC 5681 4.2 / RFC 9293 3.10.7.4: an out-of-order segment gets an immediate
+            // (duplicate) ACK, with SACK blocks when agreed (RFC 2018).
+            cx.counters.out_of_order += 1;
+            self.ack_due = AckDue::Now;
+            self.sack_due = self.recv.has_ooo();
+        } else if had_holes || out.trimmed {
+            // Filling a hole is acknowledged at once too (RFC 5681 4.2).
+            self.ack_due = AckDue::Now;
+            self.sack_due = self.recv.has_ooo();
+        } else if out.advanced > 0 {
+            // RFC 1122 4.2.3.2 / RFC 9293 3.8.6.3: ACK at least every second full-sized
+            // segment; otherwise within the delayed-ACK time.
+            if bytes.len() >= self.mss as usize {
+                self.segs_unacked += 1;
+            }
+            if self.segs_unacked >= 2 {
+                self.ack_due = AckDue::Now;
+            } else if self.ack_due == AckDue::None {
+                self.ack_due = AckDue::Delayed;
+                self.delack_at = Some(cx.now + cx.cfg.delayed_ack);
+            }
+        }
+        out.advanced > 0
+    }
+
+    /// Eighth check: the peer's FIN is next in sequence.
+    fn take_fin<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) -> bool {
+        self.rcv_nxt += 1u32;
+        self.ooo_fin = None;
+        self.peer_fin = true;
+        self.ack_due = AckDue::Now;
+        self.state = match self.state {
+            State::SynReceived | State::Established => State::CloseWait,
+            // Simultaneous close: our FIN is not acknowledged yet.
+            State::FinWait1 if !self.fin_acked() => State::Closing,
+            State::FinWait1 | State::FinWait2 => {
+                self.state_deadline = None;
+                State::TimeWait
+            }
+            other => other,
+        };
+        let _ = cx;
+        true
+    }
+
+    /// Calls the application with what is readable; applies what it asked for. Returns a
+    /// verdict when the application aborted the connection.
+    fn deliver<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+        readable: bool,
+    ) -> Option<Next> {
+        if !readable {
+            return None;
+        }
+        let Some(session) = self.session.as_mut() else {
+            return None;
+        };
+        if self.fin_queued {
+            // The application has closed its side and reads no more: take and discard.
+            let n = self.recv.len();
+            self.recv.consume(n);
+            return None;
+        }
+        let before = self.recv.window();
+        let mut io = AppIo::new(
+            &mut self.recv,
+            &mut self.send,
+            self.peer_fin,
+            self.app_deadline,
+        );
+        cx.app.on_readable(session, &mut io, cx.now);
+        let (close, abort, deadline) = (io.close_requested, io.abort_requested, io.deadline);
+        self.after_app(cx, before, close, abort, deadline)
+    }
+
+    fn after_app<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+        window_before: usize,
+        close: bool,
+        abort: bool,
+        deadline: Option<Instant>,
+    ) -> Option<Next> {
+        self.app_deadline = deadline;
+        if abort {
+            return Some(self.abort(cx, CloseReason::Aborted));
+        }
+        if close {
+            self.close_send_side();
+        }
+        // A window that opened by a lot is announced at once (RFC 9293 3.8.6.2.2).
+        let opened = self.recv.window().saturating_sub(window_before);
+        if opened > 0 {
+            let advertised = self.rcv_wnd() as usize;
+            let step = (self.recv.capacity() / 2).min(self.mss as usize);
+            if advertised < step && self.recv.window() >= step {
+                self.ack_due = AckDue::Now;
+            }
+        }
+        None
+    }
+
+    /// The application closed: FIN after the queued bytes. Linux changes state at close().
+    fn close_send_side(&mut self) {
+        if self.fin_queued {
+            return;
+        }
+        self.fin_queued = true;
+        self.app_deadline = None;
+        self.state = match self.state {
+            State::Established => State::FinWait1,
+            State::CloseWait => State::LastAck,
+            s => s,
+        };
+    }
+
+    fn enter_time_wait<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+    ) -> Next {
+        // The ACK of the peer's FIN goes out now; TIME-WAIT answers retransmissions.
+        if self.ack_due != AckDue::None {
+            self.send_ack(cx);
+        }
+        cx.counters.closed_normal += 1;
+        cx.counters.time_wait_entered += 1;
+        self.release_session(cx, CloseReason::Normal);
+        Next::TimeWait
+    }
+
+    /// Sends what the windows allow, the FIN when due, and a pending ACK.
+    fn output<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) -> Next {
+        if matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
+        ) {
+            self.transmit(cx);
+        }
+        if self.ack_due == AckDue::Now {
+            self.send_ack(cx);
+        }
+        Next::Keep
+    }
+
+    fn transmit<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
+        loop {
+            let wnd = self.snd_wnd.min(self.cc.cwnd);
+            let in_flight = self.snd_nxt.distance_from(self.snd_una);
+            let usable = wnd.saturating_sub(in_flight) as usize;
+            let offset = in_flight as usize;
+            let avail = self.send.len().saturating_sub(offset);
+            let fin_now = self.fin_queued && avail <= usable.min(self.mss as usize);
+            if avail == 0 {
+                // A bare FIN, if it is due and not yet sent at this point.
+                if self.fin_queued && !(self.fin_sent && self.snd_nxt == self.snd_max) && usable > 0
+                {
+                    self.send_data(cx, offset, 0, true);
+                    continue;
+                }
+                if self.fin_queued && usable == 0 && self.snd_wnd == 0 {
+                    self.arm_persist(cx, in_flight);
+                }
+                break;
+            }
+            let len = avail.min(self.mss as usize).min(usable);
+            if len == 0 {
+                self.arm_persist(cx, in_flight);
+                break;
+            }
+            // RFC 9293 3.8.6.2.1: sender silly-window avoidance. Send a full segment, or all
+            // that is queued, or at least half the largest window the peer offered.
+            if len < self.mss as usize && len < avail && (len as u32) < self.max_snd_wnd / 2 {
+                self.arm_persist(cx, in_flight);
+                break;
+            }
+            let fin = fin_now && len == avail;
+            self.send_data(cx, offset, len, fin);
+        }
+    }
+
+    /// The zero-window case: nothing in flight and nothing allowed, so probe later
+    /// (RFC 9293 3.8.6.1).
+    fn arm_persist<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+        in_flight: u32,
+    ) {
+        if in_flight == 0 && self.rtx_at.is_none() {
+            self.persist = true;
+            self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
+        }
+    }
+
+    /// Sends `len` bytes at `offset` from SND.UNA (and the FIN after them if `fin`).
+    fn send_data<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+        offset: usize,
+        len: usize,
+        fin: bool,
+    ) {
+        let seq = self.snd_una + offset;
+        let mut flags = TcpFlags::ACK;
+        if len > 0 && offset + len == self.send.len() {
+            flags |= TcpFlags::PSH;
+        }
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        let hdr = self.header(seq, flags, cx.now);
+        self.acked_now();
+        cx.emit(&hdr, &self.send.range(offset, len));
+        let end = seq + len + fin as usize;
+        if seq.lt(self.snd_max) {
+            cx.counters.retransmits += 1;
+        } else if self.rtt_probe.is_none() {
+            self.rtt_probe = Some((end, cx.now));
+        }
+        if fin {
+            self.fin_sent = true;
+        }
+        self.snd_nxt = end;
+        if end.gt(self.snd_max) {
+            self.snd_max = end;
+        }
+        if self.rtx_at.is_none() || self.persist {
+            self.persist = false;
+            self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
+        }
+    }
+
+    /// Runs the timers whose time has come.
+    pub fn on_timer<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+    ) -> Next {
+        let now = cx.now;
+        if self.state_deadline.is_some_and(|t| t <= now) {
+            // FIN-WAIT-2 timed out (Linux's tcp_fin_timeout): forget the connection.
+            self.state_deadline = None;
+            return self.closed(cx, CloseReason::TimedOut);
+        }
+        if self.rtx_at.is_some_and(|t| t <= now) {
+            self.rtx_at = None;
+            if let Some(next) = self.on_retransmit_timer(cx) {
+                return next;
+            }
+        }
+        if self.delack_at.is_some_and(|t| t <= now) {
+            self.delack_at = None;
+            if self.ack_due != AckDue::None {
+                self.ack_due = AckDue::Now;
+            }
+        }
+        if self.app_deadline.is_some_and(|t| t <= now) {
+            self.app_deadline = None;
+            if let Some(session) = self.session.as_mut() {
+                let before = self.recv.window();
+                let mut io = AppIo::new(&mut self.recv, &mut self.send, self.peer_fin, None);
+                cx.app.on_deadline(session, &mut io, now);
+                let (close, abort, deadline) =
+                    (io.close_requested, io.abort_requested, io.deadline);
+                if let Some(next) = self.after_app(cx, before, close, abort, deadline) {
+                    return next;
+                }
+            }
+        }
+        self.output(cx)
+    }
+
+    fn on_retransmit_timer<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+    ) -> Option<Next> {
+        if self.state == State::SynReceived {
+            if self.retries >= cx.cfg.synack_retries {
+                // Linux forgets a half-open connection silently.
+                return Some(self.closed(cx, CloseReason::TimedOut));
+            }
+            self.retries += 1;
+            self.rtt.backoff();
+            cx.counters.synack_retransmits += 1;
+            self.send_syn_ack(cx);
+            self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
+            return None;
+        }
+        self.retries += 1;
+        if self.retries > cx.cfg.max_retries {
+            return Some(self.abort(cx, CloseReason::TimedOut));
+        }
+        self.rtt.backoff();
+        if self.persist {
+            // RFC 9293 3.8.6.1: probe the zero window. Linux sends a bare ACK with an old
+            // sequence number (SND.UNA - 1), which the peer must answer with its window.
+            cx.counters.zero_window_probes += 1;
+            let hdr = self.header(self.snd_una - 1u32, TcpFlags::ACK, cx.now);
+            cx.emit(&hdr, EMPTY);
+            self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
+            return None;
+        }
+        // RFC 6298 (5.4-5.6) and RFC 5681 (eq. 4): retransmit from SND.UNA, back off,
+        // collapse the window to one segment; go-back-N resends the rest as ACKs return.
+        cx.counters.rto_expirations += 1;
+        let flight = self.snd_max.distance_from(self.snd_una);
+        self.cc.on_timeout(flight, self.snd_max);
+        self.rtt_probe = None;
+        self.snd_nxt = self.snd_una;
+        if self.snd_una == self.snd_max {
+            return None;
+        }
+        // Retransmit even into a closed window: the peer may have shrunk it.
+        let len = self.send.len().min(self.mss as usize);
+        let fin = self.fin_sent && len == self.send.len();
+        self.send_data(cx, 0, len, fin);
+        self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
+        None
+    }
+
+    /// The server is stopping: reset at once (used after the shutdown grace period).
+    pub fn shutdown_abort<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+    ) -> Next {
+        if self.state == State::SynReceived {
+            return self.closed(cx, CloseReason::Aborted);
+        }
+        self.abort(cx, CloseReason::Aborted)
+    }
+
+    /// The server is stopping gracefully: ask the application to finish (close after the
+    /// current response). Returns true if the connection is idle and was closed.
+    pub fn is_idle(&self) -> bool {
+        self.send.is_empty() && self.recv.is_empty()
+    }
+
+    /// Closes the sending side as the application would (graceful shutdown).
+    pub fn close<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) -> Next {
+        self.close_send_side();
+        self.output(cx)
+    }
+
+    /// The time-wait record's ingredients: SND.NXT, RCV.NXT, TS.Recent.
+    pub fn time_wait_parts(&self) -> (SeqNumber, SeqNumber) {
+        (self.snd_max, self.rcv_nxt)
+    }
+}

@@ -1,0 +1,106 @@
+//! What the engine counts: events, and every dropped segment by reason.
+
+/// Why the engine dropped a segment. Dropping is normal TCP behaviour, not an error: each has a
+/// counter, and `as_str` names it in metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpDrop {
+    /// RFC 9293 3.10.7.4: not acceptable for the receive window (answered with an ACK).
+    OutOfWindow,
+    /// RFC 7323 5.3: PAWS rejected an old timestamp.
+    Paws,
+    /// A segment without ACK in a state that needs one.
+    NoAck,
+    /// RFC 5961 5.2: SEG.ACK outside [SND.UNA - MAX.SND.WND, SND.NXT].
+    BadAck,
+    /// A RST that was out of window, or for no connection.
+    Rst,
+    /// SYN and FIN together, or SYN and RST.
+    BadFlags,
+    /// A SYN arrived while the SYN queue and the table were full and cookies are off.
+    SynQueueFull,
+    /// The connection table was full.
+    TableFull,
+    /// Data or FIN after the peer's FIN (text in CLOSE-WAIT, LAST-ACK...).
+    AfterFin,
+    /// Out-of-order data that did not fit (too many holes, or beyond the window).
+    NoRoom,
+    /// A segment for a port we do not serve.
+    NotOurPort,
+    /// The server is shutting down and takes no new connections.
+    ShuttingDown,
+}
+
+impl TcpDrop {
+    pub const ALL: [TcpDrop; 12] = [
+        TcpDrop::OutOfWindow,
+        TcpDrop::Paws,
+        TcpDrop::NoAck,
+        TcpDrop::BadAck,
+        TcpDrop::Rst,
+        TcpDrop::BadFlags,
+        TcpDrop::SynQueueFull,
+        TcpDrop::TableFull,
+        TcpDrop::AfterFin,
+        TcpDrop::NoRoom,
+        TcpDrop::NotOurPort,
+        TcpDrop::ShuttingDown,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TcpDrop::OutOfWindow => "out_of_window",
+            TcpDrop::Paws => "paws",
+            TcpDrop::NoAck => "no_ack",
+            TcpDrop::BadAck => "bad_ack",
+            TcpDrop::Rst => "rst",
+            TcpDrop::BadFlags => "bad_flags",
+            TcpDrop::SynQueueFull => "syn_queue_full",
+            TcpDrop::TableFull => "table_full",
+            TcpDrop::AfterFin => "after_fin",
+            TcpDrop::NoRoom => "no_room",
+            TcpDrop::NotOurPort => "not_our_port",
+            TcpDrop::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// Monotonic event counters of one engine (one worker).
+#[derive(Clone, Debug, Default)]
+pub struct TcpCounters {
+    pub segments_in: u64,
+    pub segments_out: u64,
+    pub syns_received: u64,
+    pub synacks_sent: u64,
+    pub synack_retransmits: u64,
+    pub syn_cookies_sent: u64,
+    pub syn_cookies_validated: u64,
+    pub syn_cookies_failed: u64,
+    pub established: u64,
+    pub closed_normal: u64,
+    pub closed_reset: u64,
+    pub closed_timeout: u64,
+    pub closed_aborted: u64,
+    pub resets_sent: u64,
+    pub challenge_acks: u64,
+    pub acks_rate_limited: u64,
+    pub retransmits: u64,
+    pub fast_retransmits: u64,
+    pub rto_expirations: u64,
+    pub out_of_order: u64,
+    pub zero_window_probes: u64,
+    pub time_wait_entered: u64,
+    pub time_wait_reused: u64,
+    pub time_wait_overflow: u64,
+    pub drops: [u64; TcpDrop::COUNT],
+}
+
+impl TcpCounters {
+    #[inline]
+    pub fn drop(&mut self, why: TcpDrop) {
+        self.drops[why as usize] += 1;
+    }
+    pub fn dropped(&self, why: TcpDrop) -> u64 {
+        self.drops[why as usize]
+    }
+}
