@@ -5,5 +5,8 @@
 
 pub mod app;
 pub mod buffer;
+pub mod isn;
 pub mod segment;
 pub mod seq;
+pub mod syncookie;
+pub mod table;
