@@ -10,3 +10,5 @@ pub mod segment;
 pub mod seq;
 pub mod syncookie;
 pub mod table;
+pub mod time_wait;
+pub mod timer;
