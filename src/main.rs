@@ -1,3 +1,21 @@
-fn main() {
-    println!("synack: under construction");
+//! The `synack` command: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use synack::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => synack::serve::run(args).map_err(|e| e.to_string()),
+        Command::Check(args) => synack::check::run(&args).map(|_| ()).map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("synack: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -54,11 +54,13 @@ pub enum Next {
     Remove(CloseReason),
 }
 
-/// The window of a SYN/ACK: unscaled (RFC 7323 2.2), a whole number of segments of
-/// `payload_mss` like Linux (65160 with timestamps, 64240 without).
-pub fn initial_window(cfg: &TcpConfig, payload_mss: u32) -> u16 {
+/// The window of a SYN/ACK: unscaled (RFC 7323 2.2), a whole number of our own segments like
+/// Linux (65160 with timestamps, 64240 without).
+pub fn initial_window(cfg: &TcpConfig, timestamps: bool) -> u16 {
     let free = cfg.recv_buffer.min(65535) as u32;
-    let seg = payload_mss.max(1);
+    let seg = (cfg.mss as u32)
+        .saturating_sub(if timestamps { 12 } else { 0 })
+        .max(1);
     let w = (free / seg) * seg;
     (if w == 0 { free } else { w }) as u16
 }
@@ -395,7 +397,7 @@ impl<S> Conn<S> {
     }
 
     fn initial_window(&self, cfg: &TcpConfig) -> u16 {
-        initial_window(cfg, self.mss)
+        initial_window(cfg, self.ts_enabled)
     }
 
     /// The window to advertise now, as the raw field. RFC 9293 3.8.6.2.2: the right edge never
@@ -511,11 +513,11 @@ impl<S> Conn<S> {
     ) {
         let carries_data = (!seg.payload.is_empty() || seg.flags.fin()) && !seg.flags.syn();
         if challenge || !carries_data {
-            if let Some(last) = self.last_rate_limited_ack {
-                if cx.now.saturating_since(last) < cx.cfg.ack_rate_limit {
-                    cx.counters.acks_rate_limited += 1;
-                    return;
-                }
+            if let Some(last) = self.last_rate_limited_ack
+                && cx.now.saturating_since(last) < cx.cfg.ack_rate_limit
+            {
+                cx.counters.acks_rate_limited += 1;
+                return;
             }
             self.last_rate_limited_ack = Some(cx.now);
         }
@@ -590,9 +592,9 @@ impl<S> Conn<S> {
         cx: &mut Ctx<'_, A, K>,
     ) -> Next {
         if self.state == State::SynReceived {
-            match self.on_segment_syn_received(seg, cx) {
-                Some(next) => return next,
-                None => {} // handshake completed: go on with the same segment
+            // `None`: the handshake completed; go on with the same segment.
+            if let Some(next) = self.on_segment_syn_received(seg, cx) {
+                return next;
             }
         } else {
             // RFC 7323 5.3 (R1): PAWS, before the window check.
@@ -677,19 +679,18 @@ impl<S> Conn<S> {
                 self.ooo_fin = Some(fin_seq);
             }
         }
-        if let Some(f) = self.ooo_fin {
-            if f == self.rcv_nxt && self.state.can_receive() {
-                readable |= self.take_fin(cx);
-            }
+        if let Some(f) = self.ooo_fin
+            && f == self.rcv_nxt
+            && self.state.can_receive()
+        {
+            readable |= self.take_fin(cx);
         }
         if self.state == State::TimeWait {
             self.deliver(cx, readable);
             return self.enter_time_wait(cx);
         }
-        if readable {
-            if let Some(next) = self.deliver(cx, true) {
-                return next;
-            }
+        if readable && let Some(next) = self.deliver(cx, true) {
+            return next;
         }
         self.output(cx)
     }
@@ -703,11 +704,11 @@ impl<S> Conn<S> {
     ) -> Option<Next> {
         // A retransmitted SYN: the same SYN/ACK again, same ISN (rate-limited like Linux).
         if seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst() && seg.seq == self.irs {
-            if let Some(last) = self.last_rate_limited_ack {
-                if cx.now.saturating_since(last) < cx.cfg.ack_rate_limit {
-                    cx.counters.acks_rate_limited += 1;
-                    return Some(Next::Keep);
-                }
+            if let Some(last) = self.last_rate_limited_ack
+                && cx.now.saturating_since(last) < cx.cfg.ack_rate_limit
+            {
+                cx.counters.acks_rate_limited += 1;
+                return Some(Next::Keep);
             }
             self.last_rate_limited_ack = Some(cx.now);
             cx.counters.synack_retransmits += 1;
@@ -806,10 +807,11 @@ impl<S> Conn<S> {
         if !self.ts_enabled {
             return;
         }
-        if let Some((tsval, _)) = seg.options.timestamps {
-            if seg.seq.le(self.rcv_nxt) && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
-                self.ts_recent = tsval;
-            }
+        if let Some((tsval, _)) = seg.options.timestamps
+            && seg.seq.le(self.rcv_nxt)
+            && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0
+        {
+            self.ts_recent = tsval;
         }
     }
 
@@ -840,11 +842,11 @@ impl<S> Conn<S> {
                 self.snd_nxt = ack;
             }
             // RFC 6298 (Karn): only segments sent once are timed.
-            if let Some((end, sent)) = self.rtt_probe {
-                if ack.ge(end) {
-                    self.rtt.sample(cx.now.saturating_since(sent), &cx.cfg.rto);
-                    self.rtt_probe = None;
-                }
+            if let Some((end, sent)) = self.rtt_probe
+                && ack.ge(end)
+            {
+                self.rtt.sample(cx.now.saturating_since(sent), &cx.cfg.rto);
+                self.rtt_probe = None;
             }
             self.rtt.reset_backoff();
             self.retries = 0;
@@ -914,10 +916,10 @@ impl<S> Conn<S> {
         cx.emit(&hdr, &self.send.range(0, len));
         cx.counters.retransmits += 1;
         // Karn: the timed segment may have been resent.
-        if let Some((end, _)) = self.rtt_probe {
-            if end.gt(seq) {
-                self.rtt_probe = None;
-            }
+        if let Some((end, _)) = self.rtt_probe
+            && end.gt(seq)
+        {
+            self.rtt_probe = None;
         }
     }
 
@@ -1011,9 +1013,7 @@ impl<S> Conn<S> {
         if !readable {
             return None;
         }
-        let Some(session) = self.session.as_mut() else {
-            return None;
-        };
+        let session = self.session.as_mut()?;
         if self.fin_queued {
             // The application has closed its side and reads no more: take and discard.
             let n = self.recv.len();

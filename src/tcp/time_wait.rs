@@ -39,6 +39,9 @@ pub struct TimeWaitRecord {
     pub ts_offset: u32,
     /// The window field of our ACKs, already scaled down (a raw header value).
     pub window: u16,
+    /// When (milliseconds, wrapping; 0 = never) we last sent a rate-limited ACK from
+    /// TIME-WAIT (Linux's tw_last_oow_ack_time).
+    pub last_ack_ms: u32,
 }
 
 /// A record with its current deadline, as stored in the table.
@@ -270,6 +273,7 @@ mod tests {
             ts_recent: Some(n),
             ts_offset: 3,
             window: 502,
+            last_ack_ms: 0,
         }
     }
 
@@ -279,7 +283,8 @@ mod tests {
 
     #[test]
     fn record_is_small() {
-        assert!(std::mem::size_of::<TimeWaitRecord>() <= 24);
+        // 28 bytes: the RFC 6191 fields plus the out-of-window ACK rate-limit clock.
+        assert!(std::mem::size_of::<TimeWaitRecord>() <= 28);
         let tw = TimeWaitTable::new(1 << 16, KEY);
         // Slab entry 48 + free list 4 + index 16 + FIFO 32.
         assert!(tw.bytes_per_record() <= 100, "{}", tw.bytes_per_record());

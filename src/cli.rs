@@ -1,0 +1,227 @@
+//! The command line (clap). `main.rs` only dispatches; the flags and their help live here.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "synack",
+    version,
+    about = "A kernel-bypass TCP/HTTP server: XDP steers one address and port into AF_XDP \
+             sockets, and per-core workers serve HTTP/1.1 from user space.",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve HTTP on IP:PORT of an interface, bypassing the kernel's TCP stack.
+    Serve(Box<ServeArgs>),
+    /// Check that this machine and interface can run synack, and say what to fix.
+    Check(CheckArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum XdpModeArg {
+    /// Native (driver) mode, falling back to generic (skb) mode with a warning.
+    Auto,
+    /// Native (driver) mode only.
+    Native,
+    /// Generic (skb) mode: works on any interface, slower.
+    Skb,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SynCookiesArg {
+    /// When the SYN queue or the connection table is full (like Linux).
+    Auto,
+    /// For every SYN.
+    Always,
+    /// Never; SYNs beyond the queue are dropped.
+    Never,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Interface to attach to (it must carry --ip).
+    #[arg(long, value_name = "IF")]
+    pub iface: String,
+    /// IPv4 address to serve; it must be configured on --iface so the kernel answers ARP.
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Ipv4Addr,
+    /// TCP port to serve (repeat for several).
+    #[arg(long, value_name = "PORT", required = true, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Vec<u16>,
+
+    /// Serve this fixed body for every GET path (the benchmark mode).
+    #[arg(long, value_name = "TEXT", conflicts_with = "root")]
+    pub body: Option<String>,
+    /// Serve the files under DIR, loaded into memory at start.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Number of NIC queues to serve, one AF_XDP socket and one worker each.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub queues: u32,
+    /// Cores to pin the workers to, e.g. "1" or "0,1" or "2-5" (default: the last N cores).
+    #[arg(long, value_name = "LIST")]
+    pub cores: Option<String>,
+    /// How to attach the XDP program.
+    #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
+    pub xdp_mode: XdpModeArg,
+    /// Ask for zero-copy AF_XDP (falls back to copy mode where the driver lacks it).
+    #[arg(long)]
+    pub zero_copy: bool,
+    /// Busy-poll the NIC queue (SO_PREFER_BUSY_POLL); pair with the interface's
+    /// napi_defer_hard_irqs and gro_flush_timeout settings (see README).
+    #[arg(long)]
+    pub busy_poll: bool,
+    /// Busy-poll time per poll, in microseconds.
+    #[arg(long, value_name = "USECS", default_value_t = 20)]
+    pub busy_poll_usecs: u32,
+    /// Frames a busy poll may process.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub busy_poll_budget: u32,
+
+    /// Connection table capacity per worker (TIME-WAIT is kept apart).
+    #[arg(long, value_name = "N", default_value_t = 65536)]
+    pub max_conns: usize,
+    /// Half-open connections per worker before SYN cookies take over.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub syn_backlog: usize,
+    /// When to answer SYNs with SYN cookies.
+    #[arg(long, value_enum, default_value_t = SynCookiesArg::Auto)]
+    pub syn_cookies: SynCookiesArg,
+    /// TIME-WAIT records kept per worker; beyond it connections close without TIME-WAIT.
+    #[arg(long, value_name = "N", default_value_t = 262144)]
+    pub max_time_wait: usize,
+    /// Maximum segment lifetime in seconds; TIME-WAIT lasts twice as long.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub msl: u64,
+    /// Receive buffer (the largest receive window) per connection, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
+    pub recv_buffer: usize,
+    /// MTU of the link; the MSS we announce is MTU - 40. At most frame size - 14.
+    #[arg(long, value_name = "BYTES", default_value_t = 1500)]
+    pub mtu: u16,
+
+    /// UMEM frame size (2048 or 4096).
+    #[arg(long, value_name = "BYTES", default_value_t = 2048)]
+    pub frame_size: u32,
+    /// UMEM frames per socket.
+    #[arg(long, value_name = "N", default_value_t = 8192)]
+    pub frames: u32,
+    /// Size of each AF_XDP ring (a power of two).
+    #[arg(long, value_name = "N", default_value_t = 2048)]
+    pub ring_size: u32,
+    /// Frames taken from the RX ring per loop iteration.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub batch: usize,
+
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds an idle keep-alive connection is kept.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub keepalive_timeout: u64,
+    /// Requests served on one connection before it is closed.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_requests: u32,
+    /// Largest request body accepted (it is read and discarded), in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub max_body: u64,
+    /// Seconds given to in-flight responses on SIGINT/SIGTERM before connections are reset.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub grace: u64,
+
+    /// Do not print the live statistics line.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Write latency histograms (.hgrm) and a JSON summary here at exit and on SIGUSR1.
+    #[arg(long, value_name = "DIR")]
+    pub stats_out: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address (an ordinary kernel socket).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+    /// Write the frames of the bypass path to this pcap file.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// Stop capturing after this many frames.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub pcap_max: u64,
+    /// Fault injection for tests: drop this fraction (0..1) of received frames.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub inject_drop: f64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Interface to check.
+    #[arg(long, value_name = "IF")]
+    pub iface: String,
+    /// Also check that this address is configured on the interface.
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<Ipv4Addr>,
+}
+
+/// Parses a core list like "1", "0,2", "2-5" or "0,2-3".
+pub fn parse_core_list(s: &str) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some((a, b)) = part.split_once('-') {
+            let a: usize = a
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad core number in {part:?}"))?;
+            let b: usize = b
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad core number in {part:?}"))?;
+            if b < a || b - a > 4096 {
+                return Err(format!("bad core range {part:?}"));
+            }
+            out.extend(a..=b);
+        } else {
+            out.push(
+                part.parse()
+                    .map_err(|_| format!("bad core number {part:?}"))?,
+            );
+        }
+    }
+    if out.is_empty() {
+        return Err("empty core list".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn core_lists() {
+        assert_eq!(parse_core_list("1").unwrap(), vec![1]);
+        assert_eq!(parse_core_list("0,2-4").unwrap(), vec![0, 2, 3, 4]);
+        assert!(parse_core_list("x").is_err());
+        assert!(parse_core_list("4-2").is_err());
+    }
+
+    #[test]
+    fn port_zero_is_refused() {
+        let r = Cli::try_parse_from([
+            "synack", "serve", "--iface", "x", "--ip", "1.2.3.4", "--port", "0",
+        ]);
+        assert!(r.is_err());
+    }
+}

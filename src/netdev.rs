@@ -1,0 +1,160 @@
+//! What synack needs to know about a network interface, read from sysfs and `ip` at start-up
+//! (never on the datapath): index, MAC, MTU, queue count, IPv4 addresses, attached XDP.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(Clone, Debug)]
+pub struct NetDev {
+    pub name: String,
+    pub index: u32,
+    pub mac: [u8; 6],
+    pub mtu: u32,
+    pub rx_queues: u32,
+    pub tx_queues: u32,
+}
+
+fn sys(name: &str, file: &str) -> PathBuf {
+    PathBuf::from("/sys/class/net").join(name).join(file)
+}
+
+fn read_trim(p: PathBuf) -> Option<String> {
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn count_queues(name: &str, prefix: &str) -> u32 {
+    std::fs::read_dir(sys(name, "queues"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .count() as u32
+        })
+        .unwrap_or(0)
+}
+
+/// Parses "aa:bb:cc:dd:ee:ff".
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.trim().split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+impl NetDev {
+    /// Looks an interface up by name: "interface eth9 not found" when it does not exist.
+    pub fn lookup(name: &str) -> Result<NetDev, String> {
+        if name.is_empty() || name.len() > 15 || name.contains('/') || name.contains("..") {
+            return Err(format!("interface name {name:?} is not valid"));
+        }
+        let Some(index) = read_trim(sys(name, "ifindex")).and_then(|s| s.parse().ok()) else {
+            return Err(format!(
+                "interface {name} not found (see `ip link`; in a network namespace, run synack inside it with `ip netns exec`)"
+            ));
+        };
+        let mac = read_trim(sys(name, "address"))
+            .and_then(|s| parse_mac(&s))
+            .unwrap_or([0; 6]);
+        let mtu = read_trim(sys(name, "mtu"))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1500);
+        Ok(NetDev {
+            name: name.to_string(),
+            index,
+            mac,
+            mtu,
+            rx_queues: count_queues(name, "rx-").max(1),
+            tx_queues: count_queues(name, "tx-").max(1),
+        })
+    }
+
+    /// Queues an AF_XDP socket can bind: each needs an RX and a TX queue.
+    pub fn queue_count(&self) -> u32 {
+        self.rx_queues.min(self.tx_queues)
+    }
+
+    /// The IPv4 addresses configured on the interface (from `ip -4 -o addr show`).
+    pub fn ipv4_addrs(&self) -> Vec<Ipv4Addr> {
+        let out = Command::new("ip")
+            .args(["-4", "-o", "addr", "show", "dev", &self.name])
+            .output();
+        let Ok(out) = out else {
+            return Vec::new();
+        };
+        parse_ip_addr_output(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// The name of an XDP program already attached, if `ip link` shows one.
+    pub fn attached_xdp(&self) -> Option<String> {
+        let out = Command::new("ip")
+            .args(["-d", "link", "show", "dev", &self.name])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find(|l| l.trim_start().starts_with("prog/xdp"))
+            .map(|l| l.trim().to_string())
+            .or_else(|| text.contains(" xdp").then(|| "an XDP program".to_string()))
+    }
+
+    /// The driver name (`ethtool -i`), e.g. "veth", "ixgbe", "mlx5_core".
+    pub fn driver(&self) -> Option<String> {
+        if let Ok(p) = std::fs::read_link(sys(&self.name, "device/driver")) {
+            return p.file_name().map(|s| s.to_string_lossy().to_string());
+        }
+        let out = Command::new("ethtool")
+            .args(["-i", &self.name])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("driver: ").map(|s| s.trim().to_string()))
+    }
+}
+
+/// Parses the `inet A.B.C.D/N` fields of `ip -4 -o addr show` output.
+pub fn parse_ip_addr_output(text: &str) -> Vec<Ipv4Addr> {
+    let mut v = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        while let Some(w) = words.next() {
+            if w == "inet"
+                && let Some(a) = words.next().and_then(|a| a.split('/').next())
+                && let Ok(ip) = a.parse()
+            {
+                v.push(ip);
+            }
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_and_addresses_parse() {
+        assert_eq!(
+            parse_mac("0a:1b:2c:3d:4e:5f"),
+            Some([0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f])
+        );
+        assert_eq!(parse_mac("0a:1b"), None);
+        let out = "2: eth0    inet 198.18.0.1/24 brd 198.18.0.255 scope global eth0\\       valid_lft forever\n";
+        assert_eq!(
+            parse_ip_addr_output(out),
+            vec![Ipv4Addr::new(198, 18, 0, 1)]
+        );
+    }
+
+    #[test]
+    fn missing_interface_says_so() {
+        let e = NetDev::lookup("eth9nosuch").unwrap_err();
+        assert!(e.contains("interface eth9nosuch not found"), "{e}");
+        assert!(NetDev::lookup("lo").is_ok());
+    }
+}

@@ -1,0 +1,381 @@
+//! `synack serve`: checks the request, loads the XDP program, opens one AF_XDP socket per
+//! queue, starts one pinned worker per socket and the collector, and shuts down in order on
+//! SIGINT/SIGTERM: stop accepting, finish in-flight responses within the grace period, reset
+//! the rest, print the final statistics, detach.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam::channel::{Sender, bounded};
+
+use crate::cli::{ServeArgs, SynCookiesArg, XdpModeArg, parse_core_list};
+use crate::http::{Content, HttpApp, HttpConfig};
+use crate::stats::collector::{self, CollectorConfig, Message};
+use crate::stats::{Latency, Metric, Report};
+use crate::tcp::config::TcpConfig;
+use crate::tcp::engine::{Engine, EngineConfig, SynCookieMode};
+use crate::time::Instant;
+use crate::worker::Datapath;
+use crate::xdp::{self, XdpMode};
+
+/// A failure to start, with what to do about it.
+#[derive(Debug)]
+pub struct ServeError(pub String);
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+impl From<xdp::XdpError> for ServeError {
+    fn from(e: xdp::XdpError) -> Self {
+        ServeError(e.to_string())
+    }
+}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ServeError> {
+    Err(ServeError(msg.into()))
+}
+
+/// Phases of a worker's life, set by the main thread.
+const RUNNING: u8 = 0;
+const DRAINING: u8 = 1;
+
+/// Random keys for ISNs, cookies and table hashes: from the OS, never fixed.
+fn random_secret() -> Result<[u8; 48], ServeError> {
+    let mut s = [0u8; 48];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut s))
+        .map_err(|e| ServeError(format!("cannot read /dev/urandom for secret keys: {e}")))?;
+    Ok(s)
+}
+
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Validates the arguments that clap cannot.
+fn validate(a: &ServeArgs) -> Result<(), ServeError> {
+    if a.body.is_none() && a.root.is_none() {
+        return err("say what to serve: --body TEXT or --root DIR");
+    }
+    if a.queues == 0 {
+        return err("--queues must be at least 1");
+    }
+    if !(a.frame_size == 2048 || a.frame_size == 4096) {
+        return err("--frame-size must be 2048 or 4096");
+    }
+    if a.mtu < 576 || a.mtu as u32 + 14 > a.frame_size {
+        return err(format!(
+            "--mtu {} does not fit a {}-byte frame (576 to {})",
+            a.mtu,
+            a.frame_size,
+            a.frame_size - 14
+        ));
+    }
+    if !a.ring_size.is_power_of_two() || a.ring_size < 64 {
+        return err("--ring-size must be a power of two, at least 64");
+    }
+    if a.frames < 2 * a.ring_size {
+        return err(format!("--frames must be at least twice --ring-size ({})", 2 * a.ring_size));
+    }
+    if !(0.0..=1.0).contains(&a.inject_drop) {
+        return err("--inject-drop must be between 0 and 1");
+    }
+    if a.max_conns == 0 || a.max_conns > (1 << 24) {
+        return err("--max-conns must be between 1 and 16777216");
+    }
+    if a.recv_buffer < 4096 || a.recv_buffer > (1 << 30) {
+        return err("--recv-buffer must be between 4096 and 1073741824");
+    }
+    Ok(())
+}
+
+pub fn run(args: ServeArgs) -> Result<(), ServeError> {
+    validate(&args)?;
+    let content = match (&args.body, &args.root) {
+        (Some(b), _) => Content::fixed(b.as_bytes().to_vec()),
+        (None, Some(dir)) => Content::load_dir(dir)
+            .map_err(|e| ServeError(format!("cannot load --root {}: {e}", dir.display())))?,
+        (None, None) => unreachable!("validated"),
+    };
+    let content = Arc::new(content);
+
+    // Checks that need the system, each with what to do.
+    let iface = xdp::Interface::lookup(&args.iface)?;
+    if !iface.has_ipv4(args.ip) {
+        return err(format!(
+            "address {} is not configured on {}: add it with `ip addr add {}/24 dev {}` (the kernel \
+             must own it to answer ARP)",
+            args.ip, args.iface, args.ip, args.iface
+        ));
+    }
+    let available = iface.queue_count();
+    if args.queues > available {
+        return err(format!(
+            "--queues {} asks for more queues than {} has ({}); use --queues {} or add queues \
+             (ethtool -L {} combined N)",
+            args.queues, args.iface, available, available, args.iface
+        ));
+    }
+    xdp::check_privileges()?;
+
+    let cores: Vec<usize> = match &args.cores {
+        Some(list) => parse_core_list(list).map_err(|e| ServeError(format!("--cores: {e}")))?,
+        None => {
+            let n = core_affinity::get_core_ids().map_or(1, |v| v.len());
+            // Default: the last N cores, leaving core 0 to the system and load generators.
+            (0..args.queues as usize).map(|i| (n + i).saturating_sub(args.queues as usize) % n.max(1)).collect()
+        }
+    };
+    if cores.len() < args.queues as usize {
+        return err(format!("--cores lists {} cores for {} queues", cores.len(), args.queues));
+    }
+    let online = core_affinity::get_core_ids().unwrap_or_default();
+    for c in &cores {
+        if !online.iter().any(|id| id.id == *c) {
+            return err(format!("core {c} in --cores is not online (this machine has {} cores)", online.len()));
+        }
+    }
+
+    // Signals are blocked before any thread starts, so only the signal thread takes them.
+    crate::signals::block().map_err(|e| ServeError(format!("cannot block signals: {e}")))?;
+    let signals = crate::signals::listen().map_err(|e| ServeError(format!("cannot start signal thread: {e}")))?;
+
+    let mode = match args.xdp_mode {
+        XdpModeArg::Auto => XdpMode::Auto,
+        XdpModeArg::Native => XdpMode::Native,
+        XdpModeArg::Skb => XdpMode::Skb,
+    };
+    let mut program = xdp::Program::load_and_attach(&args.iface, args.ip, &args.port, mode)?;
+    if let Some(w) = program.warning() {
+        eprintln!("synack: warning: {w}");
+    }
+
+    let mut sockets = Vec::new();
+    for q in 0..args.queues {
+        let cfg = xdp::SocketConfig {
+            frame_size: args.frame_size,
+            frames: args.frames,
+            ring_size: args.ring_size,
+            zero_copy: args.zero_copy,
+            busy_poll: args.busy_poll.then_some((args.busy_poll_usecs, args.busy_poll_budget)),
+        };
+        let sock = xdp::XskQueue::open(&iface, q, &cfg)?;
+        program.register(q, &sock)?;
+        if args.zero_copy && !sock.zero_copy() {
+            eprintln!("synack: warning: queue {q}: the driver has no zero-copy AF_XDP; using copy mode");
+        }
+        sockets.push(sock);
+    }
+
+    let capture = match &args.pcap {
+        Some(path) => Some(
+            crate::pcap::CaptureWriter::start(path, args.pcap_max)
+                .map_err(|e| ServeError(format!("cannot write --pcap {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+
+    let metrics_text = args.metrics.map(|_| Arc::new(std::sync::Mutex::new(String::new())));
+    let stop_metrics = Arc::new(AtomicBool::new(false));
+    if let (Some(addr), Some(text)) = (args.metrics, &metrics_text) {
+        let bound = crate::stats::metrics::serve(addr, text.clone(), stop_metrics.clone())
+            .map_err(|e| ServeError(format!("cannot serve --metrics on {addr}: {e}")))?;
+        eprintln!("synack: metrics on http://{bound}/metrics");
+    }
+
+    let (report_tx, report_rx) = bounded::<Message>(1024);
+    let collector_cfg = CollectorConfig {
+        quiet: args.quiet,
+        stats_out: args.stats_out.clone(),
+        metrics: metrics_text.clone(),
+        workers: sockets.len(),
+    };
+    let collector = std::thread::Builder::new()
+        .name("synack-collector".into())
+        .spawn(move || collector::run(collector_cfg, report_rx))
+        .map_err(|e| ServeError(format!("cannot start collector: {e}")))?;
+
+    let phase = Arc::new(AtomicU8::new(RUNNING));
+    let local_mac = iface.mac();
+    let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    for (i, sock) in sockets.into_iter().enumerate() {
+        let core = cores[i];
+        let engine_cfg = EngineConfig {
+            tcp: TcpConfig {
+                mss: TcpConfig::mss_for_mtu(args.mtu),
+                recv_buffer: args.recv_buffer,
+                msl: Duration::from_secs(args.msl),
+                ..TcpConfig::default()
+            },
+            local_ip: u32::from(args.ip),
+            ports: args.port.clone(),
+            max_conns: args.max_conns,
+            syn_backlog: args.syn_backlog,
+            syn_cookies: match args.syn_cookies {
+                SynCookiesArg::Auto => SynCookieMode::OnOverflow,
+                SynCookiesArg::Always => SynCookieMode::Always,
+                SynCookiesArg::Never => SynCookieMode::Never,
+            },
+            time_wait_capacity: args.max_time_wait,
+            secret: random_secret()?,
+            buffer_pool: 1024,
+        };
+        let http_cfg = HttpConfig {
+            header_timeout: Duration::from_secs(args.header_timeout),
+            keepalive_timeout: Duration::from_secs(args.keepalive_timeout),
+            max_requests: args.max_requests,
+            max_body: args.max_body,
+            ..HttpConfig::default()
+        };
+        let app = HttpApp::new(http_cfg, content.clone());
+        let engine = Engine::new(engine_cfg, app);
+        let mut dp = Datapath::new(engine, sock, local_mac, args.batch);
+        dp.set_inject_drop(args.inject_drop, 0x5EED ^ (i as u64 + 1));
+        dp.set_capture(capture.as_ref().map(|c| c.0.clone()));
+        let phase = phase.clone();
+        let tx = report_tx.clone();
+        let grace = Duration::from_secs(args.grace);
+        let h = std::thread::Builder::new()
+            .name(format!("synack-w{i}"))
+            .spawn(move || {
+                let pinned = core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                if !pinned {
+                    eprintln!("synack: warning: worker {i} could not be pinned to core {core}");
+                }
+                worker_loop(i, core, dp, phase, tx, grace);
+            })
+            .map_err(|e| ServeError(format!("cannot start worker {i}: {e}")))?;
+        workers.push(h);
+    }
+    // The main thread keeps one sender for SIGUSR1 dumps.
+    let dump_tx = report_tx;
+
+    let ports: Vec<String> = args.port.iter().map(|p| p.to_string()).collect();
+    eprintln!(
+        "synack: serving http://{}:{} on {} ({} queue{}, XDP {} mode, cores {:?})",
+        args.ip,
+        ports.join(","),
+        args.iface,
+        workers.len(),
+        if workers.len() == 1 { "" } else { "s" },
+        program.mode_name(),
+        &cores[..workers.len()]
+    );
+
+    // Wait for a stop signal; forward dumps to the collector.
+    loop {
+        match signals.recv() {
+            Ok(crate::signals::Signal::Stop) | Err(_) => break,
+            Ok(crate::signals::Signal::Dump) => {
+                let _ = dump_tx.send(Message::Dump);
+            }
+        }
+    }
+    drop(dump_tx);
+    eprintln!("synack: stopping: no new connections, {} s for in-flight responses", args.grace);
+    phase.store(DRAINING, Ordering::SeqCst);
+    for w in workers {
+        let _ = w.join();
+    }
+    let totals = collector.join().map_err(|_| ServeError("the collector thread panicked".into()))?;
+    stop_metrics.store(true, Ordering::Relaxed);
+    if let Some((cap, writer)) = capture {
+        drop(cap);
+        let written = writer.finish();
+        if let Err(e) = written {
+            eprintln!("synack: pcap: {e}");
+        }
+    }
+    program.detach();
+    eprint!("{}", collector::summary(&totals));
+    Ok(())
+}
+
+fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
+    index: usize,
+    core: usize,
+    mut dp: Datapath<HttpApp, IO>,
+    phase: Arc<AtomicU8>,
+    tx: Sender<Message>,
+    grace: Duration,
+) {
+    let epoch = std::time::Instant::now();
+    let clock = || Instant::from_micros(epoch.elapsed().as_micros() as u64);
+    let mut latency = Latency::default();
+    let mut last_report = std::time::Instant::now();
+    let mut drain_until: Option<Instant> = None;
+    let mut iterations = 0u64;
+    loop {
+        let t0 = std::time::Instant::now();
+        let now = clock();
+        if iterations % 64 == 0 {
+            dp.engine.app_mut().set_wall_clock(unix_micros() / 1_000_000);
+        }
+        iterations += 1;
+        let n = dp.poll(now, unix_micros());
+        if n > 0 {
+            latency.record(Metric::Loop, t0.elapsed().as_nanos() as u64);
+        }
+        for us in dp.engine.events.handshake_us.drain(..) {
+            latency.record(Metric::Handshake, us);
+        }
+        for us in dp.engine.events.lifetime_us.drain(..) {
+            latency.record(Metric::Lifetime, us);
+        }
+        for us in dp.engine.app_mut().drain_service_times() {
+            latency.record(Metric::Request, us);
+        }
+        match phase.load(Ordering::Relaxed) {
+            DRAINING if drain_until.is_none() => {
+                drain_until = Some(now + grace);
+                dp.with_sink(&mut |e, sink| e.begin_shutdown(now, sink));
+            }
+            _ => {}
+        }
+        let done = match drain_until {
+            Some(t) => dp.engine.connections() == 0 || now >= t,
+            None => false,
+        };
+        if done {
+            dp.with_sink(&mut |e, sink| e.abort_all(now, sink));
+            // Let the resets leave.
+            for _ in 0..10 {
+                dp.poll(clock(), unix_micros());
+            }
+        }
+        if done || last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = std::time::Instant::now();
+            let report = Report {
+                worker: index,
+                queue: dp.io.queue_id(),
+                core: Some(core),
+                frames: dp.counters.clone(),
+                tcp: dp.engine.counters().clone(),
+                app: dp.engine.app().counters(),
+                xsk: dp.io.queue_counters(),
+                states: dp.engine.state_counts(),
+                latency: std::mem::take(&mut latency),
+                requests: dp.engine.app().requests(),
+                last: done,
+            };
+            let _ = tx.send(Message::Report(Box::new(report)));
+        }
+        if done {
+            return;
+        }
+        if n == 0 {
+            dp.io.idle_wait(Duration::from_millis(1));
+        }
+    }
+}

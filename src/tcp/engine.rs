@@ -1,0 +1,676 @@
+//! The engine of one worker: a connection table, the listening port(s), TIME-WAIT records,
+//! SYN cookies and the timer wheel. Sans-IO: segments and time in, segments and application
+//! callbacks out.
+//!
+//! Call order: for every received segment `on_segment(now, seg, sink)`; once per loop
+//! iteration `on_tick(now, sink)`; `next_deadline()` says when the next timer is due.
+//!
+//! RFC 9293 3.10.7.1 (no connection) and 3.10.7.2 (LISTEN) are here; the states after the
+//! SYN are in `conn.rs`; TIME-WAIT (with RFC 6191's reuse rule, as Linux) is here because a
+//! TIME-WAIT connection is only a record.
+
+use std::time::Duration;
+
+use super::app::App;
+use super::buffer::{RecvBuf, SendBuf};
+use super::config::TcpConfig;
+use super::conn::{Conn, Ctx, Next, SynOptions, initial_window};
+use super::counters::{TcpCounters, TcpDrop};
+use super::isn::IsnGenerator;
+use super::segment::{EMPTY, FourTuple, SegmentIn, SegmentOut, SegmentSink, TcpFlags, TcpOptions};
+use super::seq::SeqNumber;
+use super::state::State;
+use super::syncookie::SynCookies;
+use super::table::ConnTable;
+use super::time_wait::{TimeWaitRecord, TimeWaitTable};
+use super::timer::TimerWheel;
+use crate::time::Instant;
+
+/// When SYN cookies answer SYNs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SynCookieMode {
+    /// Only when the SYN queue or the table is full (Linux's default, tcp_syncookies=1).
+    OnOverflow,
+    /// For every SYN (tcp_syncookies=2); for tests.
+    Always,
+    /// Never: SYNs beyond the queue are dropped.
+    Never,
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub tcp: TcpConfig,
+    /// The address we serve (host byte order).
+    pub local_ip: u32,
+    pub ports: Vec<u16>,
+    /// Connection table capacity (SYN-RECEIVED to LAST-ACK).
+    pub max_conns: usize,
+    /// Half-open connections kept before SYN cookies take over.
+    pub syn_backlog: usize,
+    pub syn_cookies: SynCookieMode,
+    /// TIME-WAIT records kept (Linux's tcp_max_tw_buckets).
+    pub time_wait_capacity: usize,
+    /// Secret keys: ISNs (RFC 6528), cookies, and the tables' hash. From the OS's RNG in the
+    /// worker; fixed in tests.
+    pub secret: [u8; 48],
+    /// Free buffers kept for reuse.
+    pub buffer_pool: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            tcp: TcpConfig::default(),
+            local_ip: u32::from_be_bytes([198, 18, 0, 1]),
+            ports: vec![8080],
+            max_conns: 65536,
+            syn_backlog: 4096,
+            syn_cookies: SynCookieMode::OnOverflow,
+            time_wait_capacity: 262144,
+            secret: [7; 48],
+            buffer_pool: 1024,
+        }
+    }
+}
+
+/// Latency samples the engine leaves for the worker's histograms (microseconds).
+#[derive(Default, Debug)]
+pub struct EngineEvents {
+    /// SYN received to final ACK received.
+    pub handshake_us: Vec<u64>,
+    /// SYN received to the connection's end (CLOSED or TIME-WAIT).
+    pub lifetime_us: Vec<u64>,
+}
+
+impl EngineEvents {
+    const LIMIT: usize = 1 << 16;
+
+    fn push(v: &mut Vec<u64>, d: Duration) {
+        if v.len() < Self::LIMIT {
+            v.push(d.as_micros() as u64);
+        }
+    }
+}
+
+pub struct Engine<A: App> {
+    cfg: EngineConfig,
+    app: A,
+    table: ConnTable<Conn<A::Session>>,
+    timers: TimerWheel,
+    time_wait: TimeWaitTable,
+    isn: IsnGenerator,
+    cookies: SynCookies,
+    counters: TcpCounters,
+    half_open: usize,
+    last_cookie_sent: Option<Instant>,
+    recv_pool: Vec<RecvBuf>,
+    send_pool: Vec<SendBuf>,
+    fired: Vec<(u32, u32)>,
+    accepting: bool,
+    pub events: EngineEvents,
+}
+
+/// Builds the context a connection handler needs from the engine's disjoint fields.
+macro_rules! ctx {
+    ($self:ident, $now:expr, $sink:expr) => {
+        Ctx {
+            now: $now,
+            cfg: &$self.cfg.tcp,
+            app: &mut $self.app,
+            sink: $sink,
+            counters: &mut $self.counters,
+        }
+    };
+}
+
+/// A record's answer to a segment, from Linux's tcp_timewait_state_process.
+enum TimeWaitVerdict {
+    Done,
+    /// A new SYN may reuse the 4-tuple (RFC 6191), with this ISN.
+    NewSyn(SeqNumber),
+}
+
+fn key16(secret: &[u8; 48], i: usize) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&secret[i * 16..i * 16 + 16]);
+    k
+}
+
+impl<A: App> Engine<A> {
+    pub fn new(cfg: EngineConfig, app: A) -> Self {
+        let table_key = key16(&cfg.secret, 2);
+        Engine {
+            table: ConnTable::new(cfg.max_conns, table_key),
+            timers: TimerWheel::new(Instant::ZERO),
+            time_wait: TimeWaitTable::new(cfg.time_wait_capacity, table_key),
+            isn: IsnGenerator::new(key16(&cfg.secret, 0)),
+            cookies: SynCookies::new(key16(&cfg.secret, 1)),
+            counters: TcpCounters::default(),
+            half_open: 0,
+            last_cookie_sent: None,
+            recv_pool: Vec::new(),
+            send_pool: Vec::new(),
+            fired: Vec::new(),
+            accepting: true,
+            events: EngineEvents::default(),
+            cfg,
+            app,
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+    pub fn counters(&self) -> &TcpCounters {
+        &self.counters
+    }
+    /// Connections in the table (SYN-RECEIVED to LAST-ACK).
+    pub fn connections(&self) -> usize {
+        self.table.len()
+    }
+    pub fn time_wait_len(&self) -> usize {
+        self.time_wait.len()
+    }
+    pub fn half_open(&self) -> usize {
+        self.half_open
+    }
+    /// The connection with this tuple, for tests and diagnostics.
+    pub fn connection(&self, tuple: &FourTuple) -> Option<&Conn<A::Session>> {
+        self.table.find(tuple).and_then(|s| self.table.get(s))
+    }
+    /// The TIME-WAIT record of a tuple, if any.
+    pub fn time_wait_record(&mut self, tuple: &FourTuple) -> Option<TimeWaitRecord> {
+        self.time_wait.find_mut(tuple).map(|r| *r)
+    }
+    /// Connections per state, indexed by `State as usize` (TIME-WAIT from its records).
+    pub fn state_counts(&self) -> [usize; State::ALL.len()] {
+        let mut counts = [0usize; State::ALL.len()];
+        for (_, _, c) in self.table.iter() {
+            counts[c.state() as usize] += 1;
+        }
+        counts[State::TimeWait as usize] = self.time_wait.len();
+        counts[State::Listen as usize] = self.cfg.ports.len();
+        counts
+    }
+    /// Buffered bytes held by connections and pools (for leak checks).
+    pub fn buffered_bytes(&self) -> usize {
+        self.table
+            .iter()
+            .map(|(_, _, c)| c.send_queued() + c.recv_queued())
+            .sum()
+    }
+
+    fn serves(&self, tuple: &FourTuple) -> bool {
+        tuple.local_ip == self.cfg.local_ip && self.cfg.ports.contains(&tuple.local_port)
+    }
+
+    /// Handles one received segment.
+    pub fn on_segment<K: SegmentSink>(&mut self, now: Instant, seg: &SegmentIn<'_>, sink: &mut K) {
+        self.counters.segments_in += 1;
+        if let Some(slot) = self.table.find(&seg.tuple) {
+            self.on_conn_segment(now, slot, seg, sink);
+            return;
+        }
+        if !self.serves(&seg.tuple) {
+            self.counters.drop(TcpDrop::NotOurPort);
+            self.reset_for_no_connection(seg, sink);
+            return;
+        }
+        let mut isn = None;
+        if self.time_wait.find_mut(&seg.tuple).is_some() {
+            match self.on_time_wait_segment(now, seg, sink) {
+                TimeWaitVerdict::Done => return,
+                TimeWaitVerdict::NewSyn(i) => isn = Some(i),
+            }
+        }
+        self.on_listen_segment(now, seg, sink, isn);
+    }
+
+    fn on_conn_segment<K: SegmentSink>(
+        &mut self,
+        now: Instant,
+        slot: u32,
+        seg: &SegmentIn<'_>,
+        sink: &mut K,
+    ) {
+        let Some(conn) = self.table.get_mut(slot) else {
+            return;
+        };
+        let before = conn.state();
+        let mut cx = ctx!(self, now, sink);
+        let next = conn.on_segment(seg, &mut cx);
+        self.after_event(now, slot, before, next);
+    }
+
+    /// Applies a connection's verdict: reschedule, move to TIME-WAIT, or free.
+    fn after_event(&mut self, now: Instant, slot: u32, before: State, next: Next) {
+        let generation = self.table.generation(slot);
+        let Some(conn) = self.table.get_mut(slot) else {
+            return;
+        };
+        if before == State::SynReceived && conn.state() != State::SynReceived {
+            self.half_open -= 1;
+            if let Some(at) = conn.established_at {
+                EngineEvents::push(&mut self.events.handshake_us, at - conn.syn_at);
+            }
+        }
+        match next {
+            Next::Keep => {
+                let due = conn.next_deadline();
+                if due != Instant::NEVER && (due < conn.scheduled || conn.scheduled <= now) {
+                    conn.scheduled = due;
+                    self.timers.schedule(slot, generation, due);
+                }
+            }
+            Next::TimeWait => {
+                let record = TimeWaitRecord {
+                    snd_nxt: conn.snd_max(),
+                    rcv_nxt: conn.rcv_nxt(),
+                    ts_recent: conn.ts_enabled().then_some(conn.ts_recent()),
+                    ts_offset: conn.ts_offset(),
+                    window: conn.window_field(),
+                    last_ack_ms: 0,
+                };
+                let tuple = conn.tuple;
+                let expires = now + self.cfg.tcp.time_wait_len();
+                self.free(now, slot);
+                if !self.time_wait.insert(tuple, record, expires) {
+                    // Linux: "time wait bucket table overflow": close without TIME-WAIT.
+                    self.counters.time_wait_overflow += 1;
+                }
+            }
+            Next::Remove(_) => self.free(now, slot),
+        }
+    }
+
+    fn free(&mut self, now: Instant, slot: u32) {
+        if let Some((_, conn)) = self.table.remove(slot) {
+            if conn.state() == State::SynReceived {
+                self.half_open -= 1;
+            }
+            EngineEvents::push(&mut self.events.lifetime_us, now - conn.syn_at);
+            let (mut r, mut s) = conn.into_buffers();
+            if self.recv_pool.len() < self.cfg.buffer_pool {
+                r.shrink_to(16 * 1024);
+                self.recv_pool.push(r);
+            }
+            if self.send_pool.len() < self.cfg.buffer_pool {
+                s.clear();
+                self.send_pool.push(s);
+            }
+        }
+    }
+
+    fn buffers(&mut self) -> (RecvBuf, SendBuf) {
+        let r = self
+            .recv_pool
+            .pop()
+            .unwrap_or_else(|| RecvBuf::new(self.cfg.tcp.recv_buffer));
+        let s = self.send_pool.pop().unwrap_or_default();
+        (r, s)
+    }
+
+    /// RFC 9293 3.10.7.1: a segment for no connection gets a RST (unless it is one).
+    fn reset_for_no_connection<K: SegmentSink>(&mut self, seg: &SegmentIn<'_>, sink: &mut K) {
+        if seg.flags.rst() {
+            return;
+        }
+        let out = if seg.flags.ack() {
+            // <SEQ=SEG.ACK><CTL=RST>
+            SegmentOut {
+                tuple: seg.tuple,
+                seq: seg.ack,
+                ack: SeqNumber::new(0),
+                flags: TcpFlags::RST,
+                window: 0,
+                options: TcpOptions::default(),
+            }
+        } else {
+            // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+            SegmentOut {
+                tuple: seg.tuple,
+                seq: SeqNumber::new(0),
+                ack: seg.seq + seg.seg_len(),
+                flags: TcpFlags::RST | TcpFlags::ACK,
+                window: 0,
+                options: TcpOptions::default(),
+            }
+        };
+        self.counters.segments_out += 1;
+        self.counters.resets_sent += 1;
+        sink.emit(&out, EMPTY);
+    }
+
+    /// RFC 9293 3.10.7.2: the LISTEN state. `isn` is set when a SYN reuses a TIME-WAIT tuple.
+    fn on_listen_segment<K: SegmentSink>(
+        &mut self,
+        now: Instant,
+        seg: &SegmentIn<'_>,
+        sink: &mut K,
+        isn: Option<SeqNumber>,
+    ) {
+        let f = seg.flags;
+        if f.rst() {
+            // First: an incoming RST is ignored.
+            self.counters.drop(TcpDrop::Rst);
+            return;
+        }
+        if f.ack() {
+            // Second: an ACK is bad in LISTEN, unless it completes a SYN cookie handshake.
+            if !f.syn() && self.cookies_recently_sent(now) {
+                if self.try_cookie(now, seg, sink) {
+                    return;
+                }
+                self.counters.syn_cookies_failed += 1;
+            }
+            self.counters.drop(TcpDrop::NoAck);
+            self.reset_for_no_connection(seg, sink);
+            return;
+        }
+        if !f.syn() {
+            // Any other segment is dropped.
+            self.counters.drop(TcpDrop::NoAck);
+            return;
+        }
+        if f.fin() {
+            // Linux drops SYN+FIN.
+            self.counters.drop(TcpDrop::BadFlags);
+            return;
+        }
+        self.counters.syns_received += 1;
+        if !self.accepting {
+            self.counters.drop(TcpDrop::ShuttingDown);
+            self.reset_for_no_connection(seg, sink);
+            return;
+        }
+        let overflow = self.half_open >= self.cfg.syn_backlog || self.table.is_full();
+        let use_cookie = match self.cfg.syn_cookies {
+            SynCookieMode::Always => true,
+            SynCookieMode::OnOverflow => overflow,
+            SynCookieMode::Never => false,
+        };
+        if use_cookie {
+            self.send_cookie_syn_ack(now, seg, sink);
+            return;
+        }
+        if overflow {
+            self.counters.drop(if self.table.is_full() {
+                TcpDrop::TableFull
+            } else {
+                TcpDrop::SynQueueFull
+            });
+            return;
+        }
+        let iss = isn.unwrap_or_else(|| self.isn.isn(&seg.tuple, now));
+        let ts_offset = self.isn.ts_offset(&seg.tuple);
+        let (recv, send) = self.buffers();
+        let conn = {
+            let mut cx = ctx!(self, now, sink);
+            Conn::syn_received(seg.tuple, seg, iss, ts_offset, recv, send, &mut cx)
+        };
+        match self.table.insert(seg.tuple, conn) {
+            Ok(slot) => {
+                self.half_open += 1;
+                self.after_event(now, slot, State::Listen, Next::Keep);
+            }
+            Err(_) => self.counters.drop(TcpDrop::TableFull),
+        }
+    }
+
+    fn cookies_recently_sent(&self, now: Instant) -> bool {
+        // Linux checks cookies only if the listener overflowed lately (about two minutes).
+        self.cfg.syn_cookies == SynCookieMode::Always
+            || self
+                .last_cookie_sent
+                .is_some_and(|t| now.saturating_since(t) < Duration::from_secs(128))
+    }
+
+    /// RFC 4987 3.6: answer a SYN without keeping state; the options the connection needs
+    /// later ride in the ISN (MSS) and in our TSval (window scale, SACK), as Linux does.
+    fn send_cookie_syn_ack<K: SegmentSink>(
+        &mut self,
+        now: Instant,
+        seg: &SegmentIn<'_>,
+        sink: &mut K,
+    ) {
+        let syn = SynOptions::from_segment(&seg.options);
+        let (iss, _mss) = self.cookies.make(&seg.tuple, seg.seq, syn.mss, now);
+        let mut o = TcpOptions {
+            mss: Some(self.cfg.tcp.mss),
+            ..TcpOptions::default()
+        };
+        let ts = syn.tsval.is_some();
+        if let Some(tsval) = syn.tsval {
+            // Without timestamps the cookie cannot carry window scale or SACK: offer neither.
+            let clock = (now.as_millis() as u32).wrapping_add(self.isn.ts_offset(&seg.tuple));
+            let ours = SynCookies::encode_ts_options(clock, syn.window_scale, syn.sack_permitted);
+            o.timestamps = Some((ours, tsval));
+            if syn.window_scale.is_some() {
+                o.window_scale = Some(self.cfg.tcp.window_scale());
+            }
+            o.sack_permitted = syn.sack_permitted;
+        }
+        let window = initial_window(&self.cfg.tcp, ts);
+        let out = SegmentOut {
+            tuple: seg.tuple,
+            seq: iss,
+            ack: seg.seq + 1u32,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window,
+            options: o,
+        };
+        self.last_cookie_sent = Some(now);
+        self.counters.syn_cookies_sent += 1;
+        self.counters.synacks_sent += 1;
+        self.counters.segments_out += 1;
+        sink.emit(&out, EMPTY);
+    }
+
+    /// The final ACK of a cookie handshake: rebuild the connection if the cookie checks out.
+    fn try_cookie<K: SegmentSink>(
+        &mut self,
+        now: Instant,
+        seg: &SegmentIn<'_>,
+        sink: &mut K,
+    ) -> bool {
+        let Some(mss) = self.cookies.check(&seg.tuple, seg.ack, seg.seq, now) else {
+            return false;
+        };
+        if self.table.is_full() || !self.accepting {
+            self.counters.drop(TcpDrop::TableFull);
+            return false;
+        }
+        let mut syn = SynOptions {
+            mss,
+            ..SynOptions::default()
+        };
+        if let Some((tsval, tsecr)) = seg.options.timestamps {
+            let (wscale, sack) = SynCookies::decode_ts_options(tsecr);
+            syn.window_scale = wscale;
+            syn.sack_permitted = sack;
+            syn.tsval = Some(tsval);
+        }
+        self.counters.syn_cookies_validated += 1;
+        let ts_offset = self.isn.ts_offset(&seg.tuple);
+        let (recv, send) = self.buffers();
+        let conn = {
+            let mut cx = ctx!(self, now, sink);
+            Conn::from_cookie(seg.tuple, seg, syn, ts_offset, recv, send, &mut cx)
+        };
+        match self.table.insert(seg.tuple, conn) {
+            Ok(slot) => {
+                self.half_open += 1;
+                self.on_conn_segment(now, slot, seg, sink);
+                true
+            }
+            Err(_) => {
+                self.counters.drop(TcpDrop::TableFull);
+                false
+            }
+        }
+    }
+
+    /// TIME-WAIT, as Linux's tcp_timewait_state_process (with tcp_rfc1337 = 0).
+    fn on_time_wait_segment<K: SegmentSink>(
+        &mut self,
+        now: Instant,
+        seg: &SegmentIn<'_>,
+        sink: &mut K,
+    ) -> TimeWaitVerdict {
+        let tw_len = self.cfg.tcp.time_wait_len();
+        let rate = self.cfg.tcp.ack_rate_limit;
+        let Some(rec) = self.time_wait.find_mut(&seg.tuple) else {
+            return TimeWaitVerdict::Done;
+        };
+        let f = seg.flags;
+        let tsval = seg.options.timestamps.map(|t| t.0);
+        // RFC 7323 5.3: PAWS with the last timestamp the peer sent.
+        let paws_reject = match (rec.ts_recent, tsval) {
+            (Some(recent), Some(v)) => !f.rst() && (v.wrapping_sub(recent) as i32) < 0,
+            _ => false,
+        };
+        if !paws_reject && seg.seq == rec.rcv_nxt && (seg.seg_len() == 0 || f.rst()) {
+            if f.rst() {
+                // TIME-WAIT assassination (RFC 1337): Linux lets a RST end it.
+                self.time_wait.remove(&seg.tuple);
+                self.counters.drop(TcpDrop::Rst);
+                return TimeWaitVerdict::Done;
+            }
+            // An in-window bare ACK: restart the 2*MSL timer.
+            if let (Some(_), Some(v)) = (rec.ts_recent, tsval) {
+                rec.ts_recent = Some(v);
+            }
+            self.time_wait.restart(&seg.tuple, now + tw_len);
+            return TimeWaitVerdict::Done;
+        }
+        // RFC 6191: a SYN with a newer sequence number, or a newer timestamp, may reopen
+        // the tuple. The new ISN lies beyond anything the old connection sent.
+        let newer_ts = match (rec.ts_recent, tsval) {
+            (Some(recent), Some(v)) => (recent.wrapping_sub(v) as i32) < 0,
+            _ => false,
+        };
+        if f.syn() && !f.rst() && !f.ack() && !paws_reject && (seg.seq.gt(rec.rcv_nxt) || newer_ts)
+        {
+            let mut isn = rec.snd_nxt + 65535u32 + 2u32;
+            if isn.raw() == 0 {
+                isn += 1u32;
+            }
+            self.time_wait.remove(&seg.tuple);
+            self.counters.time_wait_reused += 1;
+            return TimeWaitVerdict::NewSyn(isn);
+        }
+        if f.rst() {
+            self.counters.drop(TcpDrop::Rst);
+            return TimeWaitVerdict::Done;
+        }
+        // Anything else (a retransmitted FIN above all) is acknowledged again, and the timer
+        // restarts if it was an ACK or failed PAWS.
+        let carries_data = !seg.payload.is_empty() || f.fin();
+        let now_ms = now.as_millis() as u32;
+        let limited = !carries_data
+            && rec.last_ack_ms != 0
+            && (now_ms.wrapping_sub(rec.last_ack_ms) as u64) < rate.as_millis() as u64;
+        let out = SegmentOut {
+            tuple: seg.tuple,
+            seq: rec.snd_nxt,
+            ack: rec.rcv_nxt,
+            flags: TcpFlags::ACK,
+            window: rec.window,
+            options: TcpOptions {
+                timestamps: rec
+                    .ts_recent
+                    .map(|r| (now_ms.wrapping_add(rec.ts_offset), r)),
+                ..TcpOptions::default()
+            },
+        };
+        if !carries_data {
+            rec.last_ack_ms = now_ms.max(1);
+        }
+        let restart = paws_reject || f.ack();
+        if restart {
+            self.time_wait.restart(&seg.tuple, now + tw_len);
+        }
+        if limited {
+            self.counters.acks_rate_limited += 1;
+        } else {
+            self.counters.segments_out += 1;
+            sink.emit(&out, EMPTY);
+        }
+        TimeWaitVerdict::Done
+    }
+
+    /// Runs every timer that is due. Call once per loop iteration.
+    pub fn on_tick<K: SegmentSink>(&mut self, now: Instant, sink: &mut K) {
+        self.time_wait.expire(now);
+        let mut fired = std::mem::take(&mut self.fired);
+        fired.clear();
+        self.timers.expire(now, &mut fired);
+        for &(slot, generation) in &fired {
+            if self.table.generation(slot) != generation {
+                continue; // the connection this entry was for is gone
+            }
+            let Some(conn) = self.table.get_mut(slot) else {
+                continue;
+            };
+            if conn.scheduled <= now {
+                conn.scheduled = Instant::NEVER;
+            }
+            let before = conn.state();
+            let next = if conn.next_deadline() <= now {
+                let mut cx = ctx!(self, now, sink);
+                conn.on_timer(&mut cx)
+            } else {
+                Next::Keep
+            };
+            self.after_event(now, slot, before, next);
+        }
+        self.fired = fired;
+    }
+
+    /// When `on_tick` next has work (coarse).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// Graceful shutdown, first step: take no new connections, and close the connections that
+    /// have nothing in flight (their application is between requests).
+    pub fn begin_shutdown<K: SegmentSink>(&mut self, now: Instant, sink: &mut K) {
+        self.accepting = false;
+        let slots: Vec<u32> = self.table.iter().map(|(s, _, _)| s).collect();
+        for slot in slots {
+            let Some(conn) = self.table.get_mut(slot) else {
+                continue;
+            };
+            let before = conn.state();
+            if matches!(before, State::Established | State::CloseWait) && conn.is_idle() {
+                let mut cx = ctx!(self, now, sink);
+                let next = conn.close(&mut cx);
+                self.after_event(now, slot, before, next);
+            }
+        }
+    }
+
+    /// Graceful shutdown, last step: reset whatever is left.
+    pub fn abort_all<K: SegmentSink>(&mut self, now: Instant, sink: &mut K) {
+        let slots: Vec<u32> = self.table.iter().map(|(s, _, _)| s).collect();
+        for slot in slots {
+            let Some(conn) = self.table.get_mut(slot) else {
+                continue;
+            };
+            let before = conn.state();
+            let mut cx = ctx!(self, now, sink);
+            let next = conn.shutdown_abort(&mut cx);
+            self.after_event(now, slot, before, next);
+        }
+    }
+
+    pub fn is_accepting(&self) -> bool {
+        self.accepting
+    }
+}

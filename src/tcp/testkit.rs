@@ -1,0 +1,174 @@
+//! Test support shared by unit tests, scripted exchanges, the simulator and benchmarks:
+//! a sink that keeps segments, owned segments, and a small configurable application.
+//! Nothing here runs in the server's datapath.
+
+use bytes::Bytes;
+
+use super::app::{App, AppIo, CloseReason};
+use super::segment::{
+    FourTuple, PayloadSource, SegmentIn, SegmentOut, SegmentSink, TcpFlags, TcpOptions,
+};
+use super::seq::SeqNumber;
+use crate::time::Instant;
+
+/// A segment with its payload copied out.
+#[derive(Clone, Debug)]
+pub struct OwnedSegment {
+    pub header: SegmentOut,
+    pub payload: Vec<u8>,
+}
+
+impl OwnedSegment {
+    pub fn flags(&self) -> TcpFlags {
+        self.header.flags
+    }
+    pub fn seq(&self) -> SeqNumber {
+        self.header.seq
+    }
+    pub fn ack(&self) -> SeqNumber {
+        self.header.ack
+    }
+}
+
+/// Keeps every emitted segment.
+#[derive(Default)]
+pub struct CollectSink {
+    pub segments: Vec<OwnedSegment>,
+}
+
+impl CollectSink {
+    pub fn take(&mut self) -> Vec<OwnedSegment> {
+        std::mem::take(&mut self.segments)
+    }
+}
+
+impl SegmentSink for CollectSink {
+    fn emit(&mut self, seg: &SegmentOut, payload: &dyn PayloadSource) {
+        let mut p = vec![0u8; payload.len()];
+        payload.copy_to(&mut p);
+        self.segments.push(OwnedSegment {
+            header: *seg,
+            payload: p,
+        });
+    }
+}
+
+/// Builds a segment as a client would send it.
+pub fn segment<'a>(
+    tuple: FourTuple,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    window: u16,
+    options: TcpOptions,
+    payload: &'a [u8],
+) -> SegmentIn<'a> {
+    SegmentIn {
+        tuple,
+        seq: SeqNumber::new(seq),
+        ack: SeqNumber::new(ack),
+        flags,
+        window,
+        options,
+        payload,
+    }
+}
+
+/// How [`TestApp`] answers.
+#[derive(Clone, Debug)]
+pub struct TestAppConfig {
+    /// A request ends with this byte; each complete request is answered with `response`.
+    pub request_end: u8,
+    pub response: Bytes,
+    /// Close our side after answering (like `Connection: close`).
+    pub close_after_response: bool,
+    /// Do not read: leave bytes in the receive buffer (to fill the window).
+    pub stall_reading: bool,
+    /// A request containing `!` is answered and then the connection closed.
+    pub close_on_bang: bool,
+}
+
+impl Default for TestAppConfig {
+    fn default() -> Self {
+        TestAppConfig {
+            request_end: b'\n',
+            response: Bytes::from_static(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+            close_after_response: false,
+            stall_reading: false,
+            close_on_bang: false,
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct TestSession {
+    pub received: Vec<u8>,
+    pub requests: usize,
+    pub deadlines: usize,
+}
+
+/// A request/response application for tests: answers each `request_end`-terminated request.
+#[derive(Default)]
+pub struct TestApp {
+    pub cfg: TestAppConfig,
+    pub opened: usize,
+    pub closed: Vec<(FourTuple, CloseReason, usize)>,
+    pub tuples: Vec<FourTuple>,
+    /// Bytes received by connections that have closed, in close order.
+    pub finished: Vec<Vec<u8>>,
+}
+
+impl TestApp {
+    pub fn new(cfg: TestAppConfig) -> Self {
+        TestApp {
+            cfg,
+            ..TestApp::default()
+        }
+    }
+}
+
+pub struct TestAppSession {
+    pub tuple: FourTuple,
+    pub state: TestSession,
+}
+
+impl App for TestApp {
+    type Session = TestAppSession;
+
+    fn on_open(&mut self, tuple: &FourTuple, _now: Instant) -> TestAppSession {
+        self.opened += 1;
+        self.tuples.push(*tuple);
+        TestAppSession {
+            tuple: *tuple,
+            state: TestSession::default(),
+        }
+    }
+
+    fn on_readable(&mut self, s: &mut TestAppSession, io: &mut AppIo<'_>, _now: Instant) {
+        if self.cfg.stall_reading {
+            return;
+        }
+        let data = io.data();
+        let n = data.len();
+        let ends = data.iter().filter(|&&b| b == self.cfg.request_end).count();
+        let bang = self.cfg.close_on_bang && data.contains(&b'!');
+        s.state.received.extend_from_slice(data);
+        io.consume(n);
+        for _ in 0..ends {
+            s.state.requests += 1;
+            io.send(self.cfg.response.clone());
+        }
+        if (ends > 0 && (self.cfg.close_after_response || bang)) || io.peer_closed() {
+            io.close();
+        }
+    }
+
+    fn on_deadline(&mut self, s: &mut TestAppSession, _io: &mut AppIo<'_>, _now: Instant) {
+        s.state.deadlines += 1;
+    }
+
+    fn on_close(&mut self, s: TestAppSession, reason: CloseReason, _now: Instant) {
+        self.closed.push((s.tuple, reason, s.state.requests));
+        self.finished.push(s.state.received);
+    }
+}

@@ -1,0 +1,588 @@
+//! A seeded simulation: client models and the engine talk over a link that drops, duplicates,
+//! reorders and delays segments. Every byte must arrive exactly, every connection must end in
+//! CLOSED or TIME-WAIT, and nothing may be left in the table or the buffers.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::time::Duration;
+
+use bytes::Bytes;
+use synack::tcp::engine::{Engine, EngineConfig};
+use synack::tcp::segment::{FourTuple, SegmentIn, TcpFlags, TcpOptions};
+use synack::tcp::seq::SeqNumber;
+use synack::tcp::testkit::{CollectSink, OwnedSegment, TestApp, TestAppConfig};
+use synack::time::Instant;
+
+const SERVER: u32 = u32::from_be_bytes([198, 18, 0, 1]);
+
+/// xorshift64*: small, seeded, good enough for fault injection.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Faults {
+    loss: f64,
+    duplicate: f64,
+    reorder: f64,
+}
+
+/// A segment on the wire, either direction.
+#[derive(Clone)]
+struct Wire {
+    to_server: bool,
+    tuple: FourTuple,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    window: u16,
+    options: TcpOptions,
+    payload: Vec<u8>,
+}
+
+struct Link {
+    queue: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    slots: Vec<Option<Wire>>,
+    free: Vec<usize>,
+    n: u64,
+    rng: Rng,
+    faults: Faults,
+    delay: Duration,
+    stats: LinkStats,
+}
+
+#[derive(Default, Debug)]
+struct LinkStats {
+    sent: u64,
+    dropped: u64,
+    duplicated: u64,
+    reordered: u64,
+}
+
+impl Link {
+    fn send(&mut self, now: Instant, w: Wire) {
+        self.stats.sent += 1;
+        if self.rng.chance(self.faults.loss) {
+            self.stats.dropped += 1;
+            return;
+        }
+        let copies = if self.rng.chance(self.faults.duplicate) {
+            self.stats.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let mut at = now + self.delay;
+            if self.rng.chance(self.faults.reorder) {
+                // Held back long enough for later segments to overtake it.
+                self.stats.reordered += 1;
+                at += Duration::from_micros(200 + self.rng.below(3000));
+            }
+            let idx = match self.free.pop() {
+                Some(i) => {
+                    self.slots[i] = Some(w.clone());
+                    i
+                }
+                None => {
+                    self.slots.push(Some(w.clone()));
+                    self.slots.len() - 1
+                }
+            };
+            self.n += 1;
+            self.queue.push(Reverse((at, self.n, idx)));
+        }
+    }
+
+    fn next_time(&self) -> Option<Instant> {
+        self.queue.peek().map(|r| r.0.0)
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Option<Wire> {
+        let &Reverse((at, _, idx)) = self.queue.peek()?;
+        if at > now {
+            return None;
+        }
+        self.queue.pop();
+        let w = self.slots[idx].take();
+        self.free.push(idx);
+        w
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ClientState {
+    SynSent,
+    Established,
+    Done,
+}
+
+/// A small TCP client: one request, reads the response, closes; retransmits its SYN,
+/// request and FIN; ACKs every segment; buffers out-of-order data.
+struct Client {
+    tuple: FourTuple,
+    iss: u32,
+    state: ClientState,
+    options: TcpOptions,
+    wscale: u8,
+    request: Vec<u8>,
+    /// Close first (after the whole response) or wait for the server's FIN.
+    client_first: bool,
+    snd_una: u32,
+    snd_nxt: u32,
+    fin_sent: bool,
+    rcv_nxt: u32,
+    received: Vec<u8>,
+    ooo: BTreeMap<u32, Vec<u8>>,
+    peer_fin: Option<u32>,
+    got_fin: bool,
+    rto_at: Option<Instant>,
+    rto: Duration,
+    resets: u32,
+    expected_len: usize,
+    ts: bool,
+}
+
+impl Client {
+    fn wire(&self, seq: u32, flags: TcpFlags, payload: &[u8], now: Instant) -> Wire {
+        let mut o = TcpOptions::default();
+        if self.ts {
+            o.timestamps = Some(((now.as_micros() / 1000) as u32 + 1, 0));
+        }
+        // 256 KiB receive window; the client always reads at once.
+        let window = (262144u32 >> self.wscale).min(65535) as u16;
+        Wire {
+            to_server: true,
+            tuple: self.tuple,
+            seq,
+            ack: self.rcv_nxt,
+            flags,
+            window,
+            options: o,
+            payload: payload.to_vec(),
+        }
+    }
+
+    fn start(&mut self, now: Instant, link: &mut Link) {
+        let mut w = self.wire(self.iss, TcpFlags::SYN, &[], now);
+        w.options = self.options;
+        if self.ts {
+            w.options.timestamps = Some(((now.as_micros() / 1000) as u32 + 1, 0));
+        }
+        w.window = 65535;
+        link.send(now, w);
+        self.rto_at = Some(now + self.rto);
+    }
+
+    /// Sends what is unacknowledged from SND.UNA (after an RTO) or new (after the handshake).
+    fn send_pending(&mut self, now: Instant, link: &mut Link, from_una: bool) {
+        if self.state == ClientState::SynSent {
+            return self.start(now, link);
+        }
+        let base = self.iss.wrapping_add(1);
+        let req_end = base.wrapping_add(self.request.len() as u32);
+        let start = if from_una { self.snd_una } else { self.snd_nxt };
+        let mut off = (start.wrapping_sub(base) as usize).min(self.request.len());
+        while off < self.request.len() {
+            let len = (self.request.len() - off).min(1000);
+            let seq = base.wrapping_add(off as u32);
+            let w = self.wire(
+                seq,
+                TcpFlags::ACK | TcpFlags::PSH,
+                &self.request[off..off + len],
+                now,
+            );
+            link.send(now, w);
+            off += len;
+        }
+        let mut seq = base.wrapping_add(off as u32);
+        if self.fin_sent && (from_una || self.snd_nxt == req_end) {
+            let w = self.wire(req_end, TcpFlags::FIN | TcpFlags::ACK, &[], now);
+            link.send(now, w);
+            seq = req_end.wrapping_add(1);
+        }
+        if (seq.wrapping_sub(self.snd_nxt) as i32) > 0 {
+            self.snd_nxt = seq;
+        }
+        if self.snd_una != self.snd_nxt {
+            self.rto_at = Some(now + self.rto);
+        }
+    }
+
+    fn ack(&self, now: Instant, link: &mut Link) {
+        let w = self.wire(self.snd_nxt, TcpFlags::ACK, &[], now);
+        link.send(now, w);
+    }
+
+    fn on_segment(&mut self, now: Instant, w: &Wire, link: &mut Link) {
+        if w.flags.rst() {
+            // After both FINs a RST answers a late duplicate of ours: a TIME-WAIT client
+            // ignores it (RFC 1337). Before that it is a failure.
+            if self.state != ClientState::Done {
+                self.resets += 1;
+                eprintln!(
+                    "RST to {} seq {} in {:?}: got {}/{} fin_sent {} got_fin {} una {} nxt {}",
+                    self.tuple,
+                    w.seq,
+                    self.state,
+                    self.received.len(),
+                    self.expected_len,
+                    self.fin_sent,
+                    self.got_fin,
+                    self.snd_una,
+                    self.snd_nxt
+                );
+                self.state = ClientState::Done;
+            }
+            return;
+        }
+        if self.state == ClientState::SynSent {
+            if w.flags.syn() && w.flags.ack() && w.ack == self.iss.wrapping_add(1) {
+                self.state = ClientState::Established;
+                self.rcv_nxt = w.seq.wrapping_add(1);
+                self.snd_una = w.ack;
+                self.snd_nxt = w.ack;
+                self.rto_at = None;
+                self.send_pending(now, link, false);
+            }
+            return;
+        }
+        if w.flags.syn() {
+            // a retransmitted SYN/ACK: our ACK was lost
+            self.ack(now, link);
+            return;
+        }
+        if w.flags.ack() && (w.ack.wrapping_sub(self.snd_una) as i32) > 0 {
+            self.snd_una = w.ack;
+            self.rto = Duration::from_millis(200);
+            self.rto_at = if self.snd_una == self.snd_nxt {
+                None
+            } else {
+                Some(now + self.rto)
+            };
+        }
+        if !w.payload.is_empty() {
+            let d = w.seq.wrapping_sub(self.rcv_nxt) as i32;
+            if d <= 0 {
+                let skip = (-d) as usize;
+                if skip < w.payload.len() {
+                    self.received.extend_from_slice(&w.payload[skip..]);
+                    self.rcv_nxt = self.rcv_nxt.wrapping_add((w.payload.len() - skip) as u32);
+                }
+            } else {
+                self.ooo.entry(w.seq).or_insert_with(|| w.payload.clone());
+            }
+            // Drain parked segments that are now in order.
+            while let Some((&s, _)) = self.ooo.iter().next() {
+                let d = s.wrapping_sub(self.rcv_nxt) as i32;
+                if d > 0 {
+                    break;
+                }
+                let p = self.ooo.remove(&s).unwrap();
+                let skip = (-d) as usize;
+                if skip < p.len() {
+                    self.received.extend_from_slice(&p[skip..]);
+                    self.rcv_nxt = self.rcv_nxt.wrapping_add((p.len() - skip) as u32);
+                }
+            }
+        }
+        if w.flags.fin() {
+            self.peer_fin = Some(w.seq.wrapping_add(w.payload.len() as u32));
+        }
+        if let Some(f) = self.peer_fin
+            && f == self.rcv_nxt
+            && !self.got_fin
+        {
+            self.got_fin = true;
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+            if !self.client_first && !self.fin_sent {
+                self.fin_sent = true;
+                self.send_pending(now, link, false);
+            }
+        }
+        if self.client_first && !self.fin_sent && self.received.len() >= self.expected_len {
+            self.fin_sent = true;
+            self.send_pending(now, link, false);
+        }
+        // ACK everything (duplicate ACKs for out-of-order data included), and answer
+        // unacceptable segments such as zero-window probes (RFC 9293 3.10.7.4).
+        if !w.payload.is_empty() || w.flags.fin() || w.seq != self.rcv_nxt {
+            self.ack(now, link);
+        }
+        let fin_acked = self.fin_sent && self.snd_una == self.snd_nxt;
+        if self.got_fin && fin_acked {
+            self.state = ClientState::Done;
+        }
+    }
+
+    fn on_timer(&mut self, now: Instant, link: &mut Link) {
+        if let Some(t) = self.rto_at
+            && t <= now
+        {
+            self.rto = (self.rto * 2).min(Duration::from_secs(5));
+            self.rto_at = None;
+            self.send_pending(now, link, true);
+            if self.rto_at.is_none() && self.state == ClientState::SynSent {
+                self.rto_at = Some(now + self.rto);
+            }
+        }
+    }
+}
+
+struct Outcome {
+    completed: usize,
+    link: LinkStats,
+}
+
+fn run(seed: u64, conns: usize, concurrency: usize, body: usize, faults: Faults) -> Outcome {
+    let body_bytes: Vec<u8> = (0..body).map(|i| (i * 7 + i / 251) as u8).collect();
+    let mut response = format!("LEN {body}\n").into_bytes();
+    response.extend_from_slice(&body_bytes);
+    let response = Bytes::from(response);
+    let app = TestApp::new(TestAppConfig {
+        response: response.clone(),
+        close_on_bang: true,
+        ..TestAppConfig::default()
+    });
+    let cfg = EngineConfig {
+        local_ip: SERVER,
+        ports: vec![80],
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(cfg, app);
+    let mut sink = CollectSink::default();
+    let mut rng = Rng(seed);
+    let mut link = Link {
+        queue: BinaryHeap::new(),
+        slots: Vec::new(),
+        free: Vec::new(),
+        n: 0,
+        rng: Rng(seed ^ 0x9e37_79b9_7f4a_7c15),
+        faults,
+        delay: Duration::from_micros(500),
+        stats: LinkStats::default(),
+    };
+    let mut now = Instant::from_millis(1_000);
+    let mut clients: Vec<Client> = Vec::new();
+    let mut index: std::collections::HashMap<FourTuple, usize> = Default::default();
+    let mut started = 0usize;
+    let deadline = now + Duration::from_secs(3600);
+
+    loop {
+        // Keep `concurrency` connections running.
+        let active = clients
+            .iter()
+            .filter(|c| c.state != ClientState::Done)
+            .count();
+        for _ in active..concurrency {
+            if started == conns {
+                break;
+            }
+            let i = started;
+            started += 1;
+            let kind = rng.below(4);
+            let options = TcpOptions {
+                mss: Some(1460),
+                window_scale: (kind & 1 == 1).then_some(2),
+                sack_permitted: kind & 1 == 1,
+                timestamps: None,
+                ..TcpOptions::default()
+            };
+            let tuple = FourTuple {
+                remote_ip: u32::from_be_bytes([198, 19, (i / 50000) as u8, 2]),
+                remote_port: 1024 + (i % 50000) as u16,
+                local_ip: SERVER,
+                local_port: 80,
+            };
+            let client_first = i.is_multiple_of(2);
+            let mut c = Client {
+                tuple,
+                iss: rng.next() as u32,
+                state: ClientState::SynSent,
+                options,
+                wscale: options.window_scale.unwrap_or(0),
+                request: if client_first {
+                    b"GET /\n".to_vec()
+                } else {
+                    b"GET /!\n".to_vec()
+                },
+                client_first,
+                snd_una: 0,
+                snd_nxt: 0,
+                fin_sent: false,
+                rcv_nxt: 0,
+                received: Vec::new(),
+                ooo: BTreeMap::new(),
+                peer_fin: None,
+                got_fin: false,
+                rto_at: None,
+                rto: Duration::from_millis(200),
+                resets: 0,
+                expected_len: response.len(),
+                ts: kind & 2 == 2,
+            };
+            c.snd_una = c.iss;
+            c.start(now, &mut link);
+            index.insert(tuple, clients.len());
+            clients.push(c);
+        }
+        // Deliver what is due.
+        while let Some(w) = link.pop_due(now) {
+            if w.to_server {
+                let seg = SegmentIn {
+                    tuple: w.tuple,
+                    seq: SeqNumber::new(w.seq),
+                    ack: SeqNumber::new(w.ack),
+                    flags: w.flags,
+                    window: w.window,
+                    options: w.options,
+                    payload: &w.payload,
+                };
+                engine.on_segment(now, &seg, &mut sink);
+            } else if let Some(&i) = index.get(&w.tuple) {
+                clients[i].on_segment(now, &w, &mut link);
+            }
+        }
+        engine.on_tick(now, &mut sink);
+        for s in sink.take() {
+            link.send(now, to_client(&s));
+        }
+        for c in clients.iter_mut() {
+            if c.state != ClientState::Done || c.rto_at.is_some() {
+                c.on_timer(now, &mut link);
+            }
+        }
+        let all_done = started == conns && clients.iter().all(|c| c.state == ClientState::Done);
+        if all_done && engine.connections() == 0 && link.queue.is_empty() {
+            break;
+        }
+        if now >= deadline {
+            let stuck: Vec<String> = clients
+                .iter()
+                .filter(|c| c.state != ClientState::Done)
+                .take(5)
+                .map(|c| {
+                    format!(
+                        "{} {:?} first={} got={}/{} fin_sent={} got_fin={} una={} nxt={} rto_at={:?} server={:?} closed={:?}",
+                        c.tuple,
+                        c.state,
+                        c.client_first,
+                        c.received.len(),
+                        c.expected_len,
+                        c.fin_sent,
+                        c.got_fin,
+                        c.snd_una,
+                        c.snd_nxt,
+                        c.rto_at,
+                        engine.connection(&c.tuple).map(|x| x.state()),
+                        engine.app().closed.iter().filter(|x| x.0 == c.tuple).collect::<Vec<_>>()
+                    )
+                })
+                .collect();
+            panic!(
+                "simulation did not finish: {} connections left, {} clients not done, link {}: {stuck:#?}",
+                engine.connections(),
+                clients
+                    .iter()
+                    .filter(|c| c.state != ClientState::Done)
+                    .count(),
+                link.queue.len()
+            );
+        }
+        // Advance to the next event, at most 1 ms.
+        let mut next = now + Duration::from_millis(1);
+        if let Some(t) = link.next_time() {
+            next = next.min(t.max(now + Duration::from_micros(1)));
+        }
+        now = next;
+    }
+
+    // Verify: every byte delivered exactly, every connection ended cleanly.
+    let mut completed = 0;
+    for c in &clients {
+        assert_eq!(c.resets, 0, "connection {:?} was reset", c.tuple);
+        assert_eq!(
+            c.received.len(),
+            response.len(),
+            "connection {} got {} bytes",
+            c.tuple,
+            c.received.len()
+        );
+        assert!(c.received == response[..], "bytes differ on {}", c.tuple);
+        completed += 1;
+    }
+    let app = engine.app();
+    assert_eq!(app.opened, conns);
+    assert_eq!(app.closed.len(), conns, "every session closed once");
+    for (t, reason, requests) in &app.closed {
+        assert_eq!(*reason, synack::tcp::app::CloseReason::Normal, "{t}");
+        assert_eq!(*requests, 1, "{t}");
+    }
+    assert_eq!(engine.half_open(), 0);
+    assert_eq!(engine.buffered_bytes(), 0);
+    // Server-first connections end in TIME-WAIT; it drains after 2*MSL.
+    assert!(engine.time_wait_len() <= conns / 2 + 1);
+    let end = now + Duration::from_secs(61);
+    while now < end {
+        now += Duration::from_millis(100);
+        engine.on_tick(now, &mut sink);
+    }
+    assert_eq!(engine.time_wait_len(), 0);
+    assert_eq!(engine.connections(), 0);
+    Outcome {
+        completed,
+        link: link.stats,
+    }
+}
+
+fn to_client(s: &OwnedSegment) -> Wire {
+    Wire {
+        to_server: false,
+        tuple: s.header.tuple,
+        seq: s.header.seq.raw(),
+        ack: s.header.ack.raw(),
+        flags: s.header.flags,
+        window: s.header.window,
+        options: s.header.options,
+        payload: s.payload.clone(),
+    }
+}
+
+#[test]
+fn thousand_connections_of_1mib_over_loss_and_reordering() {
+    let faults = Faults {
+        loss: 0.05,
+        duplicate: 0.01,
+        reorder: 0.10,
+    };
+    let o = run(0x5eed_0001, 1000, 64, 1 << 20, faults);
+    assert_eq!(o.completed, 1000);
+    assert!(o.link.dropped > 0 && o.link.reordered > 0 && o.link.duplicated > 0);
+    eprintln!("sim: {:?}", o.link);
+}
+
+#[test]
+fn short_connections_over_heavy_loss() {
+    let faults = Faults {
+        loss: 0.2,
+        duplicate: 0.05,
+        reorder: 0.2,
+    };
+    for seed in [1u64, 2, 3] {
+        let o = run(seed, 200, 32, 3000, faults);
+        assert_eq!(o.completed, 200);
+    }
+}
