@@ -1,5 +1,6 @@
 #![deny(unsafe_code)]
 pub mod cli;
+pub mod http;
 pub mod netdev;
 pub mod pcap;
 pub mod tcp;
