@@ -199,11 +199,6 @@ impl HeadScanner {
         *self = HeadScanner::default();
     }
 
-    /// True if nothing of a head has been seen yet.
-    pub fn is_fresh(&self) -> bool {
-        self.pos == 0
-    }
-
     /// Scans `data` (all unconsumed bytes; what was scanned before must still be at its
     /// start). `max_line` bounds the request line (414), `max_head` the whole head including
     /// leading empty lines (431).
@@ -867,6 +862,22 @@ mod tests {
         );
         assert_eq!(
             scan_all(b"GET / HTTP/1.1\r\nHost: a\r\n\n"),
+            HeadScan::Error(RequestError::BadLineEnding)
+        );
+        // a CR at the end of the data is judged once its next byte is known, the same way
+        // whether the bytes came together or not
+        let mut s = HeadScanner::default();
+        assert_eq!(s.scan(b"\r", 8192, 16384), HeadScan::Partial);
+        assert_eq!(
+            s.scan(b"\r\0", 8192, 16384),
+            HeadScan::Error(RequestError::BadLineEnding)
+        );
+        assert_eq!(
+            scan_all(b"\r\0"),
+            HeadScan::Error(RequestError::BadLineEnding)
+        );
+        assert_eq!(
+            scan_all(b"GET\rX"),
             HeadScan::Error(RequestError::BadLineEnding)
         );
         // the method is checked before the line is complete
