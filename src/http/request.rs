@@ -137,14 +137,131 @@ impl std::fmt::Display for RequestError {
     }
 }
 
-/// tchar (RFC 9110 5.6.2).
-pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+/// Character classes, one bit each, looked up in [`CLASSES`] (a per-byte table: these checks
+/// run on every byte of every head).
+const TCHAR: u8 = 1;
+const FIELD_VALUE: u8 = 2;
+const HOST: u8 = 4;
+
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let alnum = c.is_ascii_alphanumeric();
+        let mut class = 0;
+        // RFC 9110 5.6.2: tchar.
+        if alnum
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            )
+        {
+            class |= TCHAR;
+        }
+        // RFC 9110 5.5: field-vchar, SP, HTAB; obs-text (0x80-0xFF) accepted as opaque.
+        if c == b'\t' || (c >= b' ' && c <= b'~') || c >= 0x80 {
+            class |= FIELD_VALUE;
+        }
+        // RFC 3986 3.2.2 and 3.2.3: uri-host (reg-name, IP-literal) and port characters.
+        if alnum
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+                    | b'%'
+            )
+        {
+            class |= HOST;
+        }
+        t[b] = class;
+        b += 1;
+    }
+    t
+};
+
+// Word-at-a-time byte tests (SWAR): eight bytes per step for the searches and checks that run
+// over every byte of every head. Only the existence answers of these bit tricks are relied on;
+// a hit is confirmed byte by byte.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Nonzero iff a byte of `x` is zero; the lowest set bit marks the first (lowest) zero byte.
+const fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & HIGHS
 }
 
-/// field-vchar, SP or HTAB (RFC 9110 5.5); obs-text (0x80-0xFF) is accepted as opaque.
+/// Nonzero iff a byte of `x` is below `n` (`n` <= 128).
+const fn bytes_below(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(ONES * n as u64) & !x & HIGHS
+}
+
+/// Position of the first `needle` in `hay`.
+pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    let pattern = ONES * needle as u64;
+    let (words, rest) = hay.as_chunks::<8>();
+    for (i, w) in words.iter().enumerate() {
+        let hit = zero_bytes(u64::from_le_bytes(*w) ^ pattern);
+        if hit != 0 {
+            return Some(i * 8 + (hit.trailing_zeros() / 8) as usize);
+        }
+    }
+    let base = words.len() * 8;
+    rest.iter().position(|&b| b == needle).map(|p| base + p)
+}
+
+/// True if every byte of `s` may appear in a field value (see [`FIELD_VALUE`]).
+fn all_field_value(s: &[u8]) -> bool {
+    let (words, rest) = s.as_chunks::<8>();
+    for w in words {
+        let x = u64::from_le_bytes(*w);
+        // Controls (below 0x20) and DEL need a closer look; HTAB is one of them and allowed.
+        if (bytes_below(x, 0x20) | zero_bytes(x ^ (ONES * 0x7f))) != 0 && !all_in(w, FIELD_VALUE) {
+            return false;
+        }
+    }
+    all_in(rest, FIELD_VALUE)
+}
+
+fn all_in(s: &[u8], class: u8) -> bool {
+    s.iter().all(|&b| CLASSES[b as usize] & class != 0)
+}
+
+/// tchar (RFC 9110 5.6.2).
+pub fn is_tchar(b: u8) -> bool {
+    CLASSES[b as usize] & TCHAR != 0
+}
+
 fn is_field_value_byte(b: u8) -> bool {
-    b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
+    CLASSES[b as usize] & FIELD_VALUE != 0
 }
 
 fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -233,7 +350,7 @@ impl HeadScanner {
                 // A line end: an empty line before the request line, or a request line without
                 // spaces; the LF search below takes it and `parse_head` judges the line.
             }
-            let Some(off) = data[self.pos..end].iter().position(|&b| b == b'\n') else {
+            let Some(off) = find_byte(&data[self.pos..end], b'\n') else {
                 self.pos = end;
                 break;
             };
@@ -337,25 +454,42 @@ impl RequestHead<'_> {
     }
 }
 
+/// The lines of a head, without their line ends.
+struct HeadLines<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for HeadLines<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let (line, rest) = match find_byte(self.rest, b'\n') {
+            Some(lf) => (&self.rest[..lf], &self.rest[lf + 1..]),
+            None => (self.rest, &[][..]),
+        };
+        self.rest = rest;
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    }
+}
+
 /// Checks a complete head (request line through the empty line, every line ending in CRLF as
 /// [`HeadScanner`] found it) and extracts a [`RequestHead`].
 pub fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, RequestError> {
-    let mut lines = head.split(|&b| b == b'\n').map(|l| match l {
-        [rest @ .., b'\r'] => rest,
-        _ => l,
-    });
+    let mut lines = HeadLines { rest: head };
     let request_line = lines.next().unwrap_or_default();
 
     // RFC 9112 3: request-line = method SP request-target SP HTTP-version
     let Some(sp1) = request_line.iter().position(|&b| b == b' ') else {
-        return Err(if request_line.iter().all(|&b| is_tchar(b)) {
+        return Err(if all_in(request_line, TCHAR) {
             RequestError::BadRequestLine
         } else {
             RequestError::BadMethod
         });
     };
     let method_token = &request_line[..sp1];
-    if method_token.is_empty() || !method_token.iter().all(|&b| is_tchar(b)) {
+    if method_token.is_empty() || !all_in(method_token, TCHAR) {
         return Err(RequestError::BadMethod);
     }
     let rest = &request_line[sp1 + 1..];
@@ -409,28 +543,24 @@ pub fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, RequestError> {
         if line[0] == b' ' || line[0] == b'\t' {
             return Err(RequestError::ObsFold);
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let Some(colon) = find_byte(line, b':') else {
             return Err(RequestError::BadHeaderName);
         };
         let name = &line[..colon];
         if matches!(name.last(), Some(b' ' | b'\t')) {
             return Err(RequestError::WhitespaceBeforeColon);
         }
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+        if name.is_empty() || !all_in(name, TCHAR) {
             return Err(RequestError::BadHeaderName);
         }
         let value = trim_ows(&line[colon + 1..]);
-        if !value.iter().all(|&b| is_field_value_byte(b)) {
+        if !all_field_value(value) {
             return Err(RequestError::BadHeaderValue);
         }
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
             // RFC 9112 3.2: exactly one Host line, with a valid uri-host[:port] (RFC 3986).
-            if hosts > 1
-                || !value
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b))
-            {
+            if hosts > 1 || !all_in(value, HOST) {
                 return Err(RequestError::BadHost);
             }
         } else if name.eq_ignore_ascii_case(b"connection") {
@@ -444,17 +574,13 @@ pub fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, RequestError> {
             }
         } else if name.eq_ignore_ascii_case(b"content-length") {
             // RFC 9110 8.6: 1*DIGIT; a list of identical values may be taken as one value.
-            let mut any = false;
+            // (An empty value is one empty element, refused by parse_decimal.)
             for element in value.split(|&b| b == b',').map(trim_ows) {
                 let n = parse_decimal(element).ok_or(RequestError::BadContentLength)?;
                 if content_length.is_some_and(|old| old != n) {
                     return Err(RequestError::ConflictingContentLength);
                 }
                 content_length = Some(n);
-                any = true;
-            }
-            if !any {
-                return Err(RequestError::BadContentLength);
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             te_seen = true;
@@ -568,7 +694,12 @@ pub fn normalize_path(
 ) -> Result<bool, RequestError> {
     decoded.clear();
     out.clear();
-    let mut i = 0;
+    // Most paths have nothing encoded: then they are used as they are.
+    let Some(first_escape) = find_byte(path, b'%') else {
+        return resolve_segments(path, out);
+    };
+    decoded.extend_from_slice(&path[..first_escape]);
+    let mut i = first_escape;
     while i < path.len() {
         let b = path[i];
         if b == b'%' {
@@ -589,6 +720,11 @@ pub fn normalize_path(
             i += 1;
         }
     }
+    resolve_segments(decoded, out)
+}
+
+/// The second half of [`normalize_path`]: `.`, `..` and empty segments of a decoded path.
+fn resolve_segments(decoded: &[u8], out: &mut Vec<u8>) -> Result<bool, RequestError> {
     let mut directory = true;
     for segment in decoded.split(|&b| b == b'/') {
         match segment {
@@ -1130,7 +1266,34 @@ mod tests {
         assert_eq!(BodyReader::new(Framing::None), None);
     }
 
+    #[test]
+    fn word_at_a_time_helpers() {
+        assert_eq!(find_byte(b"", b'\n'), None);
+        assert_eq!(find_byte(b"abcdefgh\nxyz", b'\n'), Some(8));
+        assert_eq!(find_byte(b"\n", b'\n'), Some(0));
+        assert_eq!(find_byte(b"abcdefghijklmnop:", b':'), Some(16));
+        assert_eq!(find_byte(b"abc:efgh:", b':'), Some(3));
+        assert_eq!(
+            find_byte(&[0x80, 0xff, 0x0a, 0x0b, 0, 0, 0, 0, 0x0a], 0x0a),
+            Some(2)
+        );
+        assert!(all_field_value(
+            b"Mozilla/5.0 (X11; Linux x86_64)\tok \x80\xff"
+        ));
+        assert!(!all_field_value(b"Mozilla/5.0 (X11; Linux\x7f x86_64)"));
+        assert!(!all_field_value(b"abcdefgh\x00"));
+        assert!(!all_field_value(b"abcdefg\x1f"));
+    }
+
     proptest! {
+        #[test]
+        fn word_at_a_time_matches_bytewise(data in proptest::collection::vec(
+            proptest::sample::select(vec![0u8, 9, 10, 13, 31, 32, 58, 65, 126, 127, 128, 255]), 0..40),
+            needle in proptest::sample::select(vec![0u8, 10, 58, 127, 255])) {
+            prop_assert_eq!(find_byte(&data, needle), data.iter().position(|&b| b == needle));
+            prop_assert_eq!(all_field_value(&data), data.iter().all(|&b| is_field_value_byte(b)));
+        }
+
         #[test]
         fn scanner_and_parser_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600),
                                           cut in 0usize..600) {

@@ -217,29 +217,29 @@ impl HttpApp {
     }
 
     /// Answers every complete request in `io.data()`, in order, and skips bodies.
+    ///
+    /// Handled bytes are consumed once, at the end: consuming moves what is left to the front
+    /// of the receive buffer, and doing that per pipelined request would copy the rest again
+    /// and again. (Paths that close consume everything at once.)
     fn drive(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>, now: Instant) {
         // A head larger than the receive buffer could never complete: the buffer caps it.
         let max_head = self.config.max_header_bytes.min(io.recv.capacity()).max(1);
+        // Bytes at the front of `io.data()` already handled.
+        let mut done = 0;
         loop {
             match s.phase {
-                Phase::Closed => {
-                    let n = io.data().len();
-                    io.consume(n);
-                    return;
-                }
+                Phase::Closed => break,
                 Phase::Body { mut reader, reply } => {
-                    if io.data().is_empty() {
+                    let data = &io.data()[done..];
+                    if data.is_empty() {
                         if io.peer_closed() {
                             self.close(s, io);
                         }
-                        return;
+                        break;
                     }
-                    let (used, result) = reader.feed(
-                        io.data(),
-                        self.config.max_body,
-                        self.config.max_header_bytes,
-                    );
-                    io.consume(used);
+                    let (used, result) =
+                        reader.feed(data, self.config.max_body, self.config.max_header_bytes);
+                    done += used;
                     self.stats.body_bytes_discarded += used as u64;
                     s.body_progress = now;
                     match result {
@@ -252,18 +252,21 @@ impl HttpApp {
                             if io.peer_closed() {
                                 self.close(s, io);
                             }
-                            return;
+                            break;
                         }
-                        Err(e) => return self.refuse(s, io, e, now),
+                        Err(e) => {
+                            self.refuse(s, io, e, now);
+                            break;
+                        }
                     }
                 }
                 Phase::Head => {
-                    let data = io.data();
+                    let data = &io.data()[done..];
                     if data.is_empty() {
                         if io.peer_closed() {
                             self.close(s, io);
                         }
-                        return;
+                        break;
                     }
                     let started = *s.head_started.get_or_insert(now);
                     let (start, end) =
@@ -275,18 +278,24 @@ impl HttpApp {
                                 if io.peer_closed() {
                                     self.close(s, io);
                                 }
-                                return;
+                                break;
                             }
-                            HeadScan::Error(e) => return self.refuse(s, io, e, now),
+                            HeadScan::Error(e) => {
+                                self.refuse(s, io, e, now);
+                                break;
+                            }
                         };
                     let body_bytes_waiting = data.len() > end;
                     let plan = self.plan(&data[start..end], s.requests, started);
-                    io.consume(end);
+                    done += end;
                     s.scanner.reset();
                     s.head_started = None;
                     let (reply, body, expect_continue) = match plan {
                         Ok(p) => p,
-                        Err(e) => return self.refuse(s, io, e, now),
+                        Err(e) => {
+                            self.refuse(s, io, e, now);
+                            break;
+                        }
                     };
                     match body {
                         None => self.reply(s, io, reply, now),
@@ -304,6 +313,13 @@ impl HttpApp {
                     }
                 }
             }
+        }
+        if s.is_closed() {
+            // `close` dropped what was there; this drops what came after it.
+            let n = io.data().len();
+            io.consume(n);
+        } else {
+            io.consume(done);
         }
     }
 
@@ -402,8 +418,6 @@ impl HttpApp {
         status: Status,
         now: Instant,
     ) {
-        let n = io.data().len();
-        io.consume(n);
         let reply = Reply {
             resource: self.content.error(status),
             head_only: false,
@@ -414,7 +428,7 @@ impl HttpApp {
         self.reply(s, io, reply, now);
     }
 
-    /// Graceful close (FIN after what is queued); later bytes are dropped.
+    /// Graceful close (FIN after what is queued). Unread bytes are dropped, now and later.
     fn close(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>) {
         io.close();
         let n = io.data().len();
