@@ -1267,6 +1267,26 @@ mod tests {
     }
 
     #[test]
+    fn error_table_is_consistent() {
+        for (i, e) in RequestError::ALL.iter().enumerate() {
+            assert_eq!(e.index(), i, "{e}");
+            assert_eq!(
+                RequestError::ALL
+                    .iter()
+                    .filter(|o| o.name() == e.name())
+                    .count(),
+                1
+            );
+        }
+        assert_eq!(RequestError::HeadTooLarge.status().code(), 431);
+        assert_eq!(
+            RequestError::UnsupportedTransferEncoding.status().code(),
+            501
+        );
+        assert_eq!(RequestError::MissingHost.status().code(), 400);
+    }
+
+    #[test]
     fn word_at_a_time_helpers() {
         assert_eq!(find_byte(b"", b'\n'), None);
         assert_eq!(find_byte(b"abcdefgh\nxyz", b'\n'), Some(8));
