@@ -1,0 +1,1046 @@
+//! Session tests: a fake connection feeds bytes to an [`HttpApp`] through a real [`AppIo`] over
+//! a [`RecvBuf`] and [`SendBuf`], as the engine would, and reads back what was queued.
+
+use super::*;
+use crate::tcp::buffer::{RecvBuf, SendBuf};
+use crate::tcp::segment::PayloadSource;
+use proptest::prelude::*;
+
+/// Sun, 06 Nov 1994 08:49:37 GMT (RFC 9110's example date).
+const WALL: u64 = 784_111_777;
+const T0: Instant = Instant::from_millis(5_000_000);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn site() -> Arc<Content> {
+    Arc::new(Content::from_files([
+        ("index.html", Bytes::from_static(b"<h1>home</h1>")),
+        ("style.css", Bytes::from_static(b"body { color: red }")),
+        ("docs/index.html", Bytes::from_static(b"docs index")),
+        ("docs/a b.txt", Bytes::from_static(b"spaced")),
+        ("img/logo.png", Bytes::from_static(b"\x89PNG")),
+        ("app.wasm", Bytes::from_static(b"\0asm")),
+    ]))
+}
+
+fn app_with(config: HttpConfig) -> HttpApp {
+    let mut app = HttpApp::new(config, site());
+    app.set_wall_clock(WALL);
+    app
+}
+
+fn app() -> HttpApp {
+    app_with(HttpConfig::default())
+}
+
+/// One connection as the engine would drive it.
+struct Conn {
+    recv: RecvBuf,
+    send: SendBuf,
+    peer_closed: bool,
+    deadline: Option<Instant>,
+    closed: bool,
+    session: HttpSession,
+    out: Vec<u8>,
+}
+
+impl Conn {
+    fn open(app: &mut HttpApp, now: Instant) -> Conn {
+        Conn::open_with_buffer(app, now, 64 * 1024)
+    }
+
+    fn open_with_buffer(app: &mut HttpApp, now: Instant, capacity: usize) -> Conn {
+        let session = app.on_open(&FourTuple::default(), now);
+        let mut c = Conn {
+            recv: RecvBuf::new(capacity),
+            send: SendBuf::new(),
+            peer_closed: false,
+            deadline: None,
+            closed: false,
+            session,
+            out: Vec::new(),
+        };
+        // The engine calls on_readable once after on_open so the session arms its deadline.
+        c.readable(app, now);
+        c
+    }
+
+    fn with_io(&mut self, f: impl FnOnce(&mut HttpSession, &mut AppIo<'_>)) {
+        let mut io = AppIo::new(
+            &mut self.recv,
+            &mut self.send,
+            self.peer_closed,
+            self.deadline,
+        );
+        f(&mut self.session, &mut io);
+        let (close, abort, deadline) = (io.close_requested, io.abort_requested, io.deadline);
+        assert!(!abort, "the responder never aborts");
+        assert!(!(self.closed && io.sent_any), "nothing is sent after close");
+        self.closed |= close;
+        self.deadline = deadline;
+        let r = self.send.range(0, self.send.len());
+        let mut bytes = vec![0u8; r.len()];
+        r.copy_to(&mut bytes);
+        self.send.ack(bytes.len());
+        self.out.extend_from_slice(&bytes);
+    }
+
+    fn readable(&mut self, app: &mut HttpApp, now: Instant) {
+        self.with_io(|s, io| app.on_readable(s, io, now));
+    }
+
+    fn write(&mut self, app: &mut HttpApp, bytes: &[u8], now: Instant) {
+        assert_eq!(
+            self.recv.write_at(0, bytes).advanced,
+            bytes.len(),
+            "receive buffer full"
+        );
+        self.readable(app, now);
+    }
+
+    fn fin(&mut self, app: &mut HttpApp, now: Instant) {
+        self.peer_closed = true;
+        self.readable(app, now);
+    }
+
+    fn fire_deadline(&mut self, app: &mut HttpApp, now: Instant) {
+        self.with_io(|s, io| app.on_deadline(s, io, now));
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        let mut found = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str());
+        let first = found.next();
+        assert!(found.next().is_none(), "{name} twice");
+        first
+    }
+}
+
+/// Splits `out` into responses; `head_only[i]` says whether final response `i` answers a HEAD.
+fn parse_responses(mut out: &[u8], head_only: &[bool]) -> Vec<Resp> {
+    let mut v = Vec::new();
+    let mut finals = 0;
+    while !out.is_empty() {
+        let end = out
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no head end in {:?}", String::from_utf8_lossy(out)))
+            + 4;
+        let head = std::str::from_utf8(&out[..end - 4]).unwrap();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        assert!(status_line.starts_with("HTTP/1.1 "), "{status_line}");
+        let status: u16 = status_line[9..12].parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (n, v) = l.split_once(": ").unwrap();
+                (n.to_string(), v.to_string())
+            })
+            .collect();
+        out = &out[end..];
+        let mut r = Resp {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if status >= 200 {
+            let len: usize = r.header("Content-Length").unwrap().parse().unwrap();
+            if !head_only.get(finals).copied().unwrap_or(false) {
+                r.body = out[..len].to_vec();
+                out = &out[len..];
+            }
+            finals += 1;
+        }
+        v.push(r);
+    }
+    v
+}
+
+fn responses(out: &[u8]) -> Vec<Resp> {
+    parse_responses(out, &[])
+}
+
+fn one(out: &[u8]) -> Resp {
+    let mut v = responses(out);
+    assert_eq!(v.len(), 1, "{v:?}");
+    v.remove(0)
+}
+
+const GET_ROOT: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+// ---------------------------------------------------------------- basic requests
+
+#[test]
+fn simple_get() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    assert_eq!(c.deadline, Some(T0 + HttpConfig::default().header_timeout));
+    c.write(&mut app, GET_ROOT, T0);
+    let r = one(&c.take());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"<h1>home</h1>");
+    assert_eq!(r.header("Server"), Some("synack"));
+    assert_eq!(r.header("Date"), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.header("Content-Length"), Some("13"));
+    assert_eq!(r.header("Connection"), None);
+    assert!(!c.closed);
+    assert_eq!(c.recv.len(), 0);
+    assert_eq!(
+        c.deadline,
+        Some(T0 + HttpConfig::default().keepalive_timeout)
+    );
+    assert_eq!(app.stats().responses, 1);
+    assert_eq!(app.stats().responses_by_class[2], 1);
+}
+
+#[test]
+fn head_has_get_headers_and_no_body() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n", T0);
+    let get = one(&c.take());
+    c.write(&mut app, b"HEAD /style.css HTTP/1.1\r\nHost: x\r\n\r\n", T0);
+    let out = c.take();
+    assert!(out.ends_with(b"\r\n\r\n"), "nothing after the head");
+    let head = parse_responses(&out, &[true]).remove(0);
+    assert_eq!(head.headers, get.headers);
+    assert_eq!(head.header("Content-Length"), Some("19"));
+    assert_eq!(head.header("Content-Type"), Some("text/css; charset=utf-8"));
+    assert!(head.body.is_empty());
+    // HEAD of a missing path: a 404 head, no body
+    c.write(&mut app, b"HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n", T0);
+    let out = c.take();
+    assert!(out.ends_with(b"\r\n\r\n"));
+    assert_eq!(parse_responses(&out, &[true])[0].status, 404);
+    assert_eq!(app.stats().head_responses, 2);
+}
+
+#[test]
+fn not_found_keeps_the_connection() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"GET /missing.html HTTP/1.1\r\nHost: x\r\n\r\n",
+        T0,
+    );
+    let r = one(&c.take());
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("Content-Type"), Some("text/html"));
+    assert!(!c.closed);
+    c.write(&mut app, GET_ROOT, T0);
+    assert_eq!(one(&c.take()).status, 200);
+}
+
+#[test]
+fn other_methods_get_405_with_allow_and_bodies_are_skipped() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    for m in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"] {
+        let req = format!("{m} / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+        c.write(&mut app, req.as_bytes(), T0);
+        let r = one(&c.take());
+        assert_eq!(r.status, 405, "{m}");
+        assert_eq!(r.header("Allow"), Some("GET, HEAD"));
+        assert!(!c.closed);
+    }
+    c.write(&mut app, b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", T0);
+    assert_eq!(one(&c.take()).status, 405);
+    // an unknown method token: 501 (RFC 9110 9.1), connection kept
+    c.write(&mut app, b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n", T0);
+    assert_eq!(one(&c.take()).status, 501);
+    assert!(!c.closed);
+    assert_eq!(app.stats().body_bytes_discarded, 30);
+}
+
+// ---------------------------------------------------------------- errors
+
+fn assert_refused(req: &[u8], status: u16, reason: RequestError) {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, req, T0);
+    let out = c.take();
+    let r = one(&out);
+    assert_eq!(r.status, status, "{:?}", String::from_utf8_lossy(req));
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(c.closed, "closed after {status}");
+    assert_eq!(c.deadline, None);
+    assert_eq!(app.stats().error_count(reason), 1, "{reason}");
+    assert_eq!(c.recv.len(), 0);
+    // whatever comes later is dropped
+    c.write(&mut app, GET_ROOT, T0);
+    assert!(c.take().is_empty());
+}
+
+#[test]
+fn malformed_requests_get_400_and_close() {
+    use RequestError::*;
+    for (req, reason) in [
+        (&b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n"[..], BadMethod),
+        (b"GET/ HTTP/1.1\r\nHost: x\r\n\r\n", BadMethod),
+        (b"GET /HTTP/1.1\r\nHost: x\r\n\r\n", BadRequestLine),
+        (b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n", BadRequestLine),
+        (b"GET x HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
+        (b"GET /a\"b\x01 HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
+        (b"GET / HTTP/1.x\r\nHost: x\r\n\r\n", BadVersion),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+            BadHeaderName,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n",
+            BadHeaderName,
+        ),
+        (b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", WhitespaceBeforeColon),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n",
+            ObsFold,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x7fb\r\n\r\n",
+            BadHeaderValue,
+        ),
+        (b"GET / HTTP/1.1\nHost: x\n\n", BadLineEnding),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            TransferEncodingWithLength,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            ConflictingContentLength,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3x\r\n\r\n",
+            BadContentLength,
+        ),
+        (b"GET / HTTP/1.1\r\n\r\n", MissingHost),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", BadHost),
+        (b"GET /../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
+        (
+            b"GET /%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+            BadTarget,
+        ),
+        (
+            b"GET /docs/..%2F..%2Fetc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+            BadTarget,
+        ),
+        (b"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
+        (b"GET /a%00 HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
+        (
+            b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            TransferEncodingInHttp10,
+        ),
+    ] {
+        assert_refused(req, 400, reason);
+    }
+}
+
+#[test]
+fn other_refusals() {
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n",
+        413,
+        RequestError::BodyTooLarge,
+    );
+    assert_refused(
+        b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+        505,
+        RequestError::VersionNotSupported,
+    );
+    assert_refused(
+        b"GET / HTTP/3.0\r\nHost: x\r\n\r\n",
+        505,
+        RequestError::VersionNotSupported,
+    );
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        501,
+        RequestError::UnsupportedTransferEncoding,
+    );
+    let long_uri = [
+        b"GET /".as_slice(),
+        &[b'a'; 9000],
+        b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    ]
+    .concat();
+    assert_refused(&long_uri, 414, RequestError::UriTooLong);
+    let big_head = [
+        b"GET / HTTP/1.1\r\nHost: x\r\nCookie: ".as_slice(),
+        &[b'c'; 20_000],
+        b"\r\n\r\n",
+    ]
+    .concat();
+    assert_refused(&big_head, 431, RequestError::HeadTooLarge);
+}
+
+#[test]
+fn http_1_2_is_served_as_1_1() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", T0);
+    let r = one(&c.take());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Connection"), None);
+}
+
+#[test]
+fn oversized_head_without_end_gets_431_before_the_timeout() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    let mut req = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+    while req.len() < 17_000 {
+        req.extend_from_slice(b"X-Filler: 0123456789012345678901234567890123456789\r\n");
+    }
+    // arrives in pieces; the 431 goes out as soon as the limit is crossed
+    for part in req.chunks(1000) {
+        c.write(&mut app, part, T0);
+        if c.closed {
+            break;
+        }
+    }
+    assert!(c.closed);
+    assert_eq!(one(&c.take()).status, 431);
+}
+
+#[test]
+fn receive_buffer_smaller_than_the_head_limit_gets_431() {
+    let mut app = app();
+    let mut c = Conn::open_with_buffer(&mut app, T0, 1024);
+    let mut req = b"GET / HTTP/1.1\r\nHost: x\r\nCookie: ".to_vec();
+    req.resize(1024, b'c');
+    c.write(&mut app, &req, T0);
+    assert!(c.closed, "a full buffer cannot wait for more bytes");
+    assert_eq!(one(&c.take()).status, 431);
+}
+
+#[test]
+fn garbage_is_refused_at_once() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    // a TLS ClientHello's first bytes: no need to wait for a line end
+    c.write(
+        &mut app,
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        T0,
+    );
+    assert!(c.closed);
+    assert_eq!(one(&c.take()).status, 400);
+}
+
+// ---------------------------------------------------------------- persistence
+
+#[test]
+fn http_1_0_closes_unless_keep_alive() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, b"GET / HTTP/1.0\r\n\r\n", T0);
+    let r = one(&c.take());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(c.closed);
+
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+        T0,
+    );
+    let r = one(&c.take());
+    assert_eq!(r.header("Connection"), Some("keep-alive"));
+    assert!(!c.closed);
+    c.write(
+        &mut app,
+        b"HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        T0,
+    );
+    let r = parse_responses(&c.take(), &[true]).remove(0);
+    assert_eq!(r.header("Connection"), Some("keep-alive"));
+    c.write(&mut app, b"GET / HTTP/1.0\r\n\r\n", T0);
+    assert_eq!(one(&c.take()).header("Connection"), Some("close"));
+    assert!(c.closed);
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    for value in ["close", "Close", "keep-alive, CLOSE", "foo,close ,bar"] {
+        let mut app = app();
+        let mut c = Conn::open(&mut app, T0);
+        let req = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: {value}\r\n\r\n{}",
+            "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        c.write(&mut app, req.as_bytes(), T0);
+        let r = one(&c.take());
+        assert_eq!(r.header("Connection"), Some("close"), "{value}");
+        assert!(c.closed, "{value}");
+        assert_eq!(
+            c.recv.len(),
+            0,
+            "the pipelined request after close is dropped"
+        );
+    }
+    // other tokens do not close
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: closed, upgrade\r\n\r\n",
+        T0,
+    );
+    assert_eq!(one(&c.take()).header("Connection"), None);
+    assert!(!c.closed);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\
+          HEAD /style.css HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /img/logo.png HTTP/1.1\r\nHost: x\r\n\r\nGET /sty",
+        T0,
+    );
+    let v = parse_responses(&c.take(), &[false, true, false, false]);
+    let statuses: Vec<u16> = v.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 404, 200]);
+    assert_eq!(v[1].header("Content-Type"), Some("text/css; charset=utf-8"));
+    assert_eq!(v[3].header("Content-Type"), Some("image/png"));
+    assert_eq!(v[3].body, b"\x89PNG");
+    // the partial fifth request waits, under the header timeout
+    assert_eq!(c.recv.readable(), b"GET /sty");
+    assert_eq!(c.deadline, Some(T0 + HttpConfig::default().header_timeout));
+    c.write(&mut app, b"le.css HTTP/1.1\r\nHost: x\r\n\r\n", T0 + ms(1));
+    assert_eq!(one(&c.take()).body, b"body { color: red }");
+}
+
+#[test]
+fn request_split_byte_by_byte() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    let req = b"\r\nGET /style.css?v=3 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n";
+    for (i, b) in req.iter().enumerate() {
+        c.write(&mut app, &[*b], T0 + ms(i as u64));
+        if i + 1 < req.len() {
+            assert!(c.out.is_empty(), "answered early at byte {i}");
+            // the header timeout runs from the first byte and is not pushed back
+            assert_eq!(c.deadline, Some(T0 + HttpConfig::default().header_timeout));
+        }
+    }
+    let r = one(&c.take());
+    assert_eq!(r.body, b"body { color: red }");
+    let times: Vec<u32> = app.drain_service_times().collect();
+    assert_eq!(times, [(req.len() as u32 - 1) * 1000]);
+}
+
+#[test]
+fn peer_close_after_complete_requests_answers_then_closes() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.recv.write_at(
+        0,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /style.css HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    c.fin(&mut app, T0);
+    assert_eq!(responses(&c.take()).len(), 2);
+    assert!(c.closed);
+
+    let mut c = Conn::open(&mut app, T0);
+    c.recv.write_at(0, b"GET / HTTP/1.1\r\nHo");
+    c.fin(&mut app, T0);
+    assert!(c.closed);
+    assert!(c.take().is_empty(), "a partial request is not answered");
+}
+
+#[test]
+fn max_requests_per_connection() {
+    let mut app = app_with(HttpConfig {
+        max_requests: 3,
+        ..HttpConfig::default()
+    });
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, &GET_ROOT.repeat(4), T0);
+    let v = responses(&c.take());
+    assert_eq!(v.len(), 3);
+    assert_eq!(v[0].header("Connection"), None);
+    assert_eq!(v[1].header("Connection"), None);
+    assert_eq!(v[2].header("Connection"), Some("close"));
+    assert!(c.closed);
+    assert_eq!(c.session.requests(), 3);
+    assert_eq!(app.stats().closed_max_requests, 1);
+}
+
+// ---------------------------------------------------------------- bodies
+
+#[test]
+fn content_length_body_spanning_reads() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n012",
+        T0,
+    );
+    assert!(c.out.is_empty(), "answered once the body is read");
+    assert_eq!(c.recv.len(), 0, "body bytes are consumed, not buffered");
+    assert_eq!(c.deadline, Some(T0 + HttpConfig::default().body_timeout));
+    c.write(&mut app, b"345", T0 + ms(1));
+    assert_eq!(
+        c.deadline,
+        Some(T0 + ms(1) + HttpConfig::default().body_timeout)
+    );
+    c.write(
+        &mut app,
+        b"6789GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n",
+        T0 + ms(2),
+    );
+    let v = responses(&c.take());
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0].body, b"<h1>home</h1>");
+    assert_eq!(v[1].body, b"body { color: red }");
+    assert_eq!(app.stats().body_bytes_discarded, 10);
+}
+
+#[test]
+fn chunked_body_spanning_reads() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    let req = b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+                4\r\nWiki\r\n7;name=value\r\npedia i\r\nB\r\nn \r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\n\
+                GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    for b in req {
+        c.write(&mut app, &[*b], T0);
+    }
+    let v = responses(&c.take());
+    assert_eq!(v.iter().map(|r| r.status).collect::<Vec<_>>(), [405, 200]);
+    assert!(!c.closed);
+    assert_eq!(app.stats().body_bytes_discarded, 67);
+}
+
+#[test]
+fn chunked_body_errors_close() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        T0,
+    );
+    assert_eq!(one(&c.take()).status, 400);
+    assert!(c.closed);
+
+    let mut app = app_with(HttpConfig {
+        max_body: 10,
+        ..HttpConfig::default()
+    });
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n",
+        T0,
+    );
+    assert!(c.out.is_empty());
+    c.write(&mut app, b"8\r\n", T0);
+    assert_eq!(one(&c.take()).status, 413);
+    assert!(c.closed);
+    assert_eq!(app.stats().error_count(RequestError::BodyTooLarge), 1);
+}
+
+#[test]
+fn expect_100_continue() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"PUT /f HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+        T0,
+    );
+    assert_eq!(c.take(), b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.write(&mut app, b"data", T0);
+    assert_eq!(one(&c.take()).status, 405);
+    // the body already came along: no 100
+    c.write(
+        &mut app,
+        b"PUT /f HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\ndata",
+        T0,
+    );
+    assert_eq!(one(&c.take()).status, 405);
+    assert_eq!(app.stats().continues, 1);
+}
+
+#[test]
+fn peer_close_inside_a_body_closes() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01",
+        T0,
+    );
+    c.fin(&mut app, T0);
+    assert!(c.closed);
+    assert!(c.take().is_empty());
+}
+
+// ---------------------------------------------------------------- timeouts
+
+#[test]
+fn header_timeout_sends_408_and_closes() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, b"GET / HT", T0 + ms(100));
+    let due = T0 + ms(100) + HttpConfig::default().header_timeout;
+    assert_eq!(c.deadline, Some(due));
+    // a client dribbling bytes does not push the deadline back
+    c.write(&mut app, b"T", T0 + ms(5_000));
+    assert_eq!(c.deadline, Some(due));
+    // an early call (a timer wheel's coarse tick) changes nothing
+    c.fire_deadline(&mut app, Instant::from_micros(due.as_micros() - 1));
+    assert!(!c.closed);
+    assert_eq!(c.deadline, Some(due));
+    c.fire_deadline(&mut app, due);
+    let r = one(&c.take());
+    assert_eq!(r.status, 408);
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(c.closed);
+    assert_eq!(c.deadline, None);
+    assert_eq!(app.stats().timeouts_header, 1);
+}
+
+#[test]
+fn header_timeout_can_close_silently() {
+    let mut app = app_with(HttpConfig {
+        send_408: false,
+        ..HttpConfig::default()
+    });
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, b"GET", T0);
+    c.fire_deadline(&mut app, T0 + HttpConfig::default().header_timeout);
+    assert!(c.closed);
+    assert!(c.take().is_empty());
+    assert_eq!(app.stats().timeouts_header, 1);
+}
+
+#[test]
+fn idle_timeouts_close_silently() {
+    let config = HttpConfig {
+        header_timeout: Duration::from_secs(5),
+        keepalive_timeout: Duration::from_secs(30),
+        ..HttpConfig::default()
+    };
+    let mut app = app_with(config);
+    // a new connection that never sends: closed after the header timeout
+    let mut c = Conn::open(&mut app, T0);
+    assert_eq!(c.deadline, Some(T0 + Duration::from_secs(5)));
+    c.fire_deadline(&mut app, T0 + Duration::from_secs(5));
+    assert!(c.closed);
+    assert!(c.take().is_empty());
+
+    // after a response: the keep-alive timeout
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, GET_ROOT, T0 + ms(10));
+    c.take();
+    assert_eq!(c.deadline, Some(T0 + ms(10) + Duration::from_secs(30)));
+    c.fire_deadline(&mut app, T0 + ms(10) + Duration::from_secs(30));
+    assert!(c.closed);
+    assert!(c.take().is_empty());
+    assert_eq!(app.stats().timeouts_idle, 2);
+    assert_eq!(app.stats().timeouts_header, 0);
+}
+
+#[test]
+fn body_timeout() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01",
+        T0,
+    );
+    c.fire_deadline(&mut app, T0 + HttpConfig::default().body_timeout);
+    assert_eq!(one(&c.take()).status, 408);
+    assert!(c.closed);
+    assert_eq!(app.stats().timeouts_body, 1);
+}
+
+// ---------------------------------------------------------------- content
+
+#[test]
+fn directories_index_and_redirect() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, b"GET /docs HTTP/1.1\r\nHost: x\r\n\r\n", T0);
+    let r = one(&c.take());
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("Location"), Some("/docs/"));
+    for target in [
+        "/docs/",
+        "/docs/index.html",
+        "/docs/?q=1",
+        "/docs//",
+        "/img/../docs/",
+    ] {
+        c.write(
+            &mut app,
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+            T0,
+        );
+        let r = one(&c.take());
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"docs index"[..]),
+            "{target}"
+        );
+    }
+    // a directory without index.html, a file with a trailing slash
+    for target in ["/img/", "/style.css/"] {
+        c.write(
+            &mut app,
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+            T0,
+        );
+        assert_eq!(one(&c.take()).status, 404, "{target}");
+    }
+    assert!(!c.closed);
+}
+
+#[test]
+fn paths_are_decoded_and_normalized() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    for (target, body) in [
+        ("/docs/a%20b.txt", &b"spaced"[..]),
+        ("/docs/./a%20b.txt", b"spaced"),
+        ("/%73tyle.css", b"body { color: red }"),
+        ("/docs/%2e%2e/style.css", b"body { color: red }"),
+        (
+            "http://example.com/style.css?x#frag",
+            b"body { color: red }",
+        ),
+        ("/", b"<h1>home</h1>"),
+        ("http://example.com", b"<h1>home</h1>"),
+    ] {
+        c.write(
+            &mut app,
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+            T0,
+        );
+        let r = one(&c.take());
+        assert_eq!((r.status, r.body.as_slice()), (200, body), "{target}");
+    }
+    c.write(&mut app, b"GET /app.wasm HTTP/1.1\r\nHost: x\r\n\r\n", T0);
+    assert_eq!(
+        one(&c.take()).header("Content-Type"),
+        Some("application/wasm")
+    );
+}
+
+#[test]
+fn fixed_body_mode_serves_every_path() {
+    let content = Arc::new(Content::fixed(Bytes::from_static(b"hello"), "text/plain"));
+    let mut app = HttpApp::new(HttpConfig::default(), content);
+    let mut c = Conn::open(&mut app, T0);
+    for target in ["/", "/anything", "/a/b/c?d"] {
+        c.write(
+            &mut app,
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+            T0,
+        );
+        let r = one(&c.take());
+        assert_eq!(r.body, b"hello");
+        assert_eq!(r.header("Content-Type"), Some("text/plain"));
+        // before set_wall_clock, the epoch
+        assert_eq!(r.header("Date"), Some("Thu, 01 Jan 1970 00:00:00 GMT"));
+    }
+}
+
+// ---------------------------------------------------------------- date and caching
+
+#[test]
+fn date_follows_the_wall_clock_and_heads_are_reused() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    for _ in 0..999 {
+        c.write(&mut app, GET_ROOT, T0);
+    }
+    assert_eq!(responses(&c.take()).len(), 999);
+    assert_eq!(
+        app.stats().head_rebuilds,
+        1,
+        "one head for 999 responses in one second"
+    );
+    app.set_wall_clock(WALL + 1);
+    c.write(&mut app, GET_ROOT, T0);
+    assert_eq!(
+        one(&c.take()).header("Date"),
+        Some("Sun, 06 Nov 1994 08:49:38 GMT")
+    );
+    assert_eq!(app.stats().head_rebuilds, 2);
+}
+
+#[test]
+fn closed_connections_drop_later_bytes_and_count() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, b"GET / HTTP/1.0\r\n\r\n", T0);
+    assert!(c.closed);
+    c.take();
+    c.write(&mut app, b"more bytes", T0);
+    assert_eq!(c.recv.len(), 0);
+    assert!(c.take().is_empty());
+    let session = std::mem::replace(&mut c.session, HttpSession::new(T0));
+    app.on_close(session, CloseReason::Normal, T0);
+    assert_eq!(app.stats().connections_opened, 1);
+    assert_eq!(app.stats().connections_closed, 1);
+}
+
+// ---------------------------------------------------------------- properties
+
+fn request_strategy() -> impl Strategy<Value = (Vec<u8>, bool)> {
+    prop_oneof![
+        Just((GET_ROOT.to_vec(), false)),
+        Just((b"HEAD /style.css HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), true)),
+        Just((b"GET /missing HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), false)),
+        Just((b"GET /docs HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), false)),
+        Just((
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\nabcdefg".to_vec(),
+            false
+        )),
+        Just((
+            b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x\r\nabc\r\n0\r\nT: v\r\n\r\n"
+                .to_vec(),
+            false
+        )),
+        Just((b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".to_vec(), false)),
+    ]
+}
+
+proptest! {
+    /// However a stream of valid requests is cut into reads, the answers are the same.
+    #[test]
+    fn splitting_does_not_change_answers(
+        reqs in proptest::collection::vec(request_strategy(), 1..8),
+        cuts in proptest::collection::vec(1usize..40, 0..40),
+    ) {
+        let stream: Vec<u8> = reqs.iter().flat_map(|(r, _)| r.clone()).collect();
+        let heads: Vec<bool> = reqs.iter().map(|(_, h)| *h).collect();
+
+        let mut app1 = app();
+        let mut whole = Conn::open(&mut app1, T0);
+        whole.write(&mut app1, &stream, T0);
+        let expected = parse_responses(&whole.take(), &heads);
+        prop_assert_eq!(expected.len(), reqs.len());
+
+        let mut app2 = app();
+        let mut pieces = Conn::open(&mut app2, T0);
+        let mut rest = &stream[..];
+        let mut cuts = cuts.into_iter();
+        while !rest.is_empty() {
+            let n = cuts.next().unwrap_or(rest.len()).min(rest.len());
+            pieces.write(&mut app2, &rest[..n], T0);
+            rest = &rest[n..];
+        }
+        prop_assert_eq!(parse_responses(&pieces.take(), &heads), expected);
+        prop_assert!(!pieces.closed);
+        prop_assert_eq!(pieces.recv.len(), 0);
+    }
+
+    /// Random bytes in random reads: no panic, nothing held beyond one head, and the session
+    /// either waits for more (with a deadline) or has closed.
+    #[test]
+    fn random_bytes_are_handled(
+        data in proptest::collection::vec(any::<u8>(), 0..3000),
+        cuts in proptest::collection::vec(1usize..300, 0..30),
+        prefix in proptest::sample::select(vec![
+            &b""[..], b"GET / HTTP/1.1\r\n", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ]),
+        fin in any::<bool>(),
+    ) {
+        let mut app = app_with(HttpConfig { max_header_bytes: 1024, ..HttpConfig::default() });
+        let mut c = Conn::open_with_buffer(&mut app, T0, 4096);
+        let stream = [prefix, &data[..]].concat();
+        let mut rest = &stream[..];
+        let mut cuts = cuts.into_iter();
+        let mut t = T0;
+        while !rest.is_empty() {
+            let n = cuts.next().unwrap_or(rest.len()).min(rest.len()).min(c.recv.window());
+            prop_assert!(n > 0, "the responder left the receive buffer full");
+            c.write(&mut app, &rest[..n], t);
+            rest = &rest[n..];
+            t += ms(1);
+            prop_assert!(c.recv.len() <= 1024);
+            prop_assert!(c.closed || c.deadline.is_some());
+        }
+        if fin {
+            c.fin(&mut app, t);
+            prop_assert!(c.closed);
+        }
+        if let Some(d) = c.deadline {
+            c.fire_deadline(&mut app, d);
+            prop_assert!(c.closed);
+        }
+        // every queued byte belongs to a well-formed response
+        let out = c.take();
+        let n = responses(&out).len() as u64;
+        prop_assert_eq!(n, app.stats().responses + app.stats().continues);
+    }
+}
+
+/// A throughput run for `time` or `perf` to measure from outside (this crate reads no clock):
+/// `cargo test --release --lib pipelined_throughput -- --ignored --nocapture`.
+/// 2 million wrk-like requests, 16 per read, responses acknowledged without copying.
+#[test]
+#[ignore]
+fn pipelined_throughput() {
+    let content = Arc::new(Content::fixed(
+        Bytes::from_static(&[b'x'; 600]),
+        "text/plain",
+    ));
+    let mut app = HttpApp::new(
+        HttpConfig {
+            max_requests: u32::MAX,
+            service_time_capacity: 0,
+            ..HttpConfig::default()
+        },
+        content,
+    );
+    app.set_wall_clock(WALL);
+    let mut c = Conn::open(&mut app, T0);
+    let batch = b"GET /index.html HTTP/1.1\r\nHost: 10.0.0.1:8080\r\nUser-Agent: wrk\r\n\
+                  Accept: */*\r\nConnection: keep-alive\r\n\r\n"
+        .repeat(16);
+    const ROUNDS: u64 = 125_000;
+    for _ in 0..ROUNDS {
+        c.recv.write_at(0, &batch);
+        let mut io = AppIo::new(&mut c.recv, &mut c.send, false, c.deadline);
+        app.on_readable(&mut c.session, &mut io, T0);
+        c.deadline = io.deadline;
+        c.send.ack(c.send.len());
+    }
+    assert_eq!(app.stats().responses, ROUNDS * 16);
+    assert_eq!(app.stats().head_rebuilds, 1);
+    assert!(!c.closed);
+    println!("{} requests answered", app.stats().responses);
+}
