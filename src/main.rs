@@ -8,7 +8,7 @@ use synack::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => synack::serve::run(args).map_err(|e| e.to_string()),
+        Command::Serve(args) => synack::serve::run(*args).map_err(|e| e.to_string()),
         Command::Check(args) => synack::check::run(&args).map(|_| ()).map_err(|e| e.to_string()),
     };
     match result {

@@ -12,7 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crossbeam::channel::{Sender, bounded};
 
 use crate::cli::{ServeArgs, SynCookiesArg, XdpModeArg, parse_core_list};
-use crate::http::{Content, HttpApp, HttpConfig};
+use crate::http::{Content, HttpApp, HttpConfig, HttpStats};
+use crate::http::content::LoadLimits;
+use crate::netdev::NetDev;
 use crate::stats::collector::{self, CollectorConfig, Message};
 use crate::stats::{Latency, Metric, Report};
 use crate::tcp::config::TcpConfig;
@@ -103,16 +105,20 @@ fn validate(a: &ServeArgs) -> Result<(), ServeError> {
 pub fn run(args: ServeArgs) -> Result<(), ServeError> {
     validate(&args)?;
     let content = match (&args.body, &args.root) {
-        (Some(b), _) => Content::fixed(b.as_bytes().to_vec()),
-        (None, Some(dir)) => Content::load_dir(dir)
-            .map_err(|e| ServeError(format!("cannot load --root {}: {e}", dir.display())))?,
-        (None, None) => unreachable!("validated"),
+        (Some(b), _) => Content::fixed(b.as_bytes().to_vec(), "text/plain"),
+        (None, Some(dir)) => {
+            let (c, report) = Content::load_dir(dir, LoadLimits::default())
+                .map_err(|e| ServeError(format!("cannot load --root {}: {e}", dir.display())))?;
+            eprintln!("synack: loaded {}: {report:?}", dir.display());
+            c
+        }
+        (None, None) => return err("say what to serve: --body TEXT or --root DIR"),
     };
     let content = Arc::new(content);
 
     // Checks that need the system, each with what to do.
-    let iface = xdp::Interface::lookup(&args.iface)?;
-    if !iface.has_ipv4(args.ip) {
+    let iface = NetDev::lookup(&args.iface).map_err(ServeError)?;
+    if !iface.ipv4_addrs().contains(&args.ip) {
         return err(format!(
             "address {} is not configured on {}: add it with `ip addr add {}/24 dev {}` (the kernel \
              must own it to answer ARP)",
@@ -127,7 +133,13 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
             args.queues, args.iface, available, available, args.iface
         ));
     }
-    xdp::check_privileges()?;
+    crate::check::privileges().map_err(ServeError)?;
+    if let Some(p) = iface.attached_xdp() {
+        return err(format!(
+            "{p} is already attached to {}: detach it with `ip link set dev {} xdp off`",
+            args.iface, args.iface
+        ));
+    }
 
     let cores: Vec<usize> = match &args.cores {
         Some(list) => parse_core_list(list).map_err(|e| ServeError(format!("--cores: {e}")))?,
@@ -207,7 +219,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         .map_err(|e| ServeError(format!("cannot start collector: {e}")))?;
 
     let phase = Arc::new(AtomicU8::new(RUNNING));
-    let local_mac = iface.mac();
+    let local_mac = iface.mac;
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     for (i, sock) in sockets.into_iter().enumerate() {
         let core = cores[i];
@@ -334,12 +346,12 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
             latency.record(Metric::Lifetime, us);
         }
         for us in dp.engine.app_mut().drain_service_times() {
-            latency.record(Metric::Request, us);
+            latency.record(Metric::Request, us as u64);
         }
         match phase.load(Ordering::Relaxed) {
             DRAINING if drain_until.is_none() => {
                 drain_until = Some(now + grace);
-                dp.with_sink(&mut |e, sink| e.begin_shutdown(now, sink));
+                dp.with_sink(&mut |e, mut sink| e.begin_shutdown(now, &mut sink));
             }
             _ => {}
         }
@@ -348,7 +360,7 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
             None => false,
         };
         if done {
-            dp.with_sink(&mut |e, sink| e.abort_all(now, sink));
+            dp.with_sink(&mut |e, mut sink| e.abort_all(now, &mut sink));
             // Let the resets leave.
             for _ in 0..10 {
                 dp.poll(clock(), unix_micros());
@@ -362,11 +374,11 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
                 core: Some(core),
                 frames: dp.counters.clone(),
                 tcp: dp.engine.counters().clone(),
-                app: dp.engine.app().counters(),
+                app: http_counters(dp.engine.app().stats()),
                 xsk: dp.io.queue_counters(),
                 states: dp.engine.state_counts(),
                 latency: std::mem::take(&mut latency),
-                requests: dp.engine.app().requests(),
+                requests: dp.engine.app().stats().responses,
                 last: done,
             };
             let _ = tx.send(Message::Report(Box::new(report)));
@@ -378,4 +390,23 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
             dp.io.idle_wait(Duration::from_millis(1));
         }
     }
+}
+
+/// The HTTP responder's counters, named for reports and metrics.
+fn http_counters(s: &HttpStats) -> Vec<(&'static str, u64)> {
+    vec![
+        ("responses", s.responses),
+        ("responses_1xx", s.responses_by_class[1]),
+        ("responses_2xx", s.responses_by_class[2]),
+        ("responses_3xx", s.responses_by_class[3]),
+        ("responses_4xx", s.responses_by_class[4]),
+        ("responses_5xx", s.responses_by_class[5]),
+        ("head_responses", s.head_responses),
+        ("timeouts_header", s.timeouts_header),
+        ("timeouts_idle", s.timeouts_idle),
+        ("timeouts_body", s.timeouts_body),
+        ("closed_max_requests", s.closed_max_requests),
+        ("connections_opened", s.connections_opened),
+        ("connections_closed", s.connections_closed),
+    ]
 }

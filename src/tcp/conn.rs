@@ -591,11 +591,15 @@ impl<S> Conn<S> {
         seg: &SegmentIn<'_>,
         cx: &mut Ctx<'_, A, K>,
     ) -> Next {
+        let mut just_opened = false;
         if self.state == State::SynReceived {
             // `None`: the handshake completed; go on with the same segment.
             if let Some(next) = self.on_segment_syn_received(seg, cx) {
                 return next;
             }
+            // The application hears from a new connection at once (even without data), so
+            // that it can set its first deadline.
+            just_opened = true;
         } else {
             // RFC 7323 5.3 (R1): PAWS, before the window check.
             if self.paws_rejects(seg) {
@@ -667,7 +671,7 @@ impl<S> Conn<S> {
         }
 
         // Seventh: segment text. Sixth (URG) is not supported: the pointer is ignored.
-        let mut readable = self.take_text(seg, cx);
+        let mut readable = self.take_text(seg, cx) | just_opened;
 
         // Eighth: FIN.
         if seg.flags.fin() {

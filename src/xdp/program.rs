@@ -1,0 +1,195 @@
+//! Loads bpf/steer.bpf.c (compiled by build.rs, embedded here) with aya, configures it, and
+//! attaches it through a `bpf_link`, so that it detaches by itself when the process dies,
+//! even by SIGKILL.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+
+use aya::Ebpf;
+use aya::maps::{Array, PerCpuArray, XskMap};
+use aya::programs::{Xdp, XdpMode as AyaMode};
+
+use super::{XdpError, XdpMode};
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/steer.bpf.o"));
+
+/// Config map layout (bpf/steer.bpf.c).
+const CFG_ADDR: u32 = 0;
+const CFG_NPORTS: u32 = 1;
+const CFG_PORT0: u32 = 2;
+pub const MAX_PORTS: usize = 8;
+
+/// The XDP program's per-CPU counters, summed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProgramCounters {
+    pub steered: u64,
+    pub passed: u64,
+    pub malformed: u64,
+    pub no_socket: u64,
+}
+
+pub struct Program {
+    ebpf: Ebpf,
+    iface: String,
+    mode: &'static str,
+    warning: Option<String>,
+    attached: bool,
+}
+
+fn attach_error(iface: &str, e: aya::programs::ProgramError) -> XdpError {
+    use aya::programs::ProgramError;
+    let io = match &e {
+        ProgramError::SyscallError(s) => s.io_error.raw_os_error(),
+        _ => None,
+    };
+    match io {
+        Some(libc::EPERM) | Some(libc::EACCES) => XdpError::Privileges,
+        Some(libc::EBUSY) | Some(libc::EEXIST) => XdpError::Attach {
+            iface: iface.to_string(),
+            reason: format!(
+                "another XDP program is attached to {iface}: detach it with `ip link set dev {iface} xdp off`"
+            ),
+        },
+        _ => XdpError::Attach {
+            iface: iface.to_string(),
+            reason: format!("{e}{}", match &e {
+                ProgramError::SyscallError(s) => format!(": {}", s.io_error),
+                _ => String::new(),
+            }),
+        },
+    }
+}
+
+impl Program {
+    /// Loads the program, sets the address and ports, and attaches it to `iface`.
+    pub fn load_and_attach(iface: &str, ip: Ipv4Addr, ports: &[u16], mode: XdpMode) -> Result<Program, XdpError> {
+        if ports.is_empty() || ports.len() > MAX_PORTS {
+            return Err(XdpError::Config(format!("serve 1 to {MAX_PORTS} ports")));
+        }
+        let mut ebpf = Ebpf::load(OBJECT).map_err(|e| {
+            let text = e.to_string();
+            if text.contains("Operation not permitted") || text.contains("EPERM") {
+                XdpError::Privileges
+            } else {
+                XdpError::Load(text)
+            }
+        })?;
+        {
+            let mut cfg: Array<_, u32> = Array::try_from(ebpf.map_mut("config").ok_or_else(|| XdpError::Load("no config map".into()))?)
+                .map_err(|e| XdpError::Load(e.to_string()))?;
+            // The program compares against the address as it sits in the packet (network order).
+            let addr = u32::from_ne_bytes(ip.octets());
+            cfg.set(CFG_ADDR, addr, 0).map_err(|e| XdpError::Load(e.to_string()))?;
+            cfg.set(CFG_NPORTS, ports.len() as u32, 0).map_err(|e| XdpError::Load(e.to_string()))?;
+            for (i, p) in ports.iter().enumerate() {
+                cfg.set(CFG_PORT0 + i as u32, *p as u32, 0).map_err(|e| XdpError::Load(e.to_string()))?;
+            }
+        }
+        let prog: &mut Xdp = ebpf
+            .program_mut("steer")
+            .ok_or_else(|| XdpError::Load("no program `steer` in the object".into()))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| XdpError::Load(e.to_string()))?;
+        prog.load().map_err(|e| {
+            let t = format!("{e}");
+            if t.contains("Operation not permitted") {
+                XdpError::Privileges
+            } else {
+                XdpError::Load(format!("the kernel refused the XDP program: {t}"))
+            }
+        })?;
+        let mut warning = None;
+        let mode_name = match mode {
+            XdpMode::Native => {
+                prog.attach(iface, AyaMode::Driver).map_err(|e| attach_error(iface, e))?;
+                "native"
+            }
+            XdpMode::Skb => {
+                prog.attach(iface, AyaMode::Skb).map_err(|e| attach_error(iface, e))?;
+                "skb"
+            }
+            XdpMode::Auto => match prog.attach(iface, AyaMode::Driver) {
+                Ok(_) => "native",
+                Err(e) => {
+                    let first = attach_error(iface, e);
+                    if matches!(first, XdpError::Privileges) || first.to_string().contains("another XDP program") {
+                        return Err(first);
+                    }
+                    prog.attach(iface, AyaMode::Skb).map_err(|e| attach_error(iface, e))?;
+                    warning = Some(format!(
+                        "native XDP refused on {iface} ({first}); using skb (generic) mode, which is slower"
+                    ));
+                    "skb"
+                }
+            },
+        };
+        Ok(Program {
+            ebpf,
+            iface: iface.to_string(),
+            mode: mode_name,
+            warning,
+            attached: true,
+        })
+    }
+
+    /// Steers queue `queue` to the socket `fd`.
+    pub fn register(&mut self, queue: u32, fd: &impl AsRawFd) -> Result<(), XdpError> {
+        let mut map: XskMap<_> = XskMap::try_from(
+            self.ebpf
+                .map_mut("xsks_map")
+                .ok_or_else(|| XdpError::Load("no xsks_map in the object".into()))?,
+        )
+        .map_err(|e| XdpError::Load(e.to_string()))?;
+        map.set(queue, fd.as_raw_fd(), 0).map_err(|e| XdpError::Load(format!("XSKMAP[{queue}]: {e}")))
+    }
+
+    pub fn counters(&self) -> ProgramCounters {
+        let Some(m) = self.ebpf.map("counters") else {
+            return ProgramCounters::default();
+        };
+        let Ok(arr) = PerCpuArray::<_, u64>::try_from(m) else {
+            return ProgramCounters::default();
+        };
+        let get = |i: u32| arr.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0);
+        ProgramCounters {
+            steered: get(0),
+            passed: get(1),
+            malformed: get(2),
+            no_socket: get(3),
+        }
+    }
+
+    pub fn mode_name(&self) -> &'static str {
+        self.mode
+    }
+
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
+    }
+
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// Detaches (also done by drop, and by the kernel if the process dies).
+    pub fn detach(&mut self) {
+        if self.attached {
+            if let Some(p) = self.ebpf.program_mut("steer") {
+                let r: Result<&mut Xdp, _> = p.try_into();
+                if let Ok(x) = r {
+                    let _: Result<(), aya::programs::ProgramError> = x.unload();
+                }
+            }
+            self.attached = false;
+        }
+    }
+}
+
+/// Tries to attach the program in native mode and detaches at once (for `synack check`).
+pub fn probe_native_xdp(iface: &str) -> Result<(), String> {
+    let mut p = Program::load_and_attach(iface, Ipv4Addr::new(127, 0, 0, 1), &[9], XdpMode::Native)
+        .map_err(|e| e.to_string())?;
+    p.detach();
+    Ok(())
+}
+
