@@ -16,6 +16,11 @@
 # sees as wrong (../shared/TESTBED.md). rx off makes each namespace's kernel verify every checksum in
 # software, so a bad checksum sent by synack is dropped by the client kernel instead of slipping by.
 #
+# GRO stays off on the client end too, unless TB_CLIENT_GRO=on: frames that an XDP program itself
+# transmits (XDP_TX, or a redirect into the veth) reach the client only if its veth end has GRO on or an
+# XDP program of its own (TESTBED.md). AF_XDP transmit (copy mode) goes through the skb path and is
+# not affected; turn it on if synack ever answers with XDP_TX.
+#
 # Nothing listens in the server namespace, so its kernel answers SYNs to any port with RST,ACK. While
 # synack runs, its XDP program steers TCP for 198.18.0.1:PORT away from the kernel; once synack exits
 # (its bpf_link goes with it), the kernel answers with RST again.
@@ -143,6 +148,9 @@ tb_build() {
 	ip -n "$TB_CLI_NS" addr add "$TB_CLI_IP/$TB_PREFIXLEN" dev "$TB_CLI_IF" || return
 	tb_offloads_off "$TB_SRV_NS" "$TB_SRV_IF" || return
 	tb_offloads_off "$TB_CLI_NS" "$TB_CLI_IF" || return
+	if [[ ${TB_CLIENT_GRO:-off} == on ]]; then
+		ip netns exec "$TB_CLI_NS" ethtool -K "$TB_CLI_IF" gro on >/dev/null || return
+	fi
 	ip -n "$TB_SRV_NS" link set "$TB_SRV_IF" up || return
 	ip -n "$TB_CLI_NS" link set "$TB_CLI_IF" up || return
 	# Replies to xgen's spoofed client addresses go to the client end of the veth.
