@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Turn the raw output of bench/vs-nginx.sh into a report.
+
+  summarize.py RAWDIR REPORT      reads RAWDIR/{meta,runs,events}.tsv and the outputs they name;
+                                  writes REPORT.md and REPORT.json and prints the tables
+
+Exit status: 0, or 3 if some run counted errors or produced no result.
+"""
+
+import json
+import math
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+import loadgen  # noqa: E402
+
+STEAL_WARN_PCT = 5.0
+OTHER_WARN_PCT = 10.0
+
+
+def read_tsv(path):
+    with open(path) as f:
+        lines = [l.rstrip("\n").split("\t") for l in f if l.strip()]
+    head, rows = lines[0], lines[1:]
+    return [dict(zip(head, r)) for r in rows]
+
+
+def read_meta(path):
+    meta = {}
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition("\t")
+            meta[k] = v
+    return meta
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return statistics.median(xs) if xs else math.nan
+
+
+def fnum(v, fmt="{:.0f}"):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return fmt.format(v)
+
+
+def response_size(raw, server):
+    """Bytes of the check response's head and body, as curl saved them."""
+    try:
+        head = os.path.getsize(os.path.join(raw, f"response-{server}.head"))
+        body = os.path.getsize(os.path.join(raw, f"response-{server}.body"))
+        with open(os.path.join(raw, f"response-{server}.head"), errors="replace") as f:
+            lines = [l.rstrip("\r\n") for l in f if l.strip()]
+        return {"head_bytes": head, "body_bytes": body, "head": lines}
+    except OSError:
+        return None
+
+
+def main(argv):
+    if len(argv) != 2:
+        sys.stderr.write(__doc__)
+        return 2
+    raw, report = argv
+    meta = read_meta(os.path.join(raw, "meta.tsv"))
+    runs = read_tsv(os.path.join(raw, "runs.tsv"))
+    events = read_tsv(os.path.join(raw, "events.tsv"))
+
+    for run in runs:
+        try:
+            with open(run["output"], errors="replace") as f:
+                text = f.read()
+            res = loadgen.parse_wrk(text) if run["client"] == "wrk" else loadgen.parse_xgen(text)
+            run["result"] = res
+        except (OSError, loadgen.NoResult, ValueError) as e:
+            run["result"] = None
+            run["problem"] = str(e)
+        try:
+            with open(run["cpu_before"]) as f1, open(run["cpu_after"]) as f2:
+                u = loadgen.cpu_usage(f1.read(), f2.read())
+            with open(run["cpu_before"]) as f1, open(run["cpu_after"]) as f2:
+                run["server_proc_cpu_pct"] = loadgen.process_cpu_pct(f1.read(), f2.read())
+        except OSError:
+            u = {}
+            run["server_proc_cpu_pct"] = math.nan
+        nan = {"busy_pct": math.nan, "steal_pct": math.nan, "irq_pct": math.nan}
+        srv = u.get("cpu" + meta.get("server_cpu", "1"), nan)
+        run["server_cpu_busy_pct"] = srv["busy_pct"]
+        run["client_cpu_busy_pct"] = u.get("cpu" + meta.get("client_cpu", "0"), nan)["busy_pct"]
+        run["steal_pct"] = u.get("cpu", nan)["steal_pct"]
+        # Work on the server's core that is neither the server process nor irq/softirq work: other
+        # jobs on the machine (a compile...). Near 0 on a quiet machine. NaN stays NaN.
+        other = srv["busy_pct"] - srv["irq_pct"] - run["server_proc_cpu_pct"]
+        run["other_on_server_core_pct"] = other if math.isnan(other) else max(0.0, other)
+
+    # medians per (client, workload, server)
+    groups = {}
+    for run in runs:
+        groups.setdefault((run["client"], run["workload"], run["server"]), []).append(run)
+    medians = []
+    for (client, workload, server), rs in sorted(groups.items()):
+        ok = [r["result"] for r in rs if r["result"]]
+        errs = [r["result"].get("errors") for r in rs if r["result"]]
+        medians.append({
+            "client": client, "workload": workload, "server": server,
+            "runs": len(rs), "runs_with_result": len(ok),
+            "rps": median([x["rps"] for x in ok]),
+            "rps_min": min((x["rps"] for x in ok), default=math.nan),
+            "rps_max": max((x["rps"] for x in ok), default=math.nan),
+            "p50_us": median([x["p50_us"] for x in ok]),
+            "p99_us": median([x["p99_us"] for x in ok]),
+            "errors": sum(e for e in errs if e is not None) if errs else None,
+            "server_cpu_busy_pct": median([r["server_cpu_busy_pct"] for r in rs]),
+            "server_proc_cpu_pct": median([r["server_proc_cpu_pct"] for r in rs]),
+            "other_on_server_core_pct": median([r["other_on_server_core_pct"] for r in rs]),
+            "steal_pct_max": max((r["steal_pct"] for r in rs if not math.isnan(r["steal_pct"])), default=math.nan),
+        })
+    by_key = {(m["client"], m["workload"], m["server"]): m for m in medians}
+    ratios = []
+    for client, workload in sorted({(m["client"], m["workload"]) for m in medians}):
+        s, n = by_key.get((client, workload, "synack")), by_key.get((client, workload, "nginx"))
+        if s and n and n["rps"] and not math.isnan(n["rps"]) and not math.isnan(s["rps"]):
+            ratios.append({
+                "client": client, "workload": workload,
+                "rps_ratio": s["rps"] / n["rps"],
+                "p99_ratio": (s["p99_us"] / n["p99_us"]) if n["p99_us"] and not math.isnan(n["p99_us"]) else math.nan,
+            })
+
+    bad_runs = [r for r in runs if not r["result"] or r["result"].get("errors") not in (0,)]
+    busy_runs = [r for r in runs if not math.isnan(r["other_on_server_core_pct"])
+                 and r["other_on_server_core_pct"] > OTHER_WARN_PCT]
+    steal_runs = [r for r in runs if not math.isnan(r["steal_pct"]) and r["steal_pct"] > STEAL_WARN_PCT]
+    servers = sorted({r["server"] for r in runs})
+    sizes = {s: response_size(raw, s) for s in servers}
+
+    # --- markdown
+    L = []
+    L.append("# synack vs nginx")
+    L.append("")
+    L.append(f"- date: {meta.get('date')}")
+    L.append(f"- command: `{meta.get('command')}`")
+    L.append(f"- commit: {meta.get('commit')}" + (" (working tree dirty)" if meta.get("dirty") == "yes" else " (clean tree)"))
+    L.append(f"- kernel: {meta.get('kernel')}; CPU: {meta.get('cpu_model')} x {meta.get('cpus')};"
+             f" load average at start {meta.get('loadavg_start')}, at end {meta.get('loadavg_end')}")
+    L.append(f"- nginx {meta.get('nginx')}, {meta.get('wrk')}, xgen: {meta.get('xgen')}")
+    L.append(f"- synack: {meta.get('synack')}" + (f" (built {meta['synack_built']})" if meta.get("synack_built") else ""))
+    L.append(f"- synack arguments: `{meta.get('synack_args')}`" if meta.get("synack") != "not run" else "- synack arguments: (not run)")
+    L.append(f"- nginx: 1 worker, config {meta.get('nginx_conf')}")
+    L.append(f"- {meta.get('rounds')} rounds x {meta.get('duration_s')} s per run, {meta.get('connections')} connections,"
+             f" server on CPU {meta.get('server_cpu')}, load generator on CPU {meta.get('client_cpu')},"
+             f" {meta.get('queues')} veth queue(s), GET {meta.get('path')}, body {meta.get('body_bytes')} bytes")
+    for s in servers:
+        sz = sizes.get(s)
+        if sz:
+            L.append(f"- {s} response: {sz['head_bytes']} bytes of head + {sz['body_bytes']} bytes of body"
+                     f" (`{' | '.join(sz['head'])}`)")
+    L.append("")
+    L.append("## Medians")
+    L.append("")
+    L.append("| client | workload | server | requests/s (median) | min-max | p50 | p99 | errors | server process CPU | server core busy | other work on server core | max steal | runs |")
+    L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for m in medians:
+        L.append(f"| {m['client']} | {m['workload']} | {m['server']} | {fnum(m['rps'])} |"
+                 f" {fnum(m['rps_min'])}-{fnum(m['rps_max'])} | {fnum(m['p50_us'])} us | {fnum(m['p99_us'])} us |"
+                 f" {fnum(m['errors'], '{}')} | {fnum(m['server_proc_cpu_pct'], '{:.0f}%')} |"
+                 f" {fnum(m['server_cpu_busy_pct'], '{:.0f}%')} | {fnum(m['other_on_server_core_pct'], '{:.0f}%')} |"
+                 f" {fnum(m['steal_pct_max'], '{:.1f}%')} | {m['runs_with_result']}/{m['runs']} |")
+    L.append("")
+    if ratios:
+        L.append("## synack / nginx (ratio of the medians)")
+        L.append("")
+        L.append("| client | workload | requests/s | p99 latency |")
+        L.append("|---|---|---:|---:|")
+        for q in ratios:
+            L.append(f"| {q['client']} | {q['workload']} | {q['rps_ratio']:.2f}x | {fnum(q['p99_ratio'], '{:.2f}x')} |")
+        L.append("")
+    L.append("## Checks")
+    L.append("")
+    if bad_runs:
+        L.append(f"- **errors**: {len(bad_runs)} run(s) counted errors or gave no result:")
+        for r in bad_runs:
+            what = f"{r['result']['errors']} errors" if r["result"] else f"no result ({r.get('problem')}, status {r['status']})"
+            L.append(f"  - round {r['round']} {r['server']} {r['client']} {r['workload']}: {what} ({os.path.basename(r['output'])})")
+    else:
+        L.append(f"- zero errors in all {len(runs)} runs.")
+    for e in events:
+        if e["event"] not in ("started", "stopped") or (e["event"] == "stopped" and e["detail"] != "exit status 0"):
+            L.append(f"- round {e['round']} {e['server']}: {e['event']} {e['detail']}")
+    if steal_runs:
+        L.append(f"- CPU steal above {STEAL_WARN_PCT:.0f}% in {len(steal_runs)} run(s):"
+                 + ", ".join(f" r{r['round']} {r['server']} {r['client']} {r['workload']} {r['steal_pct']:.1f}%" for r in steal_runs)
+                 + ". Those runs are slower for a reason outside the servers.")
+    else:
+        L.append(f"- CPU steal stayed at or below {STEAL_WARN_PCT:.0f}% in every run.")
+    if busy_runs:
+        L.append(f"- **other work on the server's core** above {OTHER_WARN_PCT:.0f}% in {len(busy_runs)} of {len(runs)}"
+                 f" run(s) (median {median([r['other_on_server_core_pct'] for r in busy_runs]):.0f}%): something"
+                 " else ran on the machine (a compile?), so absolute rates are low and the ratio is less"
+                 " reliable. Rerun on a quiet machine.")
+    else:
+        L.append(f"- other work on the server's core stayed at or below {OTHER_WARN_PCT:.0f}% in every run.")
+    L.append("- server process CPU: user+system time of the server process (nginx: master and worker) over the"
+             " run, in % of one core. server core busy: the server's core as a whole (/proc/stat), which also"
+             " counts softirq work and any other process on that core. other work on server core: server core busy"
+             " minus irq/softirq minus the server process. steal: time the hypervisor gave to other guests,"
+             " over all CPUs.")
+    L.append("- This is a shared, noisy VM: compare the ratio within one report (servers alternate within each"
+             " round, medians over rounds), not absolute numbers across reports. xgen spins its core at 100%,"
+             " so the client CPU share says nothing with xgen; with veth, part of the server's kernel receive"
+             " path runs on the client's core.")
+    L.append("")
+    L.append("## All runs")
+    L.append("")
+    L.append("| round | server | client | workload | requests/s | p50 | p99 | errors | server process CPU | server core | other on server core | client core | steal |")
+    L.append("|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
+        res = r["result"] or {}
+        L.append(f"| {r['round']} | {r['server']} | {r['client']} | {r['workload']} | {fnum(res.get('rps'))} |"
+                 f" {fnum(res.get('p50_us'))} us | {fnum(res.get('p99_us'))} us | {fnum(res.get('errors'), '{}')} |"
+                 f" {fnum(r['server_proc_cpu_pct'], '{:.0f}%')} |"
+                 f" {fnum(r['server_cpu_busy_pct'], '{:.0f}%')} | {fnum(r['other_on_server_core_pct'], '{:.0f}%')} |"
+                 f" {fnum(r['client_cpu_busy_pct'], '{:.0f}%')} |"
+                 f" {fnum(r['steal_pct'], '{:.1f}%')} |")
+    L.append("")
+    L.append(f"Raw output: `{meta.get('raw')}` (not committed).")
+    md = "\n".join(L) + "\n"
+
+    def clean(v):
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    doc = clean({"meta": meta, "medians": medians, "ratios": ratios, "runs": runs, "events": events,
+                 "responses": sizes})
+    with open(report + ".md", "w") as f:
+        f.write(md)
+    with open(report + ".json", "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+
+    # print the two summary tables
+    start = md.index("## Medians")
+    end = md.index("## All runs")
+    print()
+    print(md[start:end].rstrip())
+    print()
+    print(f"report: {report}.md and {report}.json")
+    return 3 if bad_runs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# synack against nginx on the same test hosts, same pinning, same response body. See bench/README.md.
+#
+#   sudo bench/vs-nginx.sh [options]
+#
+#   --rounds N          rounds (default 3); each round runs every server, in alternating order
+#   --duration S        seconds per measured run (default 10, at most 60)
+#   --connections N     concurrent connections of the load generator (default 64)
+#   --only SERVER       nginx or synack: run one server only (no ratio then)
+#   --clients LIST      comma list of wrk,xgen (default wrk,xgen; xgen is skipped with the reason
+#                       printed when it is not built)
+#   --workloads LIST    comma list of keepalive,close (default both)
+#   --body TEXT         the response body (default 'hello from synack'), served by nginx with
+#                       `return 200` and by synack with --body
+#   --body-size N       instead: a file of N bytes, served by nginx from its root and by synack with
+#                       --root, requested as /bench.txt
+#   --queues N          veth queues, and synack --queues (default 1)
+#   --synack-args ARGS  more arguments for `synack serve` (one string, split on spaces)
+#   --warmup S          seconds of unmeasured wrk keep-alive load after each server start (default 1)
+#   --pause S           seconds between runs (default 1)
+#   --out DIR           where the report goes (default bench/results)
+#
+# Server on CPU 1, load generator on CPU 0 (taskset), one nginx worker. Per (server, client, workload)
+# it reports medians of requests/s, p50 and p99 latency, the errors, the server core's busy share and
+# the host's CPU steal, and the ratio synack/nginx of the medians. The report goes to
+# DIR/<date>-<commit>.md and .json; raw outputs stay in DIR/tmp-<stamp>/ (not committed).
+#
+# Exit status: 0 done and no errors counted; 3 done but some run counted errors; 1 a run or a server
+# failed; 2 usage.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/testbed.sh
+. "$ROOT/scripts/testbed.sh"
+# shellcheck source=scripts/toolchain.sh
+. "$ROOT/scripts/toolchain.sh"
+# shellcheck source=scripts/harness.sh
+. "$ROOT/scripts/harness.sh"
+
+CMDLINE="$0$(printf ' %q' "$@")"
+rounds=3 secs=10 conns=64 only='' clients=wrk,xgen workloads=keepalive,close
+body='hello from synack' body_size='' queues=1 synack_args='' warmup=1 pause=1 out="$ROOT/bench/results"
+
+usage() {
+	sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+need_arg() { [[ $# -ge 2 && -n $2 ]] || {
+	echo "vs-nginx: $1 needs a value" >&2
+	exit 2
+}; }
+while (($#)); do
+	case $1 in
+	--rounds | --duration | --connections | --only | --clients | --workloads | --body | --body-size | \
+		--queues | --synack-args | --warmup | --pause | --out) need_arg "$@" ;;&
+	--rounds) rounds=$2 ;;
+	--duration) secs=$2 ;;
+	--connections) conns=$2 ;;
+	--only) only=$2 ;;
+	--clients) clients=$2 ;;
+	--workloads) workloads=$2 ;;
+	--body) body=$2 ;;
+	--body-size) body_size=$2 ;;
+	--queues) queues=$2 ;;
+	--synack-args) synack_args=$2 ;;
+	--warmup) warmup=$2 ;;
+	--pause) pause=$2 ;;
+	--out) out=$2 ;;
+	-h | --help) usage ;;
+	*)
+		echo "vs-nginx: unknown option '$1'" >&2
+		usage
+		;;
+	esac
+	shift 2
+done
+
+die() {
+	echo "vs-nginx: $*" >&2
+	exit 2
+}
+int_in() { [[ $1 =~ ^[0-9]+$ ]] && (($1 >= $2 && $1 <= $3)); }
+int_in "$rounds" 1 50 || die "--rounds: 1-50"
+int_in "$secs" 1 60 || die "--duration: 1-60 seconds"
+int_in "$conns" 1 10000 || die "--connections: 1-10000"
+int_in "$queues" 1 64 || die "--queues: 1-64"
+int_in "$warmup" 0 30 || die "--warmup: 0-30 seconds"
+int_in "$pause" 0 30 || die "--pause: 0-30 seconds"
+[[ -z $body_size ]] || int_in "$body_size" 1 1048576 || die "--body-size: 1-1048576 bytes"
+# nginx's `return 200 "..."` takes the text literally only without these characters.
+if [[ -z $body_size && ( -z $body || $body =~ [\"\\\$\{\}\;] || $body == *$'\n'* ) ]]; then
+	die "--body: give a non-empty text without \" \\ \$ { } ; or newlines (or use --body-size)"
+fi
+case $only in '' | nginx | synack) ;; *) die "--only: nginx or synack" ;; esac
+IFS=, read -r -a CLIENTS <<<"$clients"
+IFS=, read -r -a WORKLOADS <<<"$workloads"
+for c in "${CLIENTS[@]}"; do [[ $c == wrk || $c == xgen ]] || die "--clients: wrk and/or xgen"; done
+for w in "${WORKLOADS[@]}"; do [[ $w == keepalive || $w == close ]] || die "--workloads: keepalive and/or close"; done
+read -r -a SYNACK_EXTRA <<<"$synack_args"
+
+[[ $(id -u) == 0 ]] || {
+	echo "vs-nginx: run as root (namespaces, XDP): sudo $0" >&2
+	exit 1
+}
+for c in ip taskset curl wrk nginx python3 timeout; do
+	command -v "$c" >/dev/null 2>&1 || {
+		echo "vs-nginx: $c is missing (scripts/setup.sh)" >&2
+		exit 1
+	}
+done
+
+SERVERS=(nginx synack)
+[[ -n $only ]] && SERVERS=("$only")
+if [[ $only != nginx ]]; then
+	SYNACK_BIN=$(synack_binary) || {
+		echo "vs-nginx: (use --only nginx to run nginx alone)" >&2
+		exit 1
+	}
+	if [[ -n $(find "$ROOT/src" "$ROOT/bpf" -newer "$SYNACK_BIN" -type f 2>/dev/null | head -n 1) ]]; then
+		echo "vs-nginx: warning: $SYNACK_BIN is older than the sources (cargo build --release?)" >&2
+	fi
+fi
+XGEN_BIN=
+XGEN_NOTE=
+for c in "${CLIENTS[@]}"; do
+	[[ $c == xgen ]] || continue
+	if ! XGEN_BIN=$(xgen_binary 2>"${TMPDIR:-/tmp}/vs-nginx-xgen.$$"); then
+		XGEN_NOTE="xgen skipped: $(cat "${TMPDIR:-/tmp}/vs-nginx-xgen.$$")"
+		echo "vs-nginx: $XGEN_NOTE" >&2
+		XGEN_BIN=
+	fi
+	rm -f "${TMPDIR:-/tmp}/vs-nginx-xgen.$$"
+done
+ACTIVE_CLIENTS=()
+for c in "${CLIENTS[@]}"; do
+	[[ $c == xgen && -z $XGEN_BIN ]] && continue
+	ACTIVE_CLIENTS+=("$c")
+done
+((${#ACTIVE_CLIENTS[@]})) || die "no load generator left to run"
+
+# --- where things go
+commit=$(git -C "$ROOT" rev-parse --short=10 HEAD 2>/dev/null || echo nogit)
+dirty=no
+if [[ -n $(git -C "$ROOT" status --porcelain -- . ':!bench/results' 2>/dev/null) ]]; then dirty=yes; fi
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+RAW="$out/tmp-$stamp"
+mkdir -p "$RAW"
+base="$out/$(date -u +%Y-%m-%d)-$commit"
+[[ $only == nginx ]] && base+="-nginx-only"
+[[ $only == synack ]] && base+="-synack-only"
+report=$base
+for ((i = 2; i < 100; i++)); do
+	[[ -e $report.md ]] || break
+	report="$base-$i"
+done
+
+P=
+# shellcheck disable=SC2317  # called by the trap
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	h_stop_all
+	[[ -n $P ]] && tb_down "$P"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+P=$(tb_unique_prefix vsn) || exit 1
+tb_names "$P"
+tb_up "$P" "$queues" >/dev/null || exit 1
+
+# --- the body, the same bytes for both servers
+WWW="$RAW/www"
+mkdir -p "$WWW"
+chmod 755 "$RAW" "$WWW"
+if [[ -n $body_size ]]; then
+	REQ_PATH=/bench.txt
+	head -c "$body_size" /dev/zero | tr '\0' 'x' >"$WWW/bench.txt"
+	NGINX_WWW=$WWW
+	SYNACK_BODY_ARGS=(--root "$WWW")
+else
+	REQ_PATH=/
+	printf '%s' "$body" >"$WWW/expected-body"
+	NGINX_WWW=
+	SYNACK_BODY_ARGS=(--body "$body")
+fi
+EXPECTED="$WWW/${REQ_PATH#/}"
+[[ $REQ_PATH == / ]] && EXPECTED="$WWW/expected-body"
+
+NGINX_DIR="$RAW/nginx"
+mkdir -p "$NGINX_DIR"
+h_nginx_conf "$NGINX_DIR" "$body" "$NGINX_WWW"
+
+# --- metadata
+{
+	printf 'command\t%s\n' "$CMDLINE"
+	printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	printf 'commit\t%s\n' "$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo none)"
+	printf 'dirty\t%s\n' "$dirty"
+	printf 'kernel\t%s\n' "$(uname -r)"
+	printf 'cpu_model\t%s\n' "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+	printf 'cpus\t%s\n' "$(nproc)"
+	printf 'nginx\t%s\n' "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
+	printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -n 1 | awk '{ print $1, $2 }')"
+	printf 'xgen\t%s\n' "${XGEN_BIN:-${XGEN_NOTE:-not asked for}}"
+	printf 'synack\t%s\n' "${SYNACK_BIN:-not run}"
+	[[ -n ${SYNACK_BIN:-} ]] && printf 'synack_built\t%s\n' "$(date -u -r "$SYNACK_BIN" '+%Y-%m-%d %H:%M:%S UTC')"
+	printf 'rounds\t%s\n' "$rounds"
+	printf 'duration_s\t%s\n' "$secs"
+	printf 'connections\t%s\n' "$conns"
+	printf 'queues\t%s\n' "$queues"
+	printf 'path\t%s\n' "$REQ_PATH"
+	printf 'body_bytes\t%s\n' "$(stat -c %s "$EXPECTED")"
+	printf 'server_cpu\t%s\n' "$H_SERVER_CPU"
+	printf 'client_cpu\t%s\n' "$H_CLIENT_CPU"
+	printf 'synack_args\t%s\n' "serve --iface $TB_SRV_IF --ip $TB_SRV_IP --port $H_PORT ${SYNACK_BODY_ARGS[*]} --queues $queues --cores $H_SERVER_CPU${SYNACK_EXTRA[*]:+ ${SYNACK_EXTRA[*]}}"
+	printf 'nginx_conf\t%s\n' "$NGINX_DIR/nginx.conf"
+	printf 'raw\t%s\n' "$RAW"
+	printf 'loadavg_start\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$RAW/meta.tsv"
+printf 'round\tserver\tclient\tworkload\tstatus\toutput\tcpu_before\tcpu_after\n' >"$RAW/runs.tsv"
+printf 'round\tserver\tevent\tdetail\n' >"$RAW/events.tsv"
+
+event() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$RAW/events.tsv"; }
+failures=0
+
+# start_server NAME ROUND: start it, check that it serves exactly the expected body.
+start_server() {
+	local s=$1 r=$2
+	case $s in
+	nginx) h_start_nginx "$NGINX_DIR" "$RAW/nginx-r$r.log" || return 1 ;;
+	synack)
+		h_start_synack "$RAW/synack-r$r.log" --iface "$TB_SRV_IF" --ip "$TB_SRV_IP" --port "$H_PORT" \
+			"${SYNACK_BODY_ARGS[@]}" --queues "$queues" --cores "$H_SERVER_CPU" "${SYNACK_EXTRA[@]}" || return 1
+		;;
+	esac
+	local head_file="$RAW/response-$s.head" got="$RAW/response-$s.body"
+	if ! ip netns exec "$TB_CLI_NS" curl -sS -m 5 -D "$head_file" -o "$got" "http://$TB_SRV_IP:$H_PORT$REQ_PATH"; then
+		echo "vs-nginx: $s: the check request failed" >&2
+		return 1
+	fi
+	if ! cmp -s "$got" "$EXPECTED"; then
+		echo "vs-nginx: $s: the body differs from the expected $(stat -c %s "$EXPECTED") bytes (got $(stat -c %s "$got"))" >&2
+		return 1
+	fi
+	if ! head -n 1 "$head_file" | grep -q '^HTTP/1\.1 200'; then
+		echo "vs-nginx: $s: status is not 200: $(head -n 1 "$head_file")" >&2
+		return 1
+	fi
+}
+
+server_pid() { if [[ $1 == nginx ]]; then echo "$H_NGINX_PID"; else echo "$H_SYNACK_PID"; fi; }
+
+load1=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }'; then
+	echo "vs-nginx: warning: load average $load1 before the first run: other work is using the CPUs;" \
+		"rates will be low and noisy (the report shows how much per run)" >&2
+fi
+total_runs=$((rounds * ${#SERVERS[@]} * ${#ACTIVE_CLIENTS[@]} * ${#WORKLOADS[@]}))
+echo "vs-nginx: $total_runs runs of ${secs}s (${SERVERS[*]} x ${ACTIVE_CLIENTS[*]} x ${WORKLOADS[*]} x $rounds rounds)," \
+	"about $(((total_runs * (secs + pause + 2) + rounds * ${#SERVERS[@]} * (warmup + 3)) / 60 + 1)) min; raw output in $RAW"
+n=0
+for ((r = 1; r <= rounds; r++)); do
+	order=("${SERVERS[@]}")
+	if ((${#SERVERS[@]} == 2 && r % 2 == 0)); then order=("${SERVERS[1]}" "${SERVERS[0]}"); fi
+	for s in "${order[@]}"; do
+		if ! start_server "$s" "$r"; then
+			event "$r" "$s" start-failed "see $RAW/$s-r$r.log"
+			failures=$((failures + 1))
+			h_stop "$(server_pid "$s")" 5 || true
+			continue
+		fi
+		event "$r" "$s" started "pid $(server_pid "$s")"
+		if ((warmup > 0)); then h_run_wrk "$RAW/warmup-r$r-$s.out" "$warmup" "$conns" keepalive "$REQ_PATH" || true; fi
+		for c in "${ACTIVE_CLIENTS[@]}"; do
+			for w in "${WORKLOADS[@]}"; do
+				n=$((n + 1))
+				o="$RAW/r$r-$s-$c-$w.out"
+				sleep "$pause"
+				h_cpu_snap "$o.cpu0" "$(server_pid "$s")"
+				st=0
+				if [[ $c == wrk ]]; then
+					h_run_wrk "$o" "$secs" "$conns" "$w" "$REQ_PATH" || st=$?
+				else
+					h_run_xgen "$XGEN_BIN" "$o" "$secs" "$conns" "$w" "$REQ_PATH" || st=$?
+				fi
+				h_cpu_snap "$o.cpu1" "$(server_pid "$s")"
+				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$c" "$w" "$st" "$o" "$o.cpu0" "$o.cpu1" >>"$RAW/runs.tsv"
+				line=$(python3 "$ROOT/scripts/loadgen.py" "$c" "$o" 2>/dev/null) || line="no result (status $st)"
+				printf '  [%d/%d] round %d %-6s %-4s %-9s %s\n' "$n" "$total_runs" "$r" "$s" "$c" "$w" \
+					"$(awk -F'\t' 'NF == 4 { printf "%.0f req/s  p50 %s us  p99 %s us  errors %s", $1, $2, $3, $4; next } { print }' <<<"$line")"
+				if ! h_alive "$(server_pid "$s")"; then
+					echo "vs-nginx: $s died during the run" >&2
+					event "$r" "$s" died "during $c $w"
+					failures=$((failures + 1))
+					break 2
+				fi
+			done
+		done
+		st=0
+		h_stop "$(server_pid "$s")" 10 || st=$?
+		event "$r" "$s" stopped "exit status $st"
+		((st == 0)) || {
+			echo "vs-nginx: $s exited with status $st" >&2
+			failures=$((failures + 1))
+		}
+	done
+done
+
+printf 'loadavg_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/meta.tsv"
+sum_rc=0
+python3 "$ROOT/bench/summarize.py" "$RAW" "$report" || sum_rc=$?
+if ((failures)); then
+	echo "vs-nginx: $failures failure(s): see $RAW/events.tsv" >&2
+	exit 1
+fi
+((sum_rc == 0 || sum_rc == 3)) || exit 1
+exit "$sum_rc"
