@@ -86,13 +86,18 @@ fn kernel_version(release: &str) -> (u32, u32) {
 
 fn bpffs_mounted() -> bool {
     std::fs::read_to_string("/proc/mounts")
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(2) == Some("bpf")))
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("bpf"))
+        })
         .unwrap_or(false)
 }
 
 fn ethtool_features(iface: &str) -> Option<String> {
     let out = Command::new("ethtool").args(["-k", iface]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
 }
 
 fn feature_on(text: &str, name: &str) -> Option<bool> {
@@ -110,22 +115,44 @@ pub fn findings(args: &CheckArgs) -> Vec<Finding> {
     let release = kernel_release();
     let (maj, min) = kernel_version(&release);
     if (maj, min) >= (5, 11) {
-        v.push(finding(Verdict::Ok, "kernel", format!("{release}: AF_XDP, XDP through bpf_link, preferred busy polling")));
+        v.push(finding(
+            Verdict::Ok,
+            "kernel",
+            format!("{release}: AF_XDP, XDP through bpf_link, preferred busy polling"),
+        ));
     } else if (maj, min) >= (5, 9) {
-        v.push(finding(Verdict::Warn, "kernel", format!("{release}: works, but --busy-poll needs 5.11 or later")));
+        v.push(finding(
+            Verdict::Warn,
+            "kernel",
+            format!("{release}: works, but --busy-poll needs 5.11 or later"),
+        ));
     } else {
-        v.push(finding(Verdict::Fail, "kernel", format!("{release}: synack needs Linux 5.9 or later (XDP bpf_link); upgrade the kernel")));
+        v.push(finding(
+            Verdict::Fail,
+            "kernel",
+            format!(
+                "{release}: synack needs Linux 5.9 or later (XDP bpf_link); upgrade the kernel"
+            ),
+        ));
     }
     match crate::xdp::af_xdp_available() {
         Ok(()) => v.push(finding(Verdict::Ok, "AF_XDP", "sockets can be created")),
         Err(e) => v.push(finding(Verdict::Fail, "AF_XDP", e)),
     }
     match privileges() {
-        Ok(()) => v.push(finding(Verdict::Ok, "privileges", "CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF present")),
+        Ok(()) => v.push(finding(
+            Verdict::Ok,
+            "privileges",
+            "CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF present",
+        )),
         Err(e) => v.push(finding(Verdict::Fail, "privileges", e)),
     }
     if bpffs_mounted() {
-        v.push(finding(Verdict::Ok, "bpffs", "mounted (not required: synack pins nothing)"));
+        v.push(finding(
+            Verdict::Ok,
+            "bpffs",
+            "mounted (not required: synack pins nothing)",
+        ));
     } else {
         v.push(finding(
             Verdict::Warn,
@@ -156,20 +183,34 @@ pub fn findings(args: &CheckArgs) -> Vec<Finding> {
         v.push(finding(
             Verdict::Fail,
             "MTU",
-            format!("{} is larger than an AF_XDP frame allows: `ip link set dev {} mtu 1500`", dev.mtu, dev.name),
+            format!(
+                "{} is larger than an AF_XDP frame allows: `ip link set dev {} mtu 1500`",
+                dev.mtu, dev.name
+            ),
         ));
     } else if dev.mtu > 2048 - 14 {
-        v.push(finding(Verdict::Warn, "MTU", format!("{}: serve with --frame-size 4096", dev.mtu)));
+        v.push(finding(
+            Verdict::Warn,
+            "MTU",
+            format!("{}: serve with --frame-size 4096", dev.mtu),
+        ));
     }
     if let Some(ip) = args.ip {
         let addrs = dev.ipv4_addrs();
         if addrs.contains(&ip) {
-            v.push(finding(Verdict::Ok, "address", format!("{ip} is configured on {}", dev.name)));
+            v.push(finding(
+                Verdict::Ok,
+                "address",
+                format!("{ip} is configured on {}", dev.name),
+            ));
         } else {
             v.push(finding(
                 Verdict::Fail,
                 "address",
-                format!("{ip} is not on {}: `ip addr add {ip}/24 dev {}`", dev.name, dev.name),
+                format!(
+                    "{ip} is not on {}: `ip addr add {ip}/24 dev {}`",
+                    dev.name, dev.name
+                ),
             ));
         }
     }
@@ -177,7 +218,10 @@ pub fn findings(args: &CheckArgs) -> Vec<Finding> {
         v.push(finding(
             Verdict::Fail,
             "XDP",
-            format!("{p} is already attached to {}: detach it with `ip link set dev {} xdp off`", dev.name, dev.name),
+            format!(
+                "{p} is already attached to {}: detach it with `ip link set dev {} xdp off`",
+                dev.name, dev.name
+            ),
         ));
     } else {
         match crate::xdp::probe_native_xdp(&dev.name) {
@@ -195,7 +239,10 @@ pub fn findings(args: &CheckArgs) -> Vec<Finding> {
                 v.push(finding(
                     Verdict::Fail,
                     "offloads",
-                    format!("LRO is on and XDP cannot run with it: `ethtool -K {} lro off`", dev.name),
+                    format!(
+                        "LRO is on and XDP cannot run with it: `ethtool -K {} lro off`",
+                        dev.name
+                    ),
                 ));
             } else {
                 v.push(finding(Verdict::Ok, "offloads", "LRO off"));
@@ -209,7 +256,11 @@ pub fn findings(args: &CheckArgs) -> Vec<Finding> {
                 ));
             }
         }
-        None => v.push(finding(Verdict::Warn, "offloads", "ethtool not found: `apt-get install ethtool` to check LRO")),
+        None => v.push(finding(
+            Verdict::Warn,
+            "offloads",
+            "ethtool not found: `apt-get install ethtool` to check LRO",
+        )),
     }
     v
 }
@@ -230,7 +281,9 @@ pub fn run(args: &CheckArgs) -> Result<(), String> {
         println!("{tag} {:<11} {}", x.what, x.detail);
     }
     if failed > 0 {
-        return Err(format!("{failed} check(s) failed; fix them and run `synack check` again"));
+        return Err(format!(
+            "{failed} check(s) failed; fix them and run `synack check` again"
+        ));
     }
     println!("ready: synack can serve on {}", args.iface);
     Ok(())

@@ -9,7 +9,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => synack::serve::run(*args).map_err(|e| e.to_string()),
-        Command::Check(args) => synack::check::run(&args).map(|_| ()).map_err(|e| e.to_string()),
+        Command::Check(args) => synack::check::run(&args)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crossbeam::channel::{Sender, bounded};
 
 use crate::cli::{ServeArgs, SynCookiesArg, XdpModeArg, parse_core_list};
-use crate::http::{Content, HttpApp, HttpConfig, HttpStats};
 use crate::http::content::LoadLimits;
+use crate::http::{Content, HttpApp, HttpConfig, HttpStats};
 use crate::netdev::NetDev;
 use crate::stats::collector::{self, CollectorConfig, Message};
 use crate::stats::{Latency, Metric, Report};
@@ -88,7 +88,10 @@ fn validate(a: &ServeArgs) -> Result<(), ServeError> {
         return err("--ring-size must be a power of two, at least 64");
     }
     if a.frames < 2 * a.ring_size {
-        return err(format!("--frames must be at least twice --ring-size ({})", 2 * a.ring_size));
+        return err(format!(
+            "--frames must be at least twice --ring-size ({})",
+            2 * a.ring_size
+        ));
     }
     if !(0.0..=1.0).contains(&a.inject_drop) {
         return err("--inject-drop must be between 0 and 1");
@@ -146,22 +149,32 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         None => {
             let n = core_affinity::get_core_ids().map_or(1, |v| v.len());
             // Default: the last N cores, leaving core 0 to the system and load generators.
-            (0..args.queues as usize).map(|i| (n + i).saturating_sub(args.queues as usize) % n.max(1)).collect()
+            (0..args.queues as usize)
+                .map(|i| (n + i).saturating_sub(args.queues as usize) % n.max(1))
+                .collect()
         }
     };
     if cores.len() < args.queues as usize {
-        return err(format!("--cores lists {} cores for {} queues", cores.len(), args.queues));
+        return err(format!(
+            "--cores lists {} cores for {} queues",
+            cores.len(),
+            args.queues
+        ));
     }
     let online = core_affinity::get_core_ids().unwrap_or_default();
     for c in &cores {
         if !online.iter().any(|id| id.id == *c) {
-            return err(format!("core {c} in --cores is not online (this machine has {} cores)", online.len()));
+            return err(format!(
+                "core {c} in --cores is not online (this machine has {} cores)",
+                online.len()
+            ));
         }
     }
 
     // Signals are blocked before any thread starts, so only the signal thread takes them.
     crate::signals::block().map_err(|e| ServeError(format!("cannot block signals: {e}")))?;
-    let signals = crate::signals::listen().map_err(|e| ServeError(format!("cannot start signal thread: {e}")))?;
+    let signals = crate::signals::listen()
+        .map_err(|e| ServeError(format!("cannot start signal thread: {e}")))?;
 
     let mode = match args.xdp_mode {
         XdpModeArg::Auto => XdpMode::Auto,
@@ -180,12 +193,16 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
             frames: args.frames,
             ring_size: args.ring_size,
             zero_copy: args.zero_copy,
-            busy_poll: args.busy_poll.then_some((args.busy_poll_usecs, args.busy_poll_budget)),
+            busy_poll: args
+                .busy_poll
+                .then_some((args.busy_poll_usecs, args.busy_poll_budget)),
         };
         let sock = xdp::XskQueue::open(&iface, q, &cfg)?;
         program.register(q, &sock)?;
         if args.zero_copy && !sock.zero_copy() {
-            eprintln!("synack: warning: queue {q}: the driver has no zero-copy AF_XDP; using copy mode");
+            eprintln!(
+                "synack: warning: queue {q}: the driver has no zero-copy AF_XDP; using copy mode"
+            );
         }
         sockets.push(sock);
     }
@@ -198,7 +215,9 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         None => None,
     };
 
-    let metrics_text = args.metrics.map(|_| Arc::new(std::sync::Mutex::new(String::new())));
+    let metrics_text = args
+        .metrics
+        .map(|_| Arc::new(std::sync::Mutex::new(String::new())));
     let stop_metrics = Arc::new(AtomicBool::new(false));
     if let (Some(addr), Some(text)) = (args.metrics, &metrics_text) {
         let bound = crate::stats::metrics::serve(addr, text.clone(), stop_metrics.clone())
@@ -295,12 +314,17 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         }
     }
     drop(dump_tx);
-    eprintln!("synack: stopping: no new connections, {} s for in-flight responses", args.grace);
+    eprintln!(
+        "synack: stopping: no new connections, {} s for in-flight responses",
+        args.grace
+    );
     phase.store(DRAINING, Ordering::SeqCst);
     for w in workers {
         let _ = w.join();
     }
-    let totals = collector.join().map_err(|_| ServeError("the collector thread panicked".into()))?;
+    let totals = collector
+        .join()
+        .map_err(|_| ServeError("the collector thread panicked".into()))?;
     stop_metrics.store(true, Ordering::Relaxed);
     if let Some((cap, writer)) = capture {
         drop(cap);
@@ -331,8 +355,10 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
     loop {
         let t0 = std::time::Instant::now();
         let now = clock();
-        if iterations % 64 == 0 {
-            dp.engine.app_mut().set_wall_clock(unix_micros() / 1_000_000);
+        if iterations.is_multiple_of(64) {
+            dp.engine
+                .app_mut()
+                .set_wall_clock(unix_micros() / 1_000_000);
         }
         iterations += 1;
         let n = dp.poll(now, unix_micros());

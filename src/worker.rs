@@ -48,7 +48,11 @@ pub enum WorkerDrop {
 }
 
 impl WorkerDrop {
-    pub const ALL: [WorkerDrop; 3] = [WorkerDrop::TxFull, WorkerDrop::TxTooBig, WorkerDrop::Injected];
+    pub const ALL: [WorkerDrop; 3] = [
+        WorkerDrop::TxFull,
+        WorkerDrop::TxTooBig,
+        WorkerDrop::Injected,
+    ];
     pub const COUNT: usize = Self::ALL.len();
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -323,7 +327,11 @@ mod tests {
         m.learn(2, [2; 6]);
         assert_eq!(m.lookup(1), [1; 6]);
         assert_eq!(m.lookup(2), [2; 6]);
-        assert_eq!(m.lookup(99), [2; 6], "unknown peers go to the last MAC seen");
+        assert_eq!(
+            m.lookup(99),
+            [2; 6],
+            "unknown peers go to the last MAC seen"
+        );
     }
 
     #[test]

@@ -92,10 +92,10 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Message>) -> Totals {
                 }
             }
             Ok(Message::Dump) => {
-                if let Some(dir) = &cfg.stats_out {
-                    if let Err(e) = write_files(dir, &totals) {
-                        eprintln!("synack: cannot write statistics to {}: {e}", dir.display());
-                    }
+                if let Some(dir) = &cfg.stats_out
+                    && let Err(e) = write_files(dir, &totals)
+                {
+                    eprintln!("synack: cannot write statistics to {}: {e}", dir.display());
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -109,7 +109,12 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Message>) -> Totals {
             if !cfg.quiet {
                 eprintln!(
                     "{}",
-                    live_line(&totals, &interval, (conns - prev_conns) as f64 / secs, (reqs - prev_reqs) as f64 / secs)
+                    live_line(
+                        &totals,
+                        &interval,
+                        (conns - prev_conns) as f64 / secs,
+                        (reqs - prev_reqs) as f64 / secs
+                    )
                 );
             }
             prev_conns = conns;
@@ -123,15 +128,15 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Message>) -> Totals {
             }
         }
     }
-    if let Some(m) = &cfg.metrics {
-        if let Ok(mut g) = m.lock() {
-            *g = metrics::render(&totals);
-        }
+    if let Some(m) = &cfg.metrics
+        && let Ok(mut g) = m.lock()
+    {
+        *g = metrics::render(&totals);
     }
-    if let Some(dir) = &cfg.stats_out {
-        if let Err(e) = write_files(dir, &totals) {
-            eprintln!("synack: cannot write statistics to {}: {e}", dir.display());
-        }
+    if let Some(dir) = &cfg.stats_out
+        && let Err(e) = write_files(dir, &totals)
+    {
+        eprintln!("synack: cannot write statistics to {}: {e}", dir.display());
     }
     totals
 }
@@ -207,7 +212,12 @@ pub fn summary(t: &Totals) -> String {
         if !drops.is_empty() {
             let _ = writeln!(s, "    drops: {}", drops.join(", "));
         }
-        let app: Vec<String> = r.app.iter().filter(|a| a.1 > 0).map(|(k, v)| format!("{k} {v}")).collect();
+        let app: Vec<String> = r
+            .app
+            .iter()
+            .filter(|a| a.1 > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         if !app.is_empty() {
             let _ = writeln!(s, "    http: {}", app.join(", "));
         }
@@ -254,7 +264,11 @@ pub fn write_files(dir: &Path, t: &Totals) -> std::io::Result<()> {
 /// The JSON summary (hand-written: a handful of numbers does not need a serializer).
 pub fn json(t: &Totals) -> String {
     let mut s = String::from("{\n");
-    let _ = writeln!(s, "  \"elapsed_seconds\": {:.3},", t.started.elapsed().as_secs_f64());
+    let _ = writeln!(
+        s,
+        "  \"elapsed_seconds\": {:.3},",
+        t.started.elapsed().as_secs_f64()
+    );
     let _ = writeln!(s, "  \"connections_established\": {},", t.established());
     let _ = writeln!(s, "  \"requests\": {},", t.requests());
     let _ = writeln!(s, "  \"drops\": {},", t.drops());
@@ -262,7 +276,13 @@ pub fn json(t: &Totals) -> String {
     let n = Metric::ALL.len();
     for (i, m) in Metric::ALL.iter().enumerate() {
         let h = t.cumulative.get(*m);
-        let q = |x: f64| if h.is_empty() { 0 } else { h.value_at_quantile(x) };
+        let q = |x: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(x)
+            }
+        };
         let _ = write!(
             s,
             "    \"{}\": {{\"unit\": \"{}\", \"count\": {}, \"min\": {}, \"mean\": {:.3}, \"p50\": {}, \"p90\": {}, \"p99\": {}, \"p99_9\": {}, \"max\": {}}}",

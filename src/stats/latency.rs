@@ -19,7 +19,12 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 4] = [Metric::Handshake, Metric::Request, Metric::Lifetime, Metric::Loop];
+    pub const ALL: [Metric; 4] = [
+        Metric::Handshake,
+        Metric::Request,
+        Metric::Lifetime,
+        Metric::Loop,
+    ];
     pub const fn name(self) -> &'static str {
         match self {
             Metric::Handshake => "handshake",
@@ -88,15 +93,23 @@ impl Latency {
 pub fn hgrm(h: &Histogram<u64>, scale: f64) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
+    let _ = writeln!(
+        s,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
     let mut total = 0u64;
-    if h.len() > 0 {
+    if !h.is_empty() {
         for v in h.iter_quantiles(5) {
             total += v.count_since_last_iteration();
             let q = v.quantile_iterated_to();
             let value = h.highest_equivalent(v.value_iterated_to()) as f64 / scale;
             if q < 1.0 {
-                let _ = writeln!(s, "{value:12.3} {q:2.12} {total:10} {:14.2}", 1.0 / (1.0 - q));
+                let _ = writeln!(
+                    s,
+                    "{value:12.3} {q:2.12} {total:10} {:14.2}",
+                    1.0 / (1.0 - q)
+                );
             } else {
                 let _ = writeln!(s, "{value:12.3} {q:2.12} {total:10}");
             }
@@ -153,7 +166,11 @@ mod tests {
         assert!(t.contains("#[Mean    ="));
         assert!(t.contains("Total count    =          100]"));
         // every data line has 3 or 4 numeric columns
-        let data: Vec<&str> = t.lines().skip(2).take_while(|l| !l.starts_with('#')).collect();
+        let data: Vec<&str> = t
+            .lines()
+            .skip(2)
+            .take_while(|l| !l.starts_with('#'))
+            .collect();
         assert!(data.len() > 5);
         for l in data {
             let cols: Vec<f64> = l.split_whitespace().map(|c| c.parse().unwrap()).collect();

@@ -18,11 +18,25 @@ impl<'a> EthernetFrame<'a> {
     }
     #[inline]
     pub fn dst(&self) -> [u8; 6] {
-        [self.buf[0], self.buf[1], self.buf[2], self.buf[3], self.buf[4], self.buf[5]]
+        [
+            self.buf[0],
+            self.buf[1],
+            self.buf[2],
+            self.buf[3],
+            self.buf[4],
+            self.buf[5],
+        ]
     }
     #[inline]
     pub fn src(&self) -> [u8; 6] {
-        [self.buf[6], self.buf[7], self.buf[8], self.buf[9], self.buf[10], self.buf[11]]
+        [
+            self.buf[6],
+            self.buf[7],
+            self.buf[8],
+            self.buf[9],
+            self.buf[10],
+            self.buf[11],
+        ]
     }
     #[inline]
     pub fn ethertype(&self) -> u16 {

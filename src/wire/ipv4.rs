@@ -109,7 +109,15 @@ impl<'a> Ipv4Packet<'a> {
 
 /// Writes a 20-byte header (no options) with DF set and its checksum.
 #[inline]
-pub fn write_header(buf: &mut [u8], total_len: u16, ident: u16, ttl: u8, protocol: u8, src: u32, dst: u32) {
+pub fn write_header(
+    buf: &mut [u8],
+    total_len: u16,
+    ident: u16,
+    ttl: u8,
+    protocol: u8,
+    src: u32,
+    dst: u32,
+) {
     buf[0] = 0x45;
     buf[1] = 0;
     buf[2..4].copy_from_slice(&total_len.to_be_bytes());

@@ -132,7 +132,8 @@ pub fn parse_frame(frame: &[u8]) -> Result<ParsedFrame<'_>, DropReason> {
         TcpError::TooShort | TcpError::HeaderLength => DropReason::BadTcpHeaderLength,
         TcpError::Options => DropReason::BadTcpOptions,
     })?;
-    let pseudo = checksum::pseudo_header_sum(ip.src(), ip.dst(), ipv4::PROTO_TCP, seg_bytes.len() as u16);
+    let pseudo =
+        checksum::pseudo_header_sum(ip.src(), ip.dst(), ipv4::PROTO_TCP, seg_bytes.len() as u16);
     if checksum::fold(checksum::sum(seg_bytes, pseudo)) != 0xffff {
         return Err(DropReason::BadTcpChecksum);
     }
@@ -187,7 +188,11 @@ pub fn tcp_headers_len(opts: &TcpOptions) -> usize {
 /// Writes the headers of a frame whose `payload_len` payload bytes are already at
 /// `buf[tcp_headers_len(&spec.options)..]`, with full IPv4 and TCP checksums (nothing is left
 /// to offloads). Returns the frame length.
-pub fn build_tcp_frame(buf: &mut [u8], spec: &FrameSpec, payload_len: usize) -> Result<usize, BuildError> {
+pub fn build_tcp_frame(
+    buf: &mut [u8],
+    spec: &FrameSpec,
+    payload_len: usize,
+) -> Result<usize, BuildError> {
     let opt_len = tcp::options_len(&spec.options);
     let tcp_len = tcp::MIN_HEADER_LEN + opt_len;
     let ip_start = ethernet::HEADER_LEN;
@@ -219,7 +224,8 @@ pub fn build_tcp_frame(buf: &mut [u8], spec: &FrameSpec, payload_len: usize) -> 
     t[18..20].copy_from_slice(&[0, 0]);
     let written = tcp::write_options(&mut t[20..20 + opt_len], &spec.options);
     debug_assert_eq!(written, opt_len);
-    let pseudo = checksum::pseudo_header_sum(spec.src_ip, spec.dst_ip, ipv4::PROTO_TCP, t.len() as u16);
+    let pseudo =
+        checksum::pseudo_header_sum(spec.src_ip, spec.dst_ip, ipv4::PROTO_TCP, t.len() as u16);
     let c = !checksum::fold(checksum::sum(t, pseudo));
     t[16..18].copy_from_slice(&c.to_be_bytes());
     Ok(total)

@@ -17,7 +17,8 @@ fn linux_syn() -> Vec<u8> {
     f.extend_from_slice(&[0x08, 0x00]);
     // IPv4: 20 + 40 bytes, DF, TTL 64, TCP
     let ip = [
-        0x45, 0x00, 0x00, 0x3c, 0x8e, 0x4a, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 198, 18, 0, 2, 198, 18, 0, 1,
+        0x45, 0x00, 0x00, 0x3c, 0x8e, 0x4a, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 198, 18, 0, 2, 198,
+        18, 0, 1,
     ];
     f.extend_from_slice(&ip);
     let tcp = [
@@ -52,7 +53,10 @@ fn fix_checksums(f: &mut [u8]) {
     let src = u32::from_be_bytes([f[26], f[27], f[28], f[29]]);
     let dst = u32::from_be_bytes([f[30], f[31], f[32], f[33]]);
     let seg = &f[t..14 + total];
-    let c = !checksum::fold(checksum::sum(seg, checksum::pseudo_header_sum(src, dst, 6, seg.len() as u16)));
+    let c = !checksum::fold(checksum::sum(
+        seg,
+        checksum::pseudo_header_sum(src, dst, 6, seg.len() as u16),
+    ));
     f[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
 }
 
@@ -78,7 +82,11 @@ fn parses_a_linux_syn() {
     // etherparse agrees on the checksums
     let e = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
     if let Some(etherparse::TransportSlice::Tcp(t)) = e.transport {
-        assert_eq!(t.calc_checksum_ipv4([198, 18, 0, 2], [198, 18, 0, 1]).unwrap(), t.checksum());
+        assert_eq!(
+            t.calc_checksum_ipv4([198, 18, 0, 2], [198, 18, 0, 1])
+                .unwrap(),
+            t.checksum()
+        );
     } else {
         panic!("etherparse saw no TCP");
     }
@@ -116,11 +124,14 @@ fn builds_a_syn_ack_byte_for_byte() {
     expected.extend_from_slice(&CLIENT_MAC);
     expected.extend_from_slice(&SERVER_MAC);
     expected.extend_from_slice(&[0x08, 0x00]);
-    expected.extend_from_slice(&[0x45, 0, 0, 60, 0, 0, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2]);
     expected.extend_from_slice(&[
-        0x1f, 0x90, 0x9c, 0x40, 0x01, 0x02, 0x03, 0x04, 0x3b, 0x9a, 0xca, 0x01, 0xa0, 0x12, 0xfe, 0x88, 0, 0, 0, 0,
-        // Linux's layout: MSS, SACKP+TS, NOP+WS
-        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0, 0, 0, 7, 0, 0, 0, 100, 0x01, 0x03, 0x03, 0x03,
+        0x45, 0, 0, 60, 0, 0, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+    ]);
+    expected.extend_from_slice(&[
+        0x1f, 0x90, 0x9c, 0x40, 0x01, 0x02, 0x03, 0x04, 0x3b, 0x9a, 0xca, 0x01, 0xa0, 0x12, 0xfe,
+        0x88, 0, 0, 0, 0, // Linux's layout: MSS, SACKP+TS, NOP+WS
+        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0, 0, 0, 7, 0, 0, 0, 100, 0x01, 0x03, 0x03,
+        0x03,
     ]);
     fix_checksums(&mut expected);
     assert_eq!(&buf[..n], &expected[..]);
@@ -143,7 +154,10 @@ fn option_layouts_follow_linux() {
         sack_count: 1,
         ..TcpOptions::default()
     };
-    sack.sack_blocks[0] = SackBlock { left: 10, right: 20 };
+    sack.sack_blocks[0] = SackBlock {
+        left: 10,
+        right: 20,
+    };
     assert_eq!(write_options_len(&mut b, &sack), 24);
     assert_eq!(&b[12..16], &[1, 1, 5, 10]);
     let sackp_only = TcpOptions {
@@ -303,7 +317,11 @@ fn parsing_is_zero_copy() {
     let n = build_tcp_frame(&mut buf, &spec, 5).unwrap();
     let p = parse_frame(&buf[..n]).unwrap();
     assert_eq!(p.payload, b"hello");
-    assert_eq!(p.payload.as_ptr(), buf[h..].as_ptr(), "the payload is a view into the frame");
+    assert_eq!(
+        p.payload.as_ptr(),
+        buf[h..].as_ptr(),
+        "the payload is a view into the frame"
+    );
 }
 
 #[test]
@@ -344,7 +362,10 @@ fn arb_options() -> impl Strategy<Value = TcpOptions> {
                 let max = if ts.is_some() { 3 } else { 4 };
                 o.sack_count = n.min(max);
                 for i in 0..o.sack_count as usize {
-                    o.sack_blocks[i] = SackBlock { left: b[2 * i], right: b[2 * i + 1] };
+                    o.sack_blocks[i] = SackBlock {
+                        left: b[2 * i],
+                        right: b[2 * i + 1],
+                    };
                 }
             }
             o

@@ -45,10 +45,20 @@ pub enum XdpError {
     Privileges,
     NoAfXdp,
     Load(String),
-    Attach { iface: String, reason: String },
-    Bind { iface: String, queue: u32, source: std::io::Error },
+    Attach {
+        iface: String,
+        reason: String,
+    },
+    Bind {
+        iface: String,
+        queue: u32,
+        source: std::io::Error,
+    },
     Config(String),
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl XdpError {

@@ -52,17 +52,25 @@ fn attach_error(iface: &str, e: aya::programs::ProgramError) -> XdpError {
         },
         _ => XdpError::Attach {
             iface: iface.to_string(),
-            reason: format!("{e}{}", match &e {
-                ProgramError::SyscallError(s) => format!(": {}", s.io_error),
-                _ => String::new(),
-            }),
+            reason: format!(
+                "{e}{}",
+                match &e {
+                    ProgramError::SyscallError(s) => format!(": {}", s.io_error),
+                    _ => String::new(),
+                }
+            ),
         },
     }
 }
 
 impl Program {
     /// Loads the program, sets the address and ports, and attaches it to `iface`.
-    pub fn load_and_attach(iface: &str, ip: Ipv4Addr, ports: &[u16], mode: XdpMode) -> Result<Program, XdpError> {
+    pub fn load_and_attach(
+        iface: &str,
+        ip: Ipv4Addr,
+        ports: &[u16],
+        mode: XdpMode,
+    ) -> Result<Program, XdpError> {
         if ports.is_empty() || ports.len() > MAX_PORTS {
             return Err(XdpError::Config(format!("serve 1 to {MAX_PORTS} ports")));
         }
@@ -75,14 +83,20 @@ impl Program {
             }
         })?;
         {
-            let mut cfg: Array<_, u32> = Array::try_from(ebpf.map_mut("config").ok_or_else(|| XdpError::Load("no config map".into()))?)
-                .map_err(|e| XdpError::Load(e.to_string()))?;
+            let mut cfg: Array<_, u32> = Array::try_from(
+                ebpf.map_mut("config")
+                    .ok_or_else(|| XdpError::Load("no config map".into()))?,
+            )
+            .map_err(|e| XdpError::Load(e.to_string()))?;
             // The program compares against the address as it sits in the packet (network order).
             let addr = u32::from_ne_bytes(ip.octets());
-            cfg.set(CFG_ADDR, addr, 0).map_err(|e| XdpError::Load(e.to_string()))?;
-            cfg.set(CFG_NPORTS, ports.len() as u32, 0).map_err(|e| XdpError::Load(e.to_string()))?;
+            cfg.set(CFG_ADDR, addr, 0)
+                .map_err(|e| XdpError::Load(e.to_string()))?;
+            cfg.set(CFG_NPORTS, ports.len() as u32, 0)
+                .map_err(|e| XdpError::Load(e.to_string()))?;
             for (i, p) in ports.iter().enumerate() {
-                cfg.set(CFG_PORT0 + i as u32, *p as u32, 0).map_err(|e| XdpError::Load(e.to_string()))?;
+                cfg.set(CFG_PORT0 + i as u32, *p as u32, 0)
+                    .map_err(|e| XdpError::Load(e.to_string()))?;
             }
         }
         let prog: &mut Xdp = ebpf
@@ -101,21 +115,26 @@ impl Program {
         let mut warning = None;
         let mode_name = match mode {
             XdpMode::Native => {
-                prog.attach(iface, AyaMode::Driver).map_err(|e| attach_error(iface, e))?;
+                prog.attach(iface, AyaMode::Driver)
+                    .map_err(|e| attach_error(iface, e))?;
                 "native"
             }
             XdpMode::Skb => {
-                prog.attach(iface, AyaMode::Skb).map_err(|e| attach_error(iface, e))?;
+                prog.attach(iface, AyaMode::Skb)
+                    .map_err(|e| attach_error(iface, e))?;
                 "skb"
             }
             XdpMode::Auto => match prog.attach(iface, AyaMode::Driver) {
                 Ok(_) => "native",
                 Err(e) => {
                     let first = attach_error(iface, e);
-                    if matches!(first, XdpError::Privileges) || first.to_string().contains("another XDP program") {
+                    if matches!(first, XdpError::Privileges)
+                        || first.to_string().contains("another XDP program")
+                    {
                         return Err(first);
                     }
-                    prog.attach(iface, AyaMode::Skb).map_err(|e| attach_error(iface, e))?;
+                    prog.attach(iface, AyaMode::Skb)
+                        .map_err(|e| attach_error(iface, e))?;
                     warning = Some(format!(
                         "native XDP refused on {iface} ({first}); using skb (generic) mode, which is slower"
                     ));
@@ -140,7 +159,8 @@ impl Program {
                 .ok_or_else(|| XdpError::Load("no xsks_map in the object".into()))?,
         )
         .map_err(|e| XdpError::Load(e.to_string()))?;
-        map.set(queue, fd.as_raw_fd(), 0).map_err(|e| XdpError::Load(format!("XSKMAP[{queue}]: {e}")))
+        map.set(queue, fd.as_raw_fd(), 0)
+            .map_err(|e| XdpError::Load(format!("XSKMAP[{queue}]: {e}")))
     }
 
     pub fn counters(&self) -> ProgramCounters {
@@ -192,4 +212,3 @@ pub fn probe_native_xdp(iface: &str) -> Result<(), String> {
     p.detach();
     Ok(())
 }
-

@@ -40,13 +40,15 @@ impl RingMem {
             return Err(format!("ring size {size} is not a power of two"));
         }
         let need = |o: u64, n: usize| o as usize + n <= map.len();
-        if !(need(off.producer, 4) && need(off.consumer, 4) && need(off.flags, 4))
-            || !need(off.desc, size as usize * std::mem::size_of::<T>())
-            || off.producer % 4 != 0
-            || off.consumer % 4 != 0
-            || off.flags % 4 != 0
-            || off.desc % 8 != 0
-        {
+        let fits = need(off.producer, 4)
+            && need(off.consumer, 4)
+            && need(off.flags, 4)
+            && need(off.desc, size as usize * std::mem::size_of::<T>());
+        let aligned = off.producer.is_multiple_of(4)
+            && off.consumer.is_multiple_of(4)
+            && off.flags.is_multiple_of(4)
+            && off.desc.is_multiple_of(8);
+        if !(fits && aligned) {
             return Err("ring offsets do not fit the mapping".into());
         }
         let base = map.as_ptr();
@@ -134,7 +136,11 @@ impl<T: Copy> ProducerRing<T> {
         if free >= want {
             return free;
         }
-        self.cached_cons = self.mem.consumer().load(Ordering::Acquire).wrapping_add(self.mem.size);
+        self.cached_cons = self
+            .mem
+            .consumer()
+            .load(Ordering::Acquire)
+            .wrapping_add(self.mem.size);
         self.cached_cons.wrapping_sub(self.cached_prod)
     }
 
@@ -147,12 +153,15 @@ impl<T: Copy> ProducerRing<T> {
     /// Publishes `n` written slots (release: the descriptors are visible first).
     pub fn submit(&mut self, n: u32) {
         self.cached_prod = self.cached_prod.wrapping_add(n);
-        self.mem.producer().store(self.cached_prod, Ordering::Release);
+        self.mem
+            .producer()
+            .store(self.cached_prod, Ordering::Release);
     }
 
     /// Entries submitted and not yet consumed by the other side.
     pub fn outstanding(&self) -> u32 {
-        self.cached_prod.wrapping_sub(self.mem.consumer().load(Ordering::Acquire))
+        self.cached_prod
+            .wrapping_sub(self.mem.consumer().load(Ordering::Acquire))
     }
 
     /// Another view of the same ring memory (tests audit a ring from the other side).
@@ -214,7 +223,9 @@ impl<T: Copy> ConsumerRing<T> {
     /// Hands `n` read slots back to the producer (release: our reads are done first).
     pub fn release(&mut self, n: u32) {
         self.cached_cons = self.cached_cons.wrapping_add(n);
-        self.mem.consumer().store(self.cached_cons, Ordering::Release);
+        self.mem
+            .consumer()
+            .store(self.cached_cons, Ordering::Release);
     }
 }
 
@@ -273,7 +284,10 @@ mod tests {
             flags: 8,
             desc: 64,
         };
-        assert!(RingMem::new::<u64>(map.clone(), &off, 1024).is_err(), "8 KiB of descriptors in 4 KiB");
+        assert!(
+            RingMem::new::<u64>(map.clone(), &off, 1024).is_err(),
+            "8 KiB of descriptors in 4 KiB"
+        );
         assert!(RingMem::new::<u64>(map.clone(), &off, 3).is_err());
         assert!(RingMem::new::<u64>(map, &off, 256).is_ok());
     }

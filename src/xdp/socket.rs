@@ -87,7 +87,10 @@ impl Rings {
             ));
         }
         let mut r = Rings {
-            tx_free: (rx_frames..umem.frames()).rev().map(|i| umem.addr_of(i)).collect(),
+            tx_free: (rx_frames..umem.frames())
+                .rev()
+                .map(|i| umem.addr_of(i))
+                .collect(),
             rx_batch: Vec::with_capacity(rx.size() as usize),
             recycle: (0..rx_frames).map(|i| umem.addr_of(i)).collect(),
             umem,
@@ -104,7 +107,10 @@ impl Rings {
 
     /// Gives recycled RX frames back to the kernel through the fill ring.
     fn refill(&mut self) {
-        let n = self.fill.free(self.recycle.len() as u32).min(self.recycle.len() as u32);
+        let n = self
+            .fill
+            .free(self.recycle.len() as u32)
+            .min(self.recycle.len() as u32);
         if n == 0 {
             return;
         }
@@ -284,7 +290,14 @@ impl TxQueue for Tx<'_> {
             return;
         };
         let len = len.min(self.umem.frame_size() as usize) as u32;
-        self.tx.write(*self.queued, XdpDesc { addr, len, options: 0 });
+        self.tx.write(
+            *self.queued,
+            XdpDesc {
+                addr,
+                len,
+                options: 0,
+            },
+        );
         *self.queued += 1;
     }
 }
@@ -306,7 +319,10 @@ impl XskQueue {
     /// Creates the socket, registers its UMEM, maps the rings and binds to `dev` queue `queue_id`.
     pub fn open(dev: &NetDev, queue_id: u32, cfg: &SocketConfig) -> Result<XskQueue, XdpError> {
         if !cfg.ring_size.is_power_of_two() {
-            return Err(XdpError::Config(format!("ring size {} must be a power of two", cfg.ring_size)));
+            return Err(XdpError::Config(format!(
+                "ring size {} must be a power of two",
+                cfg.ring_size
+            )));
         }
         let fd = sys::xdp_socket().map_err(|e| io_err("socket(AF_XDP)", e))?;
         let umem = Umem::new(cfg.frames, cfg.frame_size).map_err(XdpError::Config)?;
@@ -318,7 +334,8 @@ impl XskQueue {
             flags: 0,
             tx_metadata_len: 0,
         };
-        sys::setsockopt(&fd, sys::SOL_XDP, sys::XDP_UMEM_REG, &reg).map_err(|e| io_err("XDP_UMEM_REG", e))?;
+        sys::setsockopt(&fd, sys::SOL_XDP, sys::XDP_UMEM_REG, &reg)
+            .map_err(|e| io_err("XDP_UMEM_REG", e))?;
         let size = cfg.ring_size;
         for (opt, name) in [
             (sys::XDP_UMEM_FILL_RING, "XDP_UMEM_FILL_RING"),
@@ -328,37 +345,63 @@ impl XskQueue {
         ] {
             sys::setsockopt(&fd, sys::SOL_XDP, opt, &size).map_err(|e| io_err(name, e))?;
         }
-        let off: MmapOffsets =
-            sys::getsockopt(&fd, sys::SOL_XDP, sys::XDP_MMAP_OFFSETS).map_err(|e| io_err("XDP_MMAP_OFFSETS", e))?;
+        let off: MmapOffsets = sys::getsockopt(&fd, sys::SOL_XDP, sys::XDP_MMAP_OFFSETS)
+            .map_err(|e| io_err("XDP_MMAP_OFFSETS", e))?;
         let map = |o: &sys::RingOffset, entry: usize, pgoff| -> Result<Arc<Mapping>, XdpError> {
             let len = o.desc as usize + size as usize * entry;
             Mapping::ring(fd.as_raw_fd(), len, pgoff)
                 .map(Arc::new)
                 .map_err(|e| io_err("mmap of an AF_XDP ring", e))
         };
-        let ring = |m: Arc<Mapping>, o: &sys::RingOffset, is_desc: bool| -> Result<RingMem, XdpError> {
-            if is_desc {
-                RingMem::new::<XdpDesc>(m, o, size)
-            } else {
-                RingMem::new::<u64>(m, o, size)
-            }
-            .map_err(XdpError::Config)
-        };
-        let fill = ProducerRing::new(ring(map(&off.fr, 8, sys::XDP_UMEM_PGOFF_FILL_RING)?, &off.fr, false)?);
-        let comp = ConsumerRing::new(ring(map(&off.cr, 8, sys::XDP_UMEM_PGOFF_COMPLETION_RING)?, &off.cr, false)?);
-        let rx = ConsumerRing::new(ring(map(&off.rx, 16, sys::XDP_PGOFF_RX_RING)?, &off.rx, true)?);
-        let tx = ProducerRing::new(ring(map(&off.tx, 16, sys::XDP_PGOFF_TX_RING)?, &off.tx, true)?);
+        let ring =
+            |m: Arc<Mapping>, o: &sys::RingOffset, is_desc: bool| -> Result<RingMem, XdpError> {
+                if is_desc {
+                    RingMem::new::<XdpDesc>(m, o, size)
+                } else {
+                    RingMem::new::<u64>(m, o, size)
+                }
+                .map_err(XdpError::Config)
+            };
+        let fill = ProducerRing::new(ring(
+            map(&off.fr, 8, sys::XDP_UMEM_PGOFF_FILL_RING)?,
+            &off.fr,
+            false,
+        )?);
+        let comp = ConsumerRing::new(ring(
+            map(&off.cr, 8, sys::XDP_UMEM_PGOFF_COMPLETION_RING)?,
+            &off.cr,
+            false,
+        )?);
+        let rx = ConsumerRing::new(ring(
+            map(&off.rx, 16, sys::XDP_PGOFF_RX_RING)?,
+            &off.rx,
+            true,
+        )?);
+        let tx = ProducerRing::new(ring(
+            map(&off.tx, 16, sys::XDP_PGOFF_TX_RING)?,
+            &off.tx,
+            true,
+        )?);
         let rings = Rings::new(umem, fill, comp, rx, tx).map_err(XdpError::Config)?;
 
         let mut addr = SockaddrXdp {
             family: sys::AF_XDP as u16,
-            flags: sys::XDP_USE_NEED_WAKEUP | if cfg.zero_copy { sys::XDP_ZEROCOPY } else { sys::XDP_COPY },
+            flags: sys::XDP_USE_NEED_WAKEUP
+                | if cfg.zero_copy {
+                    sys::XDP_ZEROCOPY
+                } else {
+                    sys::XDP_COPY
+                },
             ifindex: dev.index,
             queue_id,
             shared_umem_fd: 0,
         };
         if let Err(e) = sys::bind(&fd, &addr) {
-            let retry = cfg.zero_copy && matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) | Some(libc::EPROTONOSUPPORT));
+            let retry = cfg.zero_copy
+                && matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) | Some(libc::EPROTONOSUPPORT)
+                );
             if !retry {
                 return Err(XdpError::Bind {
                     iface: dev.name.clone(),
@@ -383,8 +426,15 @@ impl XskQueue {
             let budget = budget as libc::c_int;
             sys::setsockopt(&fd, libc::SOL_SOCKET, sys::SO_PREFER_BUSY_POLL, &one)
                 .and_then(|_| sys::setsockopt(&fd, libc::SOL_SOCKET, sys::SO_BUSY_POLL, &usecs))
-                .and_then(|_| sys::setsockopt(&fd, libc::SOL_SOCKET, sys::SO_BUSY_POLL_BUDGET, &budget))
-                .map_err(|e| io_err("busy-poll socket options (SO_PREFER_BUSY_POLL needs Linux 5.11)", e))?;
+                .and_then(|_| {
+                    sys::setsockopt(&fd, libc::SOL_SOCKET, sys::SO_BUSY_POLL_BUDGET, &budget)
+                })
+                .map_err(|e| {
+                    io_err(
+                        "busy-poll socket options (SO_PREFER_BUSY_POLL needs Linux 5.11)",
+                        e,
+                    )
+                })?;
             busy = true;
         }
         Ok(XskQueue {
@@ -543,7 +593,14 @@ mod tests {
             let n = n.min(self.nic.len() as u32).min(self.rx.free(n));
             for i in 0..n {
                 let addr = self.nic.pop().unwrap();
-                self.rx.write(i, XdpDesc { addr, len: 60, options: 0 });
+                self.rx.write(
+                    i,
+                    XdpDesc {
+                        addr,
+                        len: 60,
+                        options: 0,
+                    },
+                );
             }
             self.rx.submit(n);
             n
@@ -570,7 +627,8 @@ mod tests {
     /// Every frame is in exactly one place.
     fn audit(r: &Rings, k: &FakeKernel, frames: u32) {
         let mut seen = HashSet::new();
-        let mut add = |a: u64, place: &str| assert!(seen.insert(a), "frame {a} twice (again in {place})");
+        let mut add =
+            |a: u64, place: &str| assert!(seen.insert(a), "frame {a} twice (again in {place})");
         for &a in &r.tx_free {
             add(a, "tx_free");
         }

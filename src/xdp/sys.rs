@@ -103,6 +103,11 @@ pub struct Mapping {
 // enforce who writes where.
 unsafe impl Send for Mapping {}
 
+// SAFETY: `&Mapping` only hands out the base pointer and length; reads and writes through it
+// are made by the ring and UMEM types, which use atomics for shared indexes and frame ownership
+// for frame contents.
+unsafe impl Sync for Mapping {}
+
 impl Mapping {
     /// Private anonymous memory, zeroed, populated up front (no page faults on the datapath).
     pub fn anonymous(len: usize) -> io::Result<Mapping> {
@@ -183,7 +188,12 @@ pub fn xdp_socket() -> io::Result<OwnedFd> {
 }
 
 /// setsockopt with a plain-data value.
-pub fn setsockopt<T: Copy>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+pub fn setsockopt<T: Copy>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
     // SAFETY: `value` points to a live T of size_of::<T>() bytes for the duration of the call.
     check(unsafe {
         libc::setsockopt(
@@ -198,12 +208,24 @@ pub fn setsockopt<T: Copy>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, 
 }
 
 /// getsockopt into a plain-data value (zero-initialized first).
-pub fn getsockopt<T: Copy + Default>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int) -> io::Result<T> {
+pub fn getsockopt<T: Copy + Default>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<T> {
     let mut v = T::default();
     let mut len = std::mem::size_of::<T>() as libc::socklen_t;
     // SAFETY: `v` is a valid, writable T and `len` says how large it is; the kernel writes at
     // most `len` bytes.
-    check(unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, &mut v as *mut T as *mut libc::c_void, &mut len) })?;
+    check(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            &mut v as *mut T as *mut libc::c_void,
+            &mut len,
+        )
+    })?;
     Ok(v)
 }
 
@@ -223,11 +245,22 @@ pub fn bind(fd: &OwnedFd, addr: &SockaddrXdp) -> io::Result<()> {
 /// EAGAIN/EBUSY/ENOBUFS mean "try again later" and are not errors.
 pub fn kick_tx(fd: &OwnedFd) -> io::Result<()> {
     // SAFETY: a zero-length sendto with null buffer and address is how AF_XDP is kicked.
-    let rc = unsafe { libc::sendto(fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+    let rc = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            std::ptr::null(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null(),
+            0,
+        )
+    };
     if rc < 0 {
         let e = io::Error::last_os_error();
         return match e.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ENOBUFS) | Some(libc::ENETDOWN) => Ok(()),
+            Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ENOBUFS) | Some(libc::ENETDOWN) => {
+                Ok(())
+            }
             _ => Err(e),
         };
     }

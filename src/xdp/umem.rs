@@ -22,8 +22,13 @@ impl Umem {
             return Err("a UMEM needs at least one frame".into());
         }
         let len = frames as usize * frame_size as usize;
-        let map = Mapping::anonymous(len).map_err(|e| format!("cannot allocate {len} bytes of UMEM: {e}"))?;
-        Ok(Umem { map, frame_size, frames })
+        let map = Mapping::anonymous(len)
+            .map_err(|e| format!("cannot allocate {len} bytes of UMEM: {e}"))?;
+        Ok(Umem {
+            map,
+            frame_size,
+            frames,
+        })
     }
 
     pub fn frame_size(&self) -> u32 {
@@ -68,9 +73,13 @@ impl Umem {
     /// # Safety
     /// `addr` must be a frame start inside the area, and the caller must own that frame (it
     /// is in no ring and no other live slice covers it) for as long as the slice lives.
+    // Frames are owned one by one (see the module doc), not through `&mut Umem`.
+    #[allow(clippy::mut_from_ref)]
     pub unsafe fn frame_mut(&self, addr: u64) -> &mut [u8] {
-        debug_assert!(addr % self.frame_size as u64 == 0 && addr < self.map.len() as u64);
+        debug_assert!(addr.is_multiple_of(self.frame_size as u64) && addr < self.map.len() as u64);
         // SAFETY: in bounds by the caller's contract; exclusive by frame ownership.
-        unsafe { std::slice::from_raw_parts_mut(self.base().add(addr as usize), self.frame_size as usize) }
+        unsafe {
+            std::slice::from_raw_parts_mut(self.base().add(addr as usize), self.frame_size as usize)
+        }
     }
 }
