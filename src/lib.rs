@@ -10,6 +10,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod flows;
 pub mod http;
 pub mod netdev;
 pub mod pcap;

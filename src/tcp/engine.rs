@@ -80,6 +80,9 @@ pub struct EngineEvents {
     pub handshake_us: Vec<u64>,
     /// SYN received to the connection's end (CLOSED or TIME-WAIT).
     pub lifetime_us: Vec<u64>,
+    /// Tuples that entered / left the table, when flow tracking is on (several workers).
+    pub opened: Vec<FourTuple>,
+    pub closed: Vec<FourTuple>,
 }
 
 impl EngineEvents {
@@ -107,6 +110,7 @@ pub struct Engine<A: App> {
     send_pool: Vec<SendBuf>,
     fired: Vec<(u32, u32)>,
     accepting: bool,
+    track_flows: bool,
     pub events: EngineEvents,
 }
 
@@ -152,6 +156,7 @@ impl<A: App> Engine<A> {
             send_pool: Vec::new(),
             fired: Vec::new(),
             accepting: true,
+            track_flows: false,
             events: EngineEvents::default(),
             cfg,
             app,
@@ -204,6 +209,17 @@ impl<A: App> Engine<A> {
             .iter()
             .map(|(_, _, c)| c.send_queued() + c.recv_queued())
             .sum()
+    }
+
+    /// Reports tuples entering and leaving the table in `events.opened` / `events.closed`
+    /// (for the flow directory of a multi-queue server).
+    pub fn set_track_flows(&mut self, on: bool) {
+        self.track_flows = on;
+    }
+
+    /// Whether this engine has state for `tuple` (a connection or a TIME-WAIT record).
+    pub fn knows(&self, tuple: &FourTuple) -> bool {
+        self.table.find(tuple).is_some() || self.time_wait.find(tuple).is_some()
     }
 
     fn serves(&self, tuple: &FourTuple) -> bool {
@@ -290,7 +306,10 @@ impl<A: App> Engine<A> {
     }
 
     fn free(&mut self, now: Instant, slot: u32) {
-        if let Some((_, conn)) = self.table.remove(slot) {
+        if let Some((tuple, conn)) = self.table.remove(slot) {
+            if self.track_flows && self.events.closed.len() < EngineEvents::LIMIT {
+                self.events.closed.push(tuple);
+            }
             if conn.state() == State::SynReceived {
                 self.half_open -= 1;
             }
@@ -304,6 +323,12 @@ impl<A: App> Engine<A> {
                 s.clear();
                 self.send_pool.push(s);
             }
+        }
+    }
+
+    fn note_opened(&mut self, tuple: FourTuple) {
+        if self.track_flows && self.events.opened.len() < EngineEvents::LIMIT {
+            self.events.opened.push(tuple);
         }
     }
 
@@ -417,6 +442,7 @@ impl<A: App> Engine<A> {
         match self.table.insert(seg.tuple, conn) {
             Ok(slot) => {
                 self.half_open += 1;
+                self.note_opened(seg.tuple);
                 self.after_event(now, slot, State::Listen, Next::Keep);
             }
             Err(_) => self.counters.drop(TcpDrop::TableFull),
@@ -506,6 +532,7 @@ impl<A: App> Engine<A> {
         match self.table.insert(seg.tuple, conn) {
             Ok(slot) => {
                 self.half_open += 1;
+                self.note_opened(seg.tuple);
                 self.on_conn_segment(now, slot, seg, sink);
                 true
             }
