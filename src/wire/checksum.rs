@@ -49,11 +49,21 @@ fn sum_native(data: &[u8]) -> u64 {
     for w in words {
         acc = add_carry(acc, u64::from_ne_bytes(*w));
     }
-    if !tail.is_empty() {
-        // `tail` starts at a multiple of 8, so its bytes keep their position within a word.
-        let mut last = [0u8; 8];
-        last[..tail.len()].copy_from_slice(tail);
-        acc = add_carry(acc, u64::from_ne_bytes(last));
+    // The last 0..=7 bytes, as 4-, 2- and 1-byte pieces. Each starts at an even offset, so it
+    // can be summed as a narrower word without changing which half of a 16-bit word its bytes
+    // land in. (Not a copy into a zeroed [u8; 8]: a variable-length copy becomes a memmove call.)
+    let mut tail = tail;
+    if let Some((w, rest)) = tail.split_first_chunk::<4>() {
+        acc = add_carry(acc, u32::from_ne_bytes(*w) as u64);
+        tail = rest;
+    }
+    if let Some((w, rest)) = tail.split_first_chunk::<2>() {
+        acc = add_carry(acc, u16::from_ne_bytes(*w) as u64);
+        tail = rest;
+    }
+    if let [b] = *tail {
+        // RFC 1071 4.1: an odd last byte is padded with a zero byte after it.
+        acc = add_carry(acc, u16::from_ne_bytes([b, 0]) as u64);
     }
     acc
 }
@@ -114,7 +124,7 @@ impl Checksum {
     }
 
     /// The folded one's-complement sum (not complemented), in host order. A received header
-    /// whose checksum field was included is intact when this is `0xffff` (RFC 1071 1(4)).
+    /// whose checksum field was included is intact when this is `0xffff` (RFC 1071 1(3)).
     #[inline]
     pub fn fold(self) -> u16 {
         u16::from_be(fold_native(self.acc))
@@ -260,6 +270,11 @@ mod tests {
         // RFC 1624 4: HC = dd2f, m = 5555 -> m' = 3285 gives HC' = 0000 by eqn. 3
         // (eqn. 2 would give ffff there: the -0 case that RFC 1624 was written to fix).
         assert_eq!(update_u16(0xdd2f, 0x5555, 0x3285), 0x0000);
+        // RFC 1624 errata 4782/5864: an unchanged field leaves a checksum of 0000 alone, and
+        // 5555 -> 5556 under 0000 folds the carry twice.
+        assert_eq!(update_u16(0x0000, 0x5555, 0x5555), 0x0000);
+        assert_eq!(update_u16(0x0000, 0x5555, 0x5556), 0xfffe);
+        assert_eq!(update_u32(0x0000, 0x5555_5555, 0x5555_5555), 0x0000);
     }
 
     proptest! {

@@ -211,13 +211,15 @@ pub fn write_header(header: &mut [u8; HEADER_LEN], f: &Ipv4Fields) {
     let [g0, g1] = FLAG_DF.to_be_bytes();
     let [s0, s1, s2, s3] = f.src.to_be_bytes();
     let [d0, d1, d2, d3] = f.dst.to_be_bytes();
-    let mut h = [
-        0x45, 0, l0, l1, i0, i1, g0, g1, f.ttl, f.protocol, 0, 0, s0, s1, s2, s3, d0, d1, d2, d3,
-    ];
+    // The checksum from the field values (RFC 791 3.1), not from bytes read back after storing.
     let mut c = Checksum::new();
-    c.add_bytes(&h);
+    c.add_u32((0x4500 << 16) | f.total_len as u32);
+    c.add_u32(((f.ident as u32) << 16) | FLAG_DF as u32);
+    c.add_u32(((f.ttl as u32) << 24) | ((f.protocol as u32) << 16));
+    c.add_u32(f.src);
+    c.add_u32(f.dst);
     let [c0, c1] = c.finish().to_be_bytes();
-    h[10] = c0;
-    h[11] = c1;
-    *header = h;
+    *header = [
+        0x45, 0, l0, l1, i0, i1, g0, g1, f.ttl, f.protocol, c0, c1, s0, s1, s2, s3, d0, d1, d2, d3,
+    ];
 }

@@ -401,26 +401,25 @@ fn build(
             total_len: ip_total as u16,
         },
     );
-    tcp::write_header(
-        tcp_h,
-        &tcp::TcpHeaderFields {
-            src_port: spec.src_port,
-            dst_port: spec.dst_port,
-            seq: spec.seq,
-            ack: spec.ack,
-            flags: spec.flags,
-            window: spec.window,
-        },
-        tcp::HEADER_LEN + options_len,
-    );
-    tcp::write_options(opts, &spec.options);
+    let fields = tcp::TcpHeaderFields {
+        src_port: spec.src_port,
+        dst_port: spec.dst_port,
+        seq: spec.seq,
+        ack: spec.ack,
+        flags: spec.flags,
+        window: spec.window,
+    };
+    let tcp_header_len = tcp::HEADER_LEN + options_len;
+    tcp::write_header(tcp_h, &fields, tcp_header_len);
+    let (_, options_sum) = tcp::write_options_summed(opts, &spec.options);
 
-    // RFC 9293 3.1 (Checksum): pseudo-header, header (checksum field zero) and payload, summed
-    // once, the payload's sum reused when the caller has it.
+    // RFC 9293 3.1 (Checksum): pseudo-header, header (checksum field zero) and payload. The
+    // header and option sums come from the values just written (reading the bytes back would
+    // stall on store forwarding); the payload is read once, or not at all when its sum is known.
     let tcp_len = (ip_total - ipv4::HEADER_LEN) as u16;
     let mut sum = checksum::pseudo_header_v4(spec.src_ip, spec.dst_ip, ipv4::PROTO_TCP, tcp_len);
-    sum.add_bytes(tcp_h);
-    sum.add_bytes(opts);
+    sum.add_checksum(tcp::header_sum(&fields, tcp_header_len));
+    sum.add_checksum(options_sum);
     match payload_sum {
         Some(s) => sum.add_checksum(s),
         None => sum.add_bytes(payload),

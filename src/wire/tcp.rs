@@ -3,7 +3,7 @@
 //! and SACK RFC 2018 2 and 3).
 
 use super::DropReason;
-use super::checksum;
+use super::checksum::{self, Checksum};
 use super::ipv4::PROTO_TCP;
 
 /// The TCP flags byte (plus the NS bit is ignored).
@@ -289,7 +289,37 @@ impl<'a> TcpSegmentView<'a> {
 ///   still answered, without that option (see ../shared/FIELD.md, "Bad option lengths in a SYN").
 ///   Note that Linux, unlike this parser, also keeps the options before a truncated one and
 ///   accepts the segment; we drop such a segment instead.
-pub fn parse_options(mut bytes: &[u8]) -> Result<TcpOptions, DropReason> {
+#[inline]
+pub fn parse_options(bytes: &[u8]) -> Result<TcpOptions, DropReason> {
+    match *bytes {
+        [] => Ok(TcpOptions::default()),
+        // The layout of nearly every segment after the handshake, NOP NOP TS (RFC 7323
+        // Appendix A), decoded without the general loop (as Linux does in its fast path).
+        [
+            kind::NOP,
+            kind::NOP,
+            kind::TIMESTAMPS,
+            10,
+            v0,
+            v1,
+            v2,
+            v3,
+            e0,
+            e1,
+            e2,
+            e3,
+        ] => Ok(TcpOptions {
+            timestamps: Some((
+                u32::from_be_bytes([v0, v1, v2, v3]),
+                u32::from_be_bytes([e0, e1, e2, e3]),
+            )),
+            ..TcpOptions::default()
+        }),
+        _ => parse_options_general(bytes),
+    }
+}
+
+fn parse_options_general(mut bytes: &[u8]) -> Result<TcpOptions, DropReason> {
     let mut opts = TcpOptions::default();
     loop {
         let (kind, len) = match bytes {
@@ -374,24 +404,27 @@ pub fn options_len(opts: &TcpOptions) -> usize {
     }
 }
 
-/// Writes fixed-size pieces into a slice front to back; a piece that does not fit is dropped
-/// (callers size the slice with [`options_len`], so that does not happen).
+/// Writes 4-byte words into a slice front to back, summing them as it goes (from registers: no
+/// reading back of bytes just stored, which would stall on store-to-load forwarding). A word
+/// that does not fit is dropped; callers size the slice with [`options_len`].
 struct OptionWriter<'b> {
     rest: &'b mut [u8],
     written: usize,
+    sum: Checksum,
 }
 
 impl OptionWriter<'_> {
     #[inline(always)]
-    fn put<const N: usize>(&mut self, bytes: [u8; N]) {
-        if self.rest.len() < N {
+    fn put(&mut self, bytes: [u8; 4]) {
+        if self.rest.len() < 4 {
             return;
         }
         let rest = std::mem::take(&mut self.rest);
-        if let Some((head, tail)) = rest.split_first_chunk_mut::<N>() {
+        if let Some((head, tail)) = rest.split_first_chunk_mut::<4>() {
             *head = bytes;
             self.rest = tail;
-            self.written += N;
+            self.written += 4;
+            self.sum.add_u32(u32::from_be_bytes(bytes));
         }
     }
 
@@ -407,10 +440,18 @@ impl OptionWriter<'_> {
 /// window scale `01 03 03 ws`; SACK blocks `01 01 05 len` then the blocks (as many as fit, see
 /// [`options_len`]). Returns the bytes written, which is `options_len(opts)` when `out` is at
 /// least that long.
+#[inline]
 pub fn write_options(out: &mut [u8], opts: &TcpOptions) -> usize {
+    write_options_summed(out, opts).0
+}
+
+/// [`write_options`], also returning the checksum of the bytes written.
+#[inline]
+pub fn write_options_summed(out: &mut [u8], opts: &TcpOptions) -> (usize, Checksum) {
     let mut w = OptionWriter {
         rest: out,
         written: 0,
+        sum: Checksum::new(),
     };
     if let Some(mss) = opts.mss {
         let [m0, m1] = mss.to_be_bytes();
@@ -438,7 +479,7 @@ pub fn write_options(out: &mut [u8], opts: &TcpOptions) -> usize {
             w.put_u32(b.right);
         }
     }
-    w.written
+    (w.written, w.sum)
 }
 
 /// The fields of a TCP header to write.
@@ -486,10 +527,314 @@ pub fn write_header(header: &mut [u8; HEADER_LEN], f: &TcpHeaderFields, header_l
     ];
 }
 
+/// The checksum of the fixed 20 bytes [`write_header`] writes (checksum and urgent pointer
+/// zero), computed from the field values rather than read back from memory.
+#[inline]
+pub fn header_sum(f: &TcpHeaderFields, header_len: usize) -> Checksum {
+    let mut c = Checksum::new();
+    c.add_u32(((f.src_port as u32) << 16) | f.dst_port as u32);
+    c.add_u32(f.seq);
+    c.add_u32(f.ack);
+    c.add_u32(((header_len as u32 / 4) << 28) | ((f.flags.0 as u32) << 16) | f.window as u32);
+    c
+}
+
 /// Stores a checksum (host order) into a written header.
 #[inline]
 pub fn set_checksum(header: &mut [u8; HEADER_LEN], value: u16) {
     let [c0, c1] = value.to_be_bytes();
     header[16] = c0;
     header[17] = c1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn with_ts(tsval: u32, tsecr: u32) -> TcpOptions {
+        TcpOptions {
+            timestamps: Some((tsval, tsecr)),
+            ..TcpOptions::default()
+        }
+    }
+
+    fn sack(blocks: &[(u32, u32)]) -> TcpOptions {
+        let mut o = TcpOptions::default();
+        for (slot, &(left, right)) in o.sack_blocks.iter_mut().zip(blocks) {
+            *slot = SackBlock { left, right };
+        }
+        o.sack_count = blocks.len() as u8;
+        o
+    }
+
+    fn written(opts: &TcpOptions) -> Vec<u8> {
+        let mut out = [0u8; MAX_OPTIONS_LEN];
+        let n = write_options(&mut out, opts);
+        assert_eq!(n, options_len(opts));
+        out[..n].to_vec()
+    }
+
+    // ---- parsing ----
+
+    #[test]
+    fn parses_linux_syn_options() {
+        // Options of a SYN from Linux 6.18: MSS 1460, SACK-permitted, TS, NOP, WS 10.
+        let bytes = [
+            0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0xd5, 0x58, 0x42, 0x2c, 0x00, 0x00,
+            0x00, 0x00, 0x01, 0x03, 0x03, 0x0a,
+        ];
+        let o = parse_options(&bytes).unwrap();
+        assert_eq!(o.mss, Some(1460));
+        assert!(o.sack_permitted);
+        assert_eq!(o.timestamps, Some((0xd558_422c, 0)));
+        assert_eq!(o.window_scale, Some(10));
+        assert_eq!(o.sack_count, 0);
+    }
+
+    #[test]
+    fn parses_sack_blocks() {
+        let mut bytes = vec![0x01, 0x01, 0x05, 2 + 8 * 4];
+        for i in 0..4u32 {
+            bytes.extend_from_slice(&(i * 100).to_be_bytes());
+            bytes.extend_from_slice(&(i * 100 + 50).to_be_bytes());
+        }
+        let o = parse_options(&bytes).unwrap();
+        assert_eq!(o.sack_count, 4);
+        assert_eq!(
+            o.sack()[3],
+            SackBlock {
+                left: 300,
+                right: 350
+            }
+        );
+    }
+
+    #[test]
+    fn eol_ends_parsing_and_garbage_after_it_is_ignored() {
+        let o = parse_options(&[0x02, 0x04, 0x05, 0xb4, 0x00, 0xff, 0x00, 0x03]).unwrap();
+        assert_eq!(o.mss, Some(1460));
+        assert_eq!(parse_options(&[]).unwrap(), TcpOptions::default());
+        assert_eq!(parse_options(&[1, 1, 1, 1]).unwrap(), TcpOptions::default());
+    }
+
+    #[test]
+    fn unknown_options_are_skipped_by_length() {
+        // kind 30 (MPTCP) of length 6, then WS 7, then kind 254 (experimental) of length 2.
+        let bytes = [30, 6, 1, 2, 3, 4, 3, 3, 7, 254, 2, 0];
+        let o = parse_options(&bytes).unwrap();
+        assert_eq!(o.window_scale, Some(7));
+    }
+
+    #[test]
+    fn wrong_fixed_length_within_area_is_ignored() {
+        // MSS with length 3, then a good WS: the MSS is ignored, the WS kept (Linux does so).
+        let o = parse_options(&[2, 3, 0x05, 3, 3, 9, 0, 0]).unwrap();
+        assert_eq!(o.mss, None);
+        assert_eq!(o.window_scale, Some(9));
+        // WS with length 4.
+        assert_eq!(parse_options(&[3, 4, 1, 2]).unwrap().window_scale, None);
+        // SACK-permitted with length 3.
+        assert!(!parse_options(&[4, 3, 0, 0]).unwrap().sack_permitted);
+        // Timestamps with length 8.
+        assert_eq!(
+            parse_options(&[8, 8, 0, 0, 0, 1, 0, 0]).unwrap().timestamps,
+            None
+        );
+        // MSS with length 6, followed by SACK-permitted.
+        let o = parse_options(&[2, 6, 5, 0xb4, 0, 0, 4, 2]).unwrap();
+        assert_eq!(o.mss, None);
+        assert!(o.sack_permitted);
+        // SACK whose length is not 2+8k, or has no block.
+        assert_eq!(
+            parse_options(&[5, 9, 0, 0, 0, 1, 0, 0, 0])
+                .unwrap()
+                .sack_count,
+            0
+        );
+        assert_eq!(parse_options(&[5, 2, 1, 1]).unwrap().sack_count, 0);
+    }
+
+    #[test]
+    fn bad_lengths_drop_the_segment() {
+        // Length 0 and 1.
+        assert_eq!(parse_options(&[2, 0, 0, 0]), Err(DropReason::BadTcpOptions));
+        assert_eq!(
+            parse_options(&[30, 1, 0, 0]),
+            Err(DropReason::BadTcpOptions)
+        );
+        // A length running past the area.
+        assert_eq!(
+            parse_options(&[1, 2, 5, 5, 0xb4]),
+            Err(DropReason::BadTcpOptions)
+        );
+        assert_eq!(
+            parse_options(&[8, 10, 0, 0, 0, 0]),
+            Err(DropReason::BadTcpOptions)
+        );
+        assert_eq!(
+            parse_options(&[5, 10, 0, 0, 0, 0, 0, 0, 0]),
+            Err(DropReason::BadTcpOptions)
+        );
+        // A kind with no room for its length byte.
+        assert_eq!(parse_options(&[1, 1, 1, 2]), Err(DropReason::BadTcpOptions));
+        // Trouble after a good option still drops.
+        assert_eq!(
+            parse_options(&[2, 4, 5, 0xb4, 3, 0, 0, 0]),
+            Err(DropReason::BadTcpOptions)
+        );
+    }
+
+    #[test]
+    fn later_copy_wins() {
+        let o = parse_options(&[2, 4, 0, 100, 2, 4, 0, 200]).unwrap();
+        assert_eq!(o.mss, Some(200));
+    }
+
+    // ---- writing: Linux's layout (tcp_options_write) ----
+
+    #[test]
+    fn syn_ack_with_everything() {
+        let o = TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(10),
+            sack_permitted: true,
+            timestamps: Some((0xa6b6_20a1, 0xd558_422c)),
+            ..TcpOptions::default()
+        };
+        // Bytes of a SYN/ACK sent by Linux 6.18.
+        assert_eq!(
+            written(&o),
+            [
+                0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0xa6, 0xb6, 0x20, 0xa1, 0xd5, 0x58,
+                0x42, 0x2c, 0x01, 0x03, 0x03, 0x0a
+            ]
+        );
+    }
+
+    #[test]
+    fn syn_ack_without_timestamps() {
+        let o = TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(7),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        };
+        assert_eq!(written(&o), [2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7]);
+        let o = TcpOptions {
+            mss: Some(536),
+            ..TcpOptions::default()
+        };
+        assert_eq!(written(&o), [2, 4, 0x02, 0x18]);
+    }
+
+    #[test]
+    fn timestamps_alone() {
+        assert_eq!(
+            written(&with_ts(1, 2)),
+            [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]
+        );
+    }
+
+    #[test]
+    fn sack_blocks_alone_and_with_timestamps() {
+        assert_eq!(
+            written(&sack(&[(10, 20)])),
+            [1, 1, 5, 10, 0, 0, 0, 10, 0, 0, 0, 20]
+        );
+        let mut o = sack(&[(10, 20), (30, 40)]);
+        o.timestamps = Some((7, 8));
+        assert_eq!(
+            written(&o),
+            [
+                1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 8, 1, 1, 5, 18, 0, 0, 0, 10, 0, 0, 0, 20, 0, 0,
+                0, 30, 0, 0, 0, 40
+            ]
+        );
+    }
+
+    #[test]
+    fn sack_blocks_are_limited_to_what_fits() {
+        let four = [(1, 2), (3, 4), (5, 6), (7, 8)];
+        // Without timestamps all four fit: 4 + 32 = 36 bytes.
+        assert_eq!(options_len(&sack(&four)), 36);
+        // With timestamps only three: 12 + 4 + 24 = 40.
+        let mut o = sack(&four);
+        o.timestamps = Some((1, 1));
+        assert_eq!(options_len(&o), 40);
+        let parsed = parse_options(&written(&o)).unwrap();
+        assert_eq!(parsed.sack(), &o.sack()[..3]);
+        // A corrupt count above 4 is treated as 4.
+        let mut o = sack(&four);
+        o.sack_count = 200;
+        assert_eq!(options_len(&o), 36);
+    }
+
+    #[test]
+    fn short_output_writes_only_whole_pieces() {
+        let o = with_ts(1, 2);
+        let mut out = [0u8; 6];
+        assert_eq!(write_options(&mut out, &o), 4);
+    }
+
+    fn arb_options() -> impl Strategy<Value = TcpOptions> {
+        (
+            proptest::option::of(any::<u16>()),
+            proptest::option::of(any::<u8>()),
+            any::<bool>(),
+            proptest::option::of(any::<(u32, u32)>()),
+            proptest::collection::vec(any::<(u32, u32)>(), 0..=4),
+        )
+            .prop_map(|(mss, ws, sackp, ts, blocks)| {
+                let mut o = sack(&blocks);
+                o.mss = mss;
+                o.window_scale = ws;
+                o.sack_permitted = sackp;
+                o.timestamps = ts;
+                o
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn parse_options_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..48)) {
+            let _ = parse_options(&bytes);
+        }
+
+        #[test]
+        fn fast_path_agrees_with_general_loop(tsval in any::<u32>(), tsecr in any::<u32>(),
+                                              other in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let mut bytes = vec![1, 1, 8, 10];
+            bytes.extend_from_slice(&tsval.to_be_bytes());
+            bytes.extend_from_slice(&tsecr.to_be_bytes());
+            prop_assert_eq!(parse_options(&bytes), parse_options_general(&bytes));
+            prop_assert_eq!(parse_options(&bytes).unwrap().timestamps, Some((tsval, tsecr)));
+            prop_assert_eq!(parse_options(&other), parse_options_general(&other));
+        }
+
+        #[test]
+        fn written_options_parse_back(o in arb_options()) {
+            let bytes = written(&o);
+            prop_assert!(bytes.len() <= MAX_OPTIONS_LEN);
+            prop_assert_eq!(bytes.len() % 4, 0);
+            let p = parse_options(&bytes).unwrap();
+            prop_assert_eq!(p.mss, o.mss);
+            prop_assert_eq!(p.window_scale, o.window_scale);
+            prop_assert_eq!(p.sack_permitted, o.sack_permitted);
+            prop_assert_eq!(p.timestamps, o.timestamps);
+            // SACK blocks: as many as fit beside the other options.
+            let fit = (MAX_OPTIONS_LEN - fixed_options_len(&o)).saturating_sub(4) / 8;
+            prop_assert_eq!(p.sack(), &o.sack()[..o.sack().len().min(fit)]);
+        }
+
+        #[test]
+        fn view_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
+            if let Ok(v) = TcpSegmentView::new_checked(&bytes) {
+                prop_assert_eq!(v.len(), bytes.len());
+                prop_assert!(v.header_len() >= HEADER_LEN && v.header_len() <= 60);
+                let _ = (v.src_port(), v.dst_port(), v.seq(), v.ack(), v.flags(), v.window(),
+                         v.checksum(), v.urgent_pointer(), v.checksum_ok(1, 2));
+            }
+        }
+    }
 }
