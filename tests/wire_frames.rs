@@ -6,6 +6,7 @@ use etherparse::{
     LinkSlice, NetSlice, PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice,
 };
 use proptest::prelude::*;
+use synack::tcp::segment::SegmentOut;
 use synack::tcp::seq::SeqNumber;
 use synack::wire::checksum::{self, Checksum};
 use synack::wire::tcp::{SackBlock, TcpFlags, TcpOptions};
@@ -428,6 +429,30 @@ fn linux_frames_rebuilt_byte_for_byte() {
         let (spec, payload) = spec_of(frame);
         assert_eq!(build(&spec, &payload), frame);
     }
+}
+
+#[test]
+fn frame_spec_for_an_engine_segment_reaches_the_remote_end() {
+    // The SYN arrives; the engine answers on the same tuple; the frame goes back to the client.
+    let syn = parse_frame(&LINUX_SYN).unwrap();
+    let seg_in = syn.to_segment_in();
+    let out = SegmentOut {
+        tuple: seg_in.tuple,
+        seq: SeqNumber::new(326382961),
+        ack: seg_in.seq + 1u32,
+        flags: TcpFlags::SYN | TcpFlags::ACK,
+        window: 65160,
+        options: TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(10),
+            sack_permitted: true,
+            timestamps: Some((2796953761, 3579331116)),
+            ..TcpOptions::default()
+        },
+    };
+    let spec = FrameSpec::for_segment(&out, syn.dst_mac(), syn.src_mac(), 0);
+    assert_eq!(spec.ttl, FrameSpec::DEFAULT_TTL);
+    assert_eq!(build(&spec, &[]), LINUX_SYN_ACK);
 }
 
 #[test]
