@@ -251,7 +251,7 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
                     return;
                 }
             };
-            macs.learn(parsed.src_ip, parsed.src_mac);
+            macs.learn(parsed.src_ip(), parsed.src_mac());
             let seg = parsed.to_segment_in();
             let mut sink = FrameSink {
                 tx,

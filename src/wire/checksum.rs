@@ -1,54 +1,197 @@
-//! The Internet checksum: RFC 1071 (one's-complement sum of 16-bit words), computed eight bytes
-//! at a time, and RFC 1624 incremental update.
+//! The Internet checksum: RFC 1071 (computation), RFC 1624 (incremental update), and the IPv4
+//! pseudo-header that TCP covers (RFC 9293 3.1, "Checksum").
+//!
+//! The sum is accumulated over native-endian 64-bit words with end-around carry, 32 bytes per loop
+//! step in two independent accumulators. RFC 1071 2(B) (byte-order independence) and 2(C)
+//! (parallel summation) make that equal, after folding, to the sum of big-endian 16-bit words;
+//! the byte order is fixed once, at the end. This is on the path of every byte sent and received.
 
-/// Adds `data` to a running (unfolded) one's-complement sum. Words are big-endian; an odd
-/// trailing byte is padded with zero, as RFC 1071 says.
-#[inline]
-pub fn sum(data: &[u8], initial: u64) -> u64 {
-    let mut acc: u128 = initial as u128;
-    let mut chunks = data.chunks_exact(8);
-    // Summing 64-bit big-endian words and folding later gives the same 16-bit result
-    // (RFC 1071 2(B): byte order independence and deferred carries).
-    for c in &mut chunks {
-        acc += u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as u128;
-    }
-    let rest = chunks.remainder();
-    let mut tail = [0u8; 8];
-    tail[..rest.len()].copy_from_slice(rest);
-    acc += u64::from_be_bytes(tail) as u128;
-    // Fold 128 -> 64 bits with end-around carry.
-    let folded = (acc as u64 as u128) + (acc >> 64);
-    ((folded as u64) as u128 + (folded >> 64)) as u64
+/// A running one's-complement sum (RFC 1071). Add bytes and fields in wire order, then
+/// [`finish`](Checksum::finish) to get the value to write into a header, or
+/// [`fold`](Checksum::fold) to compare a received sum with `0xffff`.
+///
+/// Pieces may have any length: a piece that starts at an odd offset of the whole stream is
+/// byte-swapped before it is added (RFC 1071 2(B)), so splitting the data anywhere gives the same
+/// result as summing it at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Checksum {
+    /// Native-endian 64-bit words summed with end-around carry: congruent modulo 2^16-1 to the
+    /// one's-complement sum of native-endian 16-bit words.
+    acc: u64,
+    /// An odd number of bytes has been added so far.
+    odd: bool,
 }
 
-/// Folds a running sum to 16 bits (with end-around carries).
+/// `a + b` with end-around carry (one's-complement addition modulo 2^64-1).
+#[inline(always)]
+fn add_carry(a: u64, b: u64) -> u64 {
+    let (s, c) = a.overflowing_add(b);
+    // Cannot wrap: when c is 1, s <= 2^64 - 2.
+    s.wrapping_add(c as u64)
+}
+
+/// The one's-complement sum of `data` as native-endian 64-bit words, the last partial word padded
+/// with zeros at its end (RFC 1071 4.1: an odd trailing byte is padded with a zero byte).
 #[inline]
-pub fn fold(mut s: u64) -> u16 {
-    s = (s & 0xffff_ffff) + (s >> 32);
-    s = (s & 0xffff_ffff) + (s >> 32);
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
+fn sum_native(data: &[u8]) -> u64 {
+    let (blocks, rest) = data.as_chunks::<32>();
+    let (mut a, mut b) = (0u64, 0u64);
+    for block in blocks {
+        let (w, _) = block.as_chunks::<8>();
+        // Two accumulators: the carry chains of `a` and `b` run in parallel (RFC 1071 2(C)).
+        a = add_carry(a, u64::from_ne_bytes(w[0]));
+        b = add_carry(b, u64::from_ne_bytes(w[1]));
+        a = add_carry(a, u64::from_ne_bytes(w[2]));
+        b = add_carry(b, u64::from_ne_bytes(w[3]));
+    }
+    let mut acc = add_carry(a, b);
+    let (words, tail) = rest.as_chunks::<8>();
+    for w in words {
+        acc = add_carry(acc, u64::from_ne_bytes(*w));
+    }
+    // The last 0..=7 bytes, as 4-, 2- and 1-byte pieces. Each starts at an even offset, so it
+    // can be summed as a narrower word without changing which half of a 16-bit word its bytes
+    // land in. (Not a copy into a zeroed [u8; 8]: a variable-length copy becomes a memmove call.)
+    let mut tail = tail;
+    if let Some((w, rest)) = tail.split_first_chunk::<4>() {
+        acc = add_carry(acc, u32::from_ne_bytes(*w) as u64);
+        tail = rest;
+    }
+    if let Some((w, rest)) = tail.split_first_chunk::<2>() {
+        acc = add_carry(acc, u16::from_ne_bytes(*w) as u64);
+        tail = rest;
+    }
+    if let [b] = *tail {
+        // RFC 1071 4.1: an odd last byte is padded with a zero byte after it.
+        acc = add_carry(acc, u16::from_ne_bytes([b, 0]) as u64);
+    }
+    acc
+}
+
+/// Folds a native 64-bit sum to 16 bits, still native-endian.
+#[inline(always)]
+fn fold_native(acc: u64) -> u16 {
+    let s = (acc & 0xffff_ffff) + (acc >> 32);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
     s as u16
 }
 
-/// The checksum field value for `data`: the complement of the folded sum.
+impl Checksum {
+    #[inline]
+    pub const fn new() -> Self {
+        Checksum { acc: 0, odd: false }
+    }
+
+    /// Adds a native partial sum of a piece that starts at the current stream position.
+    #[inline(always)]
+    fn add_native(&mut self, piece_sum: u64, piece_len: usize) {
+        // RFC 1071 2(B): a piece that starts at an odd offset contributes its bytes swapped.
+        // Rotating a 64-bit word by 8 multiplies it by 2^8 modulo 2^64-1, hence modulo 2^16-1
+        // (a divisor), which is exactly the byte swap of the folded 16-bit sum.
+        let s = if self.odd {
+            piece_sum.rotate_left(8)
+        } else {
+            piece_sum
+        };
+        self.acc = add_carry(self.acc, s);
+        self.odd ^= piece_len & 1 == 1;
+    }
+
+    /// Adds `data` (any length) at the current position.
+    #[inline]
+    pub fn add_bytes(&mut self, data: &[u8]) {
+        self.add_native(sum_native(data), data.len());
+    }
+
+    /// Adds a 16-bit field given in host order (as it would be written big-endian on the wire).
+    #[inline]
+    pub fn add_u16(&mut self, v: u16) {
+        self.add_native(u16::from_ne_bytes(v.to_be_bytes()) as u64, 2);
+    }
+
+    /// Adds a 32-bit field given in host order (as it would be written big-endian on the wire).
+    #[inline]
+    pub fn add_u32(&mut self, v: u32) {
+        self.add_native(u32::from_ne_bytes(v.to_be_bytes()) as u64, 4);
+    }
+
+    /// Adds another sum as if its bytes followed the ones added so far.
+    #[inline]
+    pub fn add_checksum(&mut self, other: Checksum) {
+        self.add_native(other.acc, other.odd as usize);
+    }
+
+    /// The folded one's-complement sum (not complemented), in host order. A received header
+    /// whose checksum field was included is intact when this is `0xffff` (RFC 1071 1(3)).
+    #[inline]
+    pub fn fold(self) -> u16 {
+        u16::from_be(fold_native(self.acc))
+    }
+
+    /// The checksum to put into a header: the complement of the folded sum, in host order
+    /// (write it with `to_be_bytes`).
+    #[inline]
+    pub fn finish(self) -> u16 {
+        !self.fold()
+    }
+
+    /// True when the data summed so far, checksum field included, verifies.
+    #[inline]
+    pub fn is_valid(self) -> bool {
+        self.fold() == 0xffff
+    }
+}
+
+/// The Internet checksum of `data`, in host order.
 #[inline]
 pub fn checksum(data: &[u8]) -> u16 {
-    !fold(sum(data, 0))
+    let mut c = Checksum::new();
+    c.add_bytes(data);
+    c.finish()
 }
 
-/// The IPv4 pseudo-header of TCP/UDP (RFC 9293 3.1): addresses, protocol, length.
+/// The sum of the IPv4 pseudo-header (RFC 9293 3.1: source, destination, zero, protocol,
+/// TCP length). `src` and `dst` are host order; `len` is the TCP header plus payload length.
 #[inline]
-pub fn pseudo_header_sum(src: u32, dst: u32, protocol: u8, length: u16) -> u64 {
-    src as u64 + dst as u64 + protocol as u64 + length as u64
+pub fn pseudo_header_v4(src: u32, dst: u32, protocol: u8, len: u16) -> Checksum {
+    let mut c = Checksum::new();
+    c.add_native(
+        add_carry(
+            add_carry(
+                u32::from_ne_bytes(src.to_be_bytes()) as u64,
+                u32::from_ne_bytes(dst.to_be_bytes()) as u64,
+            ),
+            // Zero byte, protocol byte, then the 16-bit length: one 32-bit big-endian word.
+            u32::from_ne_bytes((((protocol as u32) << 16) | len as u32).to_be_bytes()) as u64,
+        ),
+        12,
+    );
+    c
 }
 
-/// RFC 1624 eqn. 3: the new checksum after a 16-bit field changed from `old` to `new`:
-/// HC' = ~(~HC + ~m + m').
+/// RFC 1624 3, eqn. 3: the new checksum `HC' = ~(~HC + ~m + m')` after a 16-bit field changes
+/// from `old` (m) to `new` (m'). All values in host order.
 #[inline]
-pub fn update(checksum: u16, old: u16, new: u16) -> u16 {
-    let s = (!checksum) as u64 + (!old) as u64 + new as u64;
-    !fold(s)
+pub fn update_u16(hc: u16, old: u16, new: u16) -> u16 {
+    let s = (!hc as u32) + (!old as u32) + new as u32;
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    !(s as u16)
+}
+
+/// [`update_u16`] for a 32-bit field (an address or a sequence number): both halves at once.
+#[inline]
+pub fn update_u32(hc: u16, old: u32, new: u32) -> u16 {
+    let s = (!hc as u32)
+        + (!(old >> 16) as u16 as u32)
+        + (!(old as u16) as u32)
+        + (new >> 16)
+        + (new & 0xffff);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    !(s as u16)
 }
 
 #[cfg(test)]
@@ -56,55 +199,162 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The reference: big-endian 16-bit words summed one at a time, as RFC 1071 4.1 writes it.
+    fn naive_sum(data: &[u8]) -> u16 {
+        let mut s: u32 = 0;
+        for pair in data.chunks(2) {
+            let w = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+            s += w as u32;
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s as u16
+    }
+
     #[test]
     fn rfc1071_example() {
-        // RFC 1071 3: the sum of 0001 f203 f4f5 f6f7 is ddf2 (folded).
+        // RFC 1071 3: the bytes 00 01 f2 03 f4 f5 f6 f7 sum to ddf2.
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
-        assert_eq!(fold(sum(&data, 0)), 0xddf2);
+        let mut c = Checksum::new();
+        c.add_bytes(&data);
+        assert_eq!(c.fold(), 0xddf2);
         assert_eq!(checksum(&data), !0xddf2);
     }
 
     #[test]
-    fn verifying_a_correct_checksum_gives_zero() {
-        let mut data = vec![
-            0x45, 0x00, 0x00, 0x3c, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0, 0, 0xac, 0x10, 0x0a,
-            0x63, 0xac, 0x10, 0x0a, 0x0c,
+    fn linux_ipv4_header() {
+        // The IPv4 header of a SYN/ACK Linux 6.18 sent (checksum ae94).
+        let mut h = [
+            0x45, 0x00, 0x00, 0x3c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0xae, 0x94, 0xc6, 0x12,
+            0x00, 0x02, 0xc6, 0x12, 0x00, 0x01,
         ];
-        let c = checksum(&data);
-        data[10..12].copy_from_slice(&c.to_be_bytes());
-        assert_eq!(c, 0xb1e6);
-        assert_eq!(checksum(&data), 0);
+        let mut c = Checksum::new();
+        c.add_bytes(&h);
+        assert!(c.is_valid());
+        h[10] = 0;
+        h[11] = 0;
+        assert_eq!(checksum(&h), 0xae94);
+    }
+
+    #[test]
+    fn empty_and_odd() {
+        assert_eq!(checksum(&[]), 0xffff);
+        assert_eq!(checksum(&[0xab]), !0xab00);
+        // abcd + ef00 = 1_9acd, end-around carry: 9ace.
+        assert_eq!(checksum(&[0xab, 0xcd, 0xef]), !0x9ace);
+    }
+
+    #[test]
+    fn carries_fold_everywhere() {
+        // All-ones data makes every adder carry: the sum of n words of ffff is ffff.
+        for len in [2, 8, 30, 32, 34, 64, 1000, 1460, 9000] {
+            let data = vec![0xffu8; len];
+            let mut c = Checksum::new();
+            c.add_bytes(&data);
+            assert_eq!(c.fold(), 0xffff, "len {len}");
+        }
+    }
+
+    #[test]
+    fn pseudo_header_matches_bytes() {
+        let (src, dst, len) = (0xc612_0001u32, 0xc612_0002u32, 40u16);
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&src.to_be_bytes());
+        bytes.extend_from_slice(&dst.to_be_bytes());
+        bytes.extend_from_slice(&[0, 6]);
+        bytes.extend_from_slice(&len.to_be_bytes());
+        assert_eq!(pseudo_header_v4(src, dst, 6, len).fold(), naive_sum(&bytes));
+    }
+
+    #[test]
+    fn rfc1624_update_examples() {
+        // RFC 1624 4: HC = dd2f, m = 5555 -> m' = 3285 gives HC' = 0000 by eqn. 3
+        // (eqn. 2 would give ffff there: the -0 case that RFC 1624 was written to fix).
+        assert_eq!(update_u16(0xdd2f, 0x5555, 0x3285), 0x0000);
+        // RFC 1624 errata 4782/5864: an unchanged field leaves a checksum of 0000 alone, and
+        // 5555 -> 5556 under 0000 folds the carry twice.
+        assert_eq!(update_u16(0x0000, 0x5555, 0x5555), 0x0000);
+        assert_eq!(update_u16(0x0000, 0x5555, 0x5556), 0xfffe);
+        assert_eq!(update_u32(0x0000, 0x5555_5555, 0x5555_5555), 0x0000);
     }
 
     proptest! {
         #[test]
         fn agrees_with_internet_checksum_crate(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
-            let theirs = internet_checksum::checksum(&data);
-            prop_assert_eq!(checksum(&data).to_be_bytes(), theirs);
+            let theirs = u16::from_be_bytes(internet_checksum::checksum(&data));
+            prop_assert_eq!(checksum(&data), theirs);
+            prop_assert_eq!(!checksum(&data), naive_sum(&data));
         }
 
         #[test]
-        fn split_sums_agree_at_even_boundaries(data in proptest::collection::vec(any::<u8>(), 0..600), cut in 0usize..300) {
-            let cut = (cut.min(data.len())) & !1;
-            let whole = fold(sum(&data, 0));
-            let parts = fold(sum(&data[cut..], sum(&data[..cut], 0)));
-            prop_assert_eq!(whole, parts);
-        }
-
-        #[test]
-        fn incremental_update_matches_recomputation(
-            mut data in proptest::collection::vec(any::<u8>(), 2..200),
-            at in 0usize..100,
-            new in any::<u16>(),
+        fn split_anywhere_gives_same_sum(
+            data in proptest::collection::vec(any::<u8>(), 0..600),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..5),
         ) {
-            let at = (at % (data.len() / 2)) * 2;
-            let before = checksum(&data);
-            let old = u16::from_be_bytes([data[at], data[at + 1]]);
-            data[at..at + 2].copy_from_slice(&new.to_be_bytes());
-            let after = checksum(&data);
-            let inc = update(before, old, new);
-            // 0x0000 and 0xffff are both zero in one's complement.
-            prop_assert!(inc == after || (inc == 0xffff && after == 0) || (inc == 0 && after == 0xffff));
+            let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(data.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut c = Checksum::new();
+            let mut start = 0;
+            for cut in cuts {
+                c.add_bytes(&data[start..cut]);
+                start = cut;
+            }
+            c.add_bytes(&data[start..]);
+            prop_assert_eq!(c.finish(), checksum(&data));
+        }
+
+        #[test]
+        fn fields_equal_their_bytes(a in any::<u8>(), v16 in any::<u16>(), v32 in any::<u32>()) {
+            // Start at an odd offset on purpose: fields must follow the byte-swap rule too.
+            let mut bytes = vec![a];
+            bytes.extend_from_slice(&v16.to_be_bytes());
+            bytes.extend_from_slice(&v32.to_be_bytes());
+            let mut c = Checksum::new();
+            c.add_bytes(&[a]);
+            c.add_u16(v16);
+            c.add_u32(v32);
+            prop_assert_eq!(c.finish(), checksum(&bytes));
+        }
+
+        #[test]
+        fn add_checksum_concatenates(a in proptest::collection::vec(any::<u8>(), 0..100),
+                                     b in proptest::collection::vec(any::<u8>(), 0..100)) {
+            let mut ca = Checksum::new();
+            ca.add_bytes(&a);
+            let mut cb = Checksum::new();
+            cb.add_bytes(&b);
+            ca.add_checksum(cb);
+            let joined: Vec<u8> = a.iter().chain(&b).copied().collect();
+            prop_assert_eq!(ca.finish(), checksum(&joined));
+        }
+
+        #[test]
+        fn incremental_update_matches_recompute(
+            words in proptest::collection::vec(any::<u16>(), 1..40),
+            at in any::<prop::sample::Index>(),
+            new16 in any::<u16>(),
+            new32 in any::<u32>(),
+        ) {
+            let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+            let hc = checksum(&bytes);
+            let i = at.index(words.len()) * 2;
+            let old16 = u16::from_be_bytes([bytes[i], bytes[i + 1]]);
+            bytes[i..i + 2].copy_from_slice(&new16.to_be_bytes());
+            let updated = update_u16(hc, old16, new16);
+            // RFC 1624 3: eqn. 3 gives exactly what a full recomputation gives.
+            prop_assert_eq!(updated, checksum(&bytes));
+            let theirs = internet_checksum::update(
+                hc.to_be_bytes(), &old16.to_be_bytes(), &new16.to_be_bytes());
+            prop_assert_eq!(updated, u16::from_be_bytes(theirs));
+
+            if words.len() >= 2 {
+                let j = at.index(words.len() - 1) * 2;
+                let old32 = u32::from_be_bytes([bytes[j], bytes[j + 1], bytes[j + 2], bytes[j + 3]]);
+                let hc = checksum(&bytes);
+                bytes[j..j + 4].copy_from_slice(&new32.to_be_bytes());
+                let updated = update_u32(hc, old32, new32);
+                let full = checksum(&bytes);
+                prop_assert_eq!(updated, full);
+            }
         }
     }
 }
