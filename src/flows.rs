@@ -4,7 +4,7 @@
 //! iteration. Sharded so that workers seldom touch the same lock.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use crate::tcp::segment::FourTuple;
@@ -27,9 +27,7 @@ impl Default for FlowDirectory {
 
 impl FlowDirectory {
     fn shard(&self, t: &FourTuple) -> &Mutex<HashMap<FourTuple, u16>> {
-        let mut h = self.hasher.build_hasher();
-        t.hash(&mut h);
-        &self.shards[h.finish() as usize % SHARDS]
+        &self.shards[self.hasher.hash_one(t) as usize % SHARDS]
     }
 
     /// `worker` now owns `t`.
@@ -41,10 +39,10 @@ impl FlowDirectory {
 
     /// `worker` no longer owns `t` (another worker's later claim is kept).
     pub fn release(&self, t: &FourTuple, worker: u16) {
-        if let Ok(mut m) = self.shard(t).lock() {
-            if m.get(t) == Some(&worker) {
-                m.remove(t);
-            }
+        if let Ok(mut m) = self.shard(t).lock()
+            && m.get(t) == Some(&worker)
+        {
+            m.remove(t);
         }
     }
 

@@ -239,6 +239,16 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
 
     let phase = Arc::new(AtomicU8::new(RUNNING));
     let local_mac = iface.mac;
+    // Several queues: frames of a connection that land on another worker's queue (RSS
+    // changed) go to their owner over crossbeam channels.
+    let mut steering = if sockets.len() > 1 {
+        crate::worker::Steering::mesh(sockets.len(), 4096)
+            .into_iter()
+            .map(Some)
+            .collect()
+    } else {
+        vec![None]
+    };
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     for (i, sock) in sockets.into_iter().enumerate() {
         let core = cores[i];
@@ -274,6 +284,9 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         let mut dp = Datapath::new(engine, sock, local_mac, args.batch);
         dp.set_inject_drop(args.inject_drop, 0x5EED ^ (i as u64 + 1));
         dp.set_capture(capture.as_ref().map(|c| c.0.clone()));
+        if let Some(st) = steering.get_mut(i).and_then(Option::take) {
+            dp.set_steering(st);
+        }
         let phase = phase.clone();
         let tx = report_tx.clone();
         let grace = Duration::from_secs(args.grace);

@@ -10,6 +10,11 @@
 //!
 //! So all the SYN/ACKs and FIN/ACKs answering one RX batch leave in one TX batch.
 
+use std::sync::Arc;
+
+use crossbeam::channel::{Receiver, Sender, TrySendError};
+
+use crate::flows::FlowDirectory;
 use crate::tcp::app::App;
 use crate::tcp::engine::Engine;
 use crate::tcp::segment::{PayloadSource, SegmentOut, SegmentSink};
@@ -45,13 +50,16 @@ pub enum WorkerDrop {
     TxTooBig,
     /// `--inject-drop` fault injection.
     Injected,
+    /// The owner worker's inbox was full.
+    ForwardFull,
 }
 
 impl WorkerDrop {
-    pub const ALL: [WorkerDrop; 3] = [
+    pub const ALL: [WorkerDrop; 4] = [
         WorkerDrop::TxFull,
         WorkerDrop::TxTooBig,
         WorkerDrop::Injected,
+        WorkerDrop::ForwardFull,
     ];
     pub const COUNT: usize = Self::ALL.len();
     pub const fn as_str(self) -> &'static str {
@@ -59,6 +67,7 @@ impl WorkerDrop {
             WorkerDrop::TxFull => "tx_full",
             WorkerDrop::TxTooBig => "tx_too_big",
             WorkerDrop::Injected => "injected",
+            WorkerDrop::ForwardFull => "forward_full",
         }
     }
 }
@@ -69,6 +78,9 @@ pub struct FrameCounters {
     pub rx_frames: u64,
     pub tx_frames: u64,
     pub rx_batches: u64,
+    /// Frames sent to the worker that owns their connection / received from another worker.
+    pub forwarded_out: u64,
+    pub forwarded_in: u64,
     pub wire_drops: [u64; DropReason::COUNT],
     pub worker_drops: [u64; WorkerDrop::COUNT],
 }
@@ -185,6 +197,37 @@ impl DropInjector {
     }
 }
 
+/// How workers hand each other frames of connections they do not own (multi-queue only).
+pub struct Steering {
+    pub me: u16,
+    pub directory: Arc<FlowDirectory>,
+    /// One sender per worker, indexed by worker number.
+    pub peers: Vec<Sender<Box<[u8]>>>,
+    pub inbox: Receiver<Box<[u8]>>,
+}
+
+impl Steering {
+    /// A full mesh of `n` workers sharing one directory.
+    pub fn mesh(n: usize, inbox_len: usize) -> Vec<Steering> {
+        let directory = Arc::new(FlowDirectory::default());
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..n)
+            .map(|_| crossbeam::channel::bounded(inbox_len))
+            .unzip();
+        rxs.into_iter()
+            .enumerate()
+            .map(|(i, inbox)| Steering {
+                me: i as u16,
+                directory: directory.clone(),
+                peers: txs.clone(),
+                inbox,
+            })
+            .collect()
+    }
+}
+
+/// Frames taken from the inbox per loop iteration.
+const INBOX_BATCH: usize = 256;
+
 /// One worker's datapath state: its engine, its queue and its counters.
 pub struct Datapath<A: App, IO: FrameIo> {
     pub engine: Engine<A>,
@@ -196,6 +239,7 @@ pub struct Datapath<A: App, IO: FrameIo> {
     batch: usize,
     inject: DropInjector,
     capture: Option<crate::pcap::Capture>,
+    steering: Option<Steering>,
 }
 
 impl<A: App, IO: FrameIo> Datapath<A, IO> {
@@ -210,7 +254,14 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             batch: batch.max(1),
             inject: DropInjector::new(0.0, 1),
             capture: None,
+            steering: None,
         }
+    }
+
+    /// Joins a mesh of workers: frames of connections owned elsewhere are forwarded there.
+    pub fn set_steering(&mut self, s: Steering) {
+        self.engine.set_track_flows(true);
+        self.steering = Some(s);
     }
 
     pub fn set_inject_drop(&mut self, probability: f64, seed: u64) {
@@ -233,8 +284,10 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             batch,
             inject,
             capture,
+            steering,
         } = self;
         let capture = capture.as_ref().map(|c| (c, unix_us));
+        let steering = steering.as_ref();
         let n = io.receive(*batch, &mut |frame, tx| {
             counters.rx_frames += 1;
             if let Some((cap, ts)) = capture {
@@ -253,6 +306,22 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             };
             macs.learn(parsed.src_ip(), parsed.src_mac());
             let seg = parsed.to_segment_in();
+            // A segment of a connection this worker does not know, which another worker
+            // owns (RSS moved the flow): hand the frame to the owner.
+            if let Some(st) = steering
+                && !seg.flags.syn()
+                && !engine.knows(&seg.tuple)
+                && let Some(owner) = st.directory.owner(&seg.tuple)
+                && owner != st.me
+            {
+                match st.peers[owner as usize].try_send(frame.into()) {
+                    Ok(()) => counters.forwarded_out += 1,
+                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                        counters.worker_drops[WorkerDrop::ForwardFull as usize] += 1
+                    }
+                }
+                return;
+            }
             let mut sink = FrameSink {
                 tx,
                 macs,
@@ -267,6 +336,26 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             counters.rx_batches += 1;
         }
         io.transmit(&mut |tx| {
+            // Frames other workers forwarded to us, then the timers.
+            if let Some(st) = steering {
+                for frame in st.inbox.try_iter().take(INBOX_BATCH) {
+                    counters.forwarded_in += 1;
+                    let Ok(parsed) = wire::parse_frame(&frame) else {
+                        continue;
+                    };
+                    macs.learn(parsed.src_ip(), parsed.src_mac());
+                    let seg = parsed.to_segment_in();
+                    let mut sink = FrameSink {
+                        tx,
+                        macs,
+                        local_mac: *local_mac,
+                        ip_id,
+                        counters,
+                        capture,
+                    };
+                    engine.on_segment(now, &seg, &mut sink);
+                }
+            }
             let mut sink = FrameSink {
                 tx,
                 macs,
@@ -278,6 +367,14 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             engine.on_tick(now, &mut sink);
         });
         io.flush();
+        if let Some(st) = steering {
+            for t in engine.events.opened.drain(..) {
+                st.directory.claim(t, st.me);
+            }
+            for t in engine.events.closed.drain(..) {
+                st.directory.release(&t, st.me);
+            }
+        }
         n
     }
 
@@ -341,5 +438,148 @@ mod tests {
         assert!((4000..6000).contains(&dropped), "{dropped}");
         let mut none = DropInjector::new(0.0, 42);
         assert!((0..1000).all(|_| !none.drop_next()));
+    }
+}
+
+#[cfg(test)]
+mod steering_tests {
+    use super::*;
+    use crate::tcp::engine::EngineConfig;
+    use crate::tcp::segment::{TcpFlags, TcpOptions};
+    use crate::tcp::testkit::{TestApp, TestAppConfig};
+    use std::collections::VecDeque;
+
+    /// Frames in memory: `rx` to receive, `tx` what was sent.
+    #[derive(Default)]
+    struct MemIo {
+        rx: VecDeque<Vec<u8>>,
+        tx: Vec<Vec<u8>>,
+        frame: Vec<u8>,
+    }
+
+    impl TxQueue for MemIo {
+        fn frame(&mut self) -> Option<&mut [u8]> {
+            self.frame = vec![0u8; 2048];
+            Some(&mut self.frame)
+        }
+        fn commit(&mut self, len: usize) {
+            self.tx.push(self.frame[..len].to_vec());
+        }
+    }
+
+    impl FrameIo for MemIo {
+        fn receive(&mut self, max: usize, f: &mut dyn FnMut(&[u8], &mut dyn TxQueue)) -> usize {
+            let mut n = 0;
+            while n < max {
+                let Some(frame) = self.rx.pop_front() else {
+                    break;
+                };
+                f(&frame, self);
+                n += 1;
+            }
+            n
+        }
+        fn transmit(&mut self, f: &mut dyn FnMut(&mut dyn TxQueue)) {
+            f(self)
+        }
+        fn flush(&mut self) {}
+    }
+
+    const CLIENT: u32 = u32::from_be_bytes([198, 18, 0, 2]);
+    const SERVER: u32 = u32::from_be_bytes([198, 18, 0, 1]);
+
+    fn frame(seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) -> Vec<u8> {
+        frame_from(40000, seq, ack, flags, payload)
+    }
+
+    fn frame_from(port: u16, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) -> Vec<u8> {
+        let spec = FrameSpec {
+            src_mac: [2, 0, 0, 0, 0, 2],
+            dst_mac: [2, 0, 0, 0, 0, 1],
+            src_ip: CLIENT,
+            dst_ip: SERVER,
+            ttl: 64,
+            ip_id: 1,
+            src_port: port,
+            dst_port: 8080,
+            seq,
+            ack,
+            flags,
+            window: 65535,
+            options: TcpOptions {
+                mss: flags.syn().then_some(1460),
+                ..TcpOptions::default()
+            },
+        };
+        let mut buf = vec![0u8; 2048];
+        let h = wire::tcp_headers_len(&spec.options);
+        buf[h..h + payload.len()].copy_from_slice(payload);
+        let n = wire::build_tcp_frame(&mut buf, &spec, payload.len()).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn worker() -> Datapath<TestApp, MemIo> {
+        let cfg = EngineConfig {
+            local_ip: SERVER,
+            ports: vec![8080],
+            ..EngineConfig::default()
+        };
+        Datapath::new(
+            Engine::new(cfg, TestApp::new(TestAppConfig::default())),
+            MemIo::default(),
+            [2, 0, 0, 0, 0, 1],
+            64,
+        )
+    }
+
+    #[test]
+    fn a_segment_on_the_wrong_queue_reaches_its_owner() {
+        let mut mesh = Steering::mesh(2, 64);
+        let (mut w0, mut w1) = (worker(), worker());
+        let s1 = mesh.pop().unwrap();
+        w0.set_steering(mesh.pop().unwrap());
+        w1.set_steering(s1);
+        let now = Instant::from_millis(1000);
+        // The SYN arrives on queue 0: worker 0 owns the connection.
+        w0.io.rx.push_back(frame(100, 0, TcpFlags::SYN, &[]));
+        w0.poll(now, 0);
+        assert_eq!(
+            w0.io.tx.len(),
+            1,
+            "{:?} {:?}",
+            w0.counters,
+            w0.engine.counters()
+        );
+        let synack = wire::parse_frame(&w0.io.tx[0]).unwrap();
+        assert!(synack.flags().syn() && synack.flags().ack());
+        let iss = synack.seq();
+        w1.poll(now, 0); // w1 has nothing yet
+        // RSS moved the flow: the final ACK and the request arrive on queue 1.
+        w1.io.rx.push_back(frame(101, iss + 1, TcpFlags::ACK, &[]));
+        w1.io
+            .rx
+            .push_back(frame(101, iss + 1, TcpFlags::ACK | TcpFlags::PSH, b"GET\n"));
+        w1.poll(now, 0);
+        assert!(
+            w1.io.tx.is_empty(),
+            "worker 1 must not answer (no RST): {:?}",
+            w1.io.tx.len()
+        );
+        assert_eq!(w1.counters.forwarded_out, 2);
+        w0.poll(now, 0);
+        assert_eq!(w0.counters.forwarded_in, 2);
+        let resp = wire::parse_frame(w0.io.tx.last().unwrap()).unwrap();
+        assert!(
+            resp.payload().ends_with(b"ok"),
+            "worker 0 answers the request"
+        );
+        assert_eq!(resp.ack(), 105);
+        // A segment for a connection nobody has is answered with RST by the worker that got it.
+        w1.io
+            .rx
+            .push_back(frame_from(40001, 7, 7, TcpFlags::ACK, &[]));
+        w1.poll(now, 0);
+        assert!(wire::parse_frame(&w1.io.tx[0]).unwrap().flags().rst());
     }
 }
