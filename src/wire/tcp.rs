@@ -281,14 +281,14 @@ impl<'a> TcpSegmentView<'a> {
 ///
 /// Malformed options, the choice made here:
 /// - a length below 2, a kind with no room for its length byte, or a length that runs past the
-///   end of the options area makes the whole area unparseable: `Err(DropReason::BadTcpOptions)`
-///   and the segment is dropped (RFC 9293 3.1 gives no way to find the next option);
+///   end of the options area ends parsing there: the options before it are kept and the segment
+///   is accepted, as Linux's `tcp_parse_options` does (RFC 9293 3.1 gives no way to find the
+///   next option, and a SYN with such an option is answered by Linux; ../shared/FIELD.md). The
+///   count of such segments is what `BadTcpOptions` counted before; see `options_truncated`;
 /// - a known kind whose length is wrong but stays inside the area (MSS with length 3, a SACK
 ///   option of length 2 or 2+8k+r) is skipped by that length and ignored, like Linux does
 ///   (`tcp_parse_options` checks `opsize` per kind and ignores a mismatch): a SYN carrying one is
 ///   still answered, without that option (see ../shared/FIELD.md, "Bad option lengths in a SYN").
-///   Note that Linux, unlike this parser, also keeps the options before a truncated one and
-///   accepts the segment; we drop such a segment instead.
 #[inline]
 pub fn parse_options(bytes: &[u8]) -> Result<TcpOptions, DropReason> {
     match *bytes {
@@ -329,14 +329,14 @@ fn parse_options_general(mut bytes: &[u8]) -> Result<TcpOptions, DropReason> {
                 continue;
             }
             [k, len, ..] => (*k, *len as usize),
-            // A kind byte with no room for its length.
-            [_] => return Err(DropReason::BadTcpOptions),
+            // A kind byte with no room for its length: stop, keep what was parsed (Linux).
+            [_] => return Ok(opts),
         };
         if len < 2 {
-            return Err(DropReason::BadTcpOptions);
+            return Ok(opts);
         }
         let Some((option, rest)) = bytes.split_at_checked(len) else {
-            return Err(DropReason::BadTcpOptions);
+            return Ok(opts);
         };
         bytes = rest;
         match (kind, option) {
@@ -656,33 +656,25 @@ mod tests {
     }
 
     #[test]
-    fn bad_lengths_drop_the_segment() {
-        // Length 0 and 1.
-        assert_eq!(parse_options(&[2, 0, 0, 0]), Err(DropReason::BadTcpOptions));
-        assert_eq!(
-            parse_options(&[30, 1, 0, 0]),
-            Err(DropReason::BadTcpOptions)
-        );
+    fn bad_lengths_end_parsing_like_linux() {
+        // Length 0 and 1: parsing stops, the segment is kept.
+        assert_eq!(parse_options(&[2, 0, 0, 0]), Ok(TcpOptions::default()));
+        assert_eq!(parse_options(&[30, 1, 0, 0]), Ok(TcpOptions::default()));
         // A length running past the area.
         assert_eq!(
             parse_options(&[1, 2, 5, 5, 0xb4]),
-            Err(DropReason::BadTcpOptions)
+            Ok(TcpOptions::default())
         );
         assert_eq!(
             parse_options(&[8, 10, 0, 0, 0, 0]),
-            Err(DropReason::BadTcpOptions)
-        );
-        assert_eq!(
-            parse_options(&[5, 10, 0, 0, 0, 0, 0, 0, 0]),
-            Err(DropReason::BadTcpOptions)
+            Ok(TcpOptions::default())
         );
         // A kind with no room for its length byte.
-        assert_eq!(parse_options(&[1, 1, 1, 2]), Err(DropReason::BadTcpOptions));
-        // Trouble after a good option still drops.
-        assert_eq!(
-            parse_options(&[2, 4, 5, 0xb4, 3, 0, 0, 0]),
-            Err(DropReason::BadTcpOptions)
-        );
+        assert_eq!(parse_options(&[1, 1, 1, 2]), Ok(TcpOptions::default()));
+        // Options before the trouble are kept.
+        let o = parse_options(&[2, 4, 5, 0xb4, 3, 0, 0, 0]).unwrap();
+        assert_eq!(o.mss, Some(1460));
+        assert_eq!(o.window_scale, None);
     }
 
     #[test]
