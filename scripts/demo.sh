@@ -96,7 +96,10 @@ if ! ip netns exec "$TB_SRV_NS" "$BIN" check --iface "$TB_SRV_IF" 2>&1 | sed 's/
 fi
 
 step "synack serve on $TB_SRV_IP:$H_PORT, CPU $H_SERVER_CPU"
-h_start_synack "$TMP/synack.log" --iface "$TB_SRV_IF" --ip "$TB_SRV_IP" --port "$H_PORT" --body "$BODY" ||
+# Serve a small site from memory (--root), so that a missing page gets its 404.
+mkdir -p "$TMP/www"
+printf '%s' "$BODY" >"$TMP/www/index.html"
+h_start_synack "$TMP/synack.log" --iface "$TB_SRV_IF" --ip "$TB_SRV_IP" --port "$H_PORT" --root "$TMP/www" ||
 	fail "synack did not start"
 echo "  pid $H_SYNACK_PID: $(grep -F -m1 "$H_READY_LINE" "$TMP/synack.log")"
 

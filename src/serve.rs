@@ -144,29 +144,34 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         ));
     }
 
+    // The cores this process may run on (taskset, cgroups), by id.
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     let cores: Vec<usize> = match &args.cores {
         Some(list) => parse_core_list(list).map_err(|e| ServeError(format!("--cores: {e}")))?,
-        None => {
-            let n = core_affinity::get_core_ids().map_or(1, |v| v.len());
-            // Default: the last N cores, leaving core 0 to the system and load generators.
-            (0..args.queues as usize)
-                .map(|i| (n + i).saturating_sub(args.queues as usize) % n.max(1))
-                .collect()
-        }
+        // Default: the last N allowed cores, leaving the first to the system and load generators.
+        None => allowed
+            .iter()
+            .rev()
+            .take(args.queues as usize)
+            .rev()
+            .copied()
+            .collect(),
     };
     if cores.len() < args.queues as usize {
         return err(format!(
-            "--cores lists {} cores for {} queues",
+            "--cores lists {} core(s) for {} queues; give one core per queue",
             cores.len(),
             args.queues
         ));
     }
-    let online = core_affinity::get_core_ids().unwrap_or_default();
     for c in &cores {
-        if !online.iter().any(|id| id.id == *c) {
+        if !allowed.contains(c) {
             return err(format!(
-                "core {c} in --cores is not online (this machine has {} cores)",
-                online.len()
+                "core {c} in --cores is not available to this process (allowed: {allowed:?}; see taskset and cgroups)"
             ));
         }
     }
