@@ -369,6 +369,7 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
     let mut latency = Latency::default();
     let mut last_report = std::time::Instant::now();
     let mut drain_until: Option<Instant> = None;
+    let mut last_sweep = Instant::ZERO;
     let mut iterations = 0u64;
     loop {
         let t0 = std::time::Instant::now();
@@ -395,6 +396,13 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
         match phase.load(Ordering::Relaxed) {
             DRAINING if drain_until.is_none() => {
                 drain_until = Some(now + grace);
+                last_sweep = now;
+                dp.with_sink(&mut |e, mut sink| e.begin_shutdown(now, &mut sink));
+            }
+            // Keep-alive connections that finish their response during the grace period are
+            // closed as soon as they are idle (a sweep every 100 ms).
+            DRAINING if now.saturating_since(last_sweep) >= Duration::from_millis(100) => {
+                last_sweep = now;
                 dp.with_sink(&mut |e, mut sink| e.begin_shutdown(now, &mut sink));
             }
             _ => {}
