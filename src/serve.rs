@@ -282,6 +282,8 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
             keepalive_timeout: Duration::from_secs(args.keepalive_timeout),
             max_requests: args.max_requests,
             max_body: args.max_body,
+            // Request latency comes from the engine's send markers instead.
+            service_time_capacity: 0,
             ..HttpConfig::default()
         };
         let app = HttpApp::new(http_cfg, content.clone());
@@ -390,8 +392,8 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
         for us in dp.engine.events.lifetime_us.drain(..) {
             latency.record(Metric::Lifetime, us);
         }
-        for us in dp.engine.app_mut().drain_service_times() {
-            latency.record(Metric::Request, us as u64);
+        for us in dp.engine.events.request_us.drain(..) {
+            latency.record(Metric::Request, us);
         }
         match phase.load(Ordering::Relaxed) {
             DRAINING if drain_until.is_none() => {

@@ -515,6 +515,54 @@ fn established_small_window_is_respected_without_runts() {
 }
 
 #[test]
+fn request_service_time_ends_when_the_last_byte_is_sent() {
+    let mut b = Bench::new(TestAppConfig {
+        response: Bytes::from(vec![b'z'; 5000]),
+        ..TestAppConfig::default()
+    });
+    b.syn(false);
+    // window scale 7: a field of 16 is 2048 bytes, so the response needs three windows
+    let seg = segment(b.t, b.c_nxt, b.s_nxt, A, 16, TcpOptions::default(), &[]);
+    b.e.on_segment(b.now, &seg, &mut b.out);
+    let seg = segment(
+        b.t,
+        b.c_nxt,
+        b.s_nxt,
+        A | P,
+        16,
+        TcpOptions::default(),
+        b"q\n",
+    );
+    b.e.on_segment(b.now, &seg, &mut b.out);
+    b.c_nxt += 2;
+    let mut acked = b.s_nxt;
+    for s in b.out.take() {
+        acked = acked.max(s.seq().raw() + s.payload.len() as u32);
+    }
+    assert!(
+        b.e.events.request_us.is_empty(),
+        "the last byte is not sent yet"
+    );
+    let mut rounds = 0;
+    while b.e.events.request_us.is_empty() && rounds < 10 {
+        b.now += Duration::from_millis(3);
+        let seg = segment(b.t, b.c_nxt, acked, A, 16, TcpOptions::default(), &[]);
+        b.e.on_segment(b.now, &seg, &mut b.out);
+        for s in b.out.take() {
+            acked = acked.max(s.seq().raw() + s.payload.len() as u32);
+        }
+        rounds += 1;
+    }
+    assert_eq!(acked, b.s_nxt + 5000);
+    assert_eq!(b.e.events.request_us.len(), 1);
+    assert!(
+        b.e.events.request_us[0] >= 3000,
+        "{:?}",
+        b.e.events.request_us
+    );
+}
+
+#[test]
 fn established_fast_retransmit_on_three_dup_acks() {
     let mut b = Bench::new(TestAppConfig {
         response: Bytes::from(vec![b'z'; 10 * 1460]),

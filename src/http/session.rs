@@ -382,6 +382,9 @@ impl HttpApp {
             io.send(res.body.clone());
             queued += res.body.len();
         }
+        // The worker's request-service latency: from now (the request is complete) until the
+        // response's last byte is handed to the transmit ring.
+        io.time_until_sent(now);
         self.stats.head_rebuilds = self.heads.rebuilds();
         self.stats.responses += 1;
         self.stats.responses_by_class[res.status.class()] += 1;

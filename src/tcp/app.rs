@@ -47,6 +47,8 @@ pub struct AppIo<'a> {
     pub(crate) abort_requested: bool,
     pub(crate) deadline: Option<Instant>,
     pub(crate) sent_any: bool,
+    /// A latency marker: (stream offset of the last byte queued so far, start time).
+    pub(crate) marker: Option<(u64, Instant)>,
 }
 
 impl<'a> AppIo<'a> {
@@ -64,6 +66,7 @@ impl<'a> AppIo<'a> {
             abort_requested: false,
             deadline,
             sent_any: false,
+            marker: None,
         }
     }
 
@@ -92,6 +95,12 @@ impl<'a> AppIo<'a> {
     pub fn close(&mut self) {
         self.close_requested = true;
     }
+    /// Measures service time: when the last byte queued so far is handed to the transmit ring,
+    /// the time since `start` is recorded (the worker's request-service histogram).
+    pub fn time_until_sent(&mut self, start: Instant) {
+        self.marker = Some((self.send.pushed(), start));
+    }
+
     /// Reset the connection now, dropping what is queued.
     pub fn abort(&mut self) {
         self.abort_requested = true;

@@ -202,6 +202,8 @@ pub struct SendBuf {
     /// Bytes of `chunks[0]` already acknowledged.
     head_skip: usize,
     len: usize,
+    /// Bytes ever queued (for latency markers).
+    pushed: u64,
 }
 
 impl SendBuf {
@@ -220,6 +222,7 @@ impl SendBuf {
             return;
         }
         self.len += b.len();
+        self.pushed += b.len() as u64;
         self.chunks.push_back(b);
     }
     /// Drops `n` acknowledged bytes from the front.
@@ -251,6 +254,12 @@ impl SendBuf {
         self.chunks.clear();
         self.head_skip = 0;
         self.len = 0;
+        self.pushed = 0;
+    }
+
+    /// Bytes ever queued since the connection began.
+    pub fn pushed(&self) -> u64 {
+        self.pushed
     }
 }
 

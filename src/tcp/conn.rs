@@ -32,6 +32,8 @@ pub struct Ctx<'a, A: App, K: SegmentSink> {
     pub app: &'a mut A,
     pub sink: &'a mut K,
     pub counters: &'a mut TcpCounters,
+    /// Service times measured by `AppIo::time_until_sent` markers, in microseconds.
+    pub service_us: &'a mut Vec<u64>,
 }
 
 impl<A: App, K: SegmentSink> Ctx<'_, A, K> {
@@ -171,6 +173,11 @@ pub struct Conn<S> {
     last_rate_limited_ack: Option<Instant>,
 
     session: Option<S>,
+    /// Payload bytes handed to the sink for the first time (stream offset of SND.MAX).
+    sent_bytes: u64,
+    /// Pending latency markers: (stream offset, start), oldest first.
+    markers: [(u64, Instant); 4],
+    marker_count: u8,
     /// When the SYN arrived (handshake latency).
     pub syn_at: Instant,
     /// When the handshake completed.
@@ -286,6 +293,9 @@ impl<S> Conn<S> {
             state_deadline: None,
             last_rate_limited_ack: None,
             session: None,
+            sent_bytes: 0,
+            markers: [(0, Instant::ZERO); 4],
+            marker_count: 0,
             syn_at: now,
             established_at: None,
             scheduled: Instant::NEVER,
@@ -1033,6 +1043,9 @@ impl<S> Conn<S> {
         );
         cx.app.on_readable(session, &mut io, cx.now);
         let (close, abort, deadline) = (io.close_requested, io.abort_requested, io.deadline);
+        if let Some(m) = io.marker {
+            self.add_marker(m);
+        }
         self.after_app(cx, before, close, abort, deadline)
     }
 
@@ -1061,6 +1074,29 @@ impl<S> Conn<S> {
             }
         }
         None
+    }
+
+    fn add_marker(&mut self, m: (u64, Instant)) {
+        if (self.marker_count as usize) < self.markers.len() {
+            self.markers[self.marker_count as usize] = m;
+            self.marker_count += 1;
+        }
+    }
+
+    /// Records the service time of every marker whose last byte has now been sent.
+    fn settle_markers(&mut self, now: Instant, out: &mut Vec<u64>) {
+        let mut done = 0;
+        while done < self.marker_count as usize && self.markers[done].0 <= self.sent_bytes {
+            if out.len() < 1 << 16 {
+                out.push(now.saturating_since(self.markers[done].1).as_micros() as u64);
+            }
+            done += 1;
+        }
+        if done > 0 {
+            self.markers
+                .copy_within(done..self.marker_count as usize, 0);
+            self.marker_count -= done as u8;
+        }
     }
 
     /// The application closed: FIN after the queued bytes. Linux changes state at close().
@@ -1183,6 +1219,13 @@ impl<S> Conn<S> {
         } else if self.rtt_probe.is_none() {
             self.rtt_probe = Some((end, cx.now));
         }
+        let data_end = seq + len;
+        if data_end.gt(self.snd_max) {
+            self.sent_bytes += data_end.distance_from(self.snd_max) as u64;
+            if self.marker_count > 0 {
+                self.settle_markers(cx.now, cx.service_us);
+            }
+        }
         if fin {
             self.fin_sent = true;
         }
@@ -1227,6 +1270,9 @@ impl<S> Conn<S> {
                 cx.app.on_deadline(session, &mut io, now);
                 let (close, abort, deadline) =
                     (io.close_requested, io.abort_requested, io.deadline);
+                if let Some(m) = io.marker {
+                    self.add_marker(m);
+                }
                 if let Some(next) = self.after_app(cx, before, close, abort, deadline) {
                     return next;
                 }

@@ -80,6 +80,8 @@ pub struct EngineEvents {
     pub handshake_us: Vec<u64>,
     /// SYN received to the connection's end (CLOSED or TIME-WAIT).
     pub lifetime_us: Vec<u64>,
+    /// Request complete to the last response byte handed to the transmit ring.
+    pub request_us: Vec<u64>,
     /// Tuples that entered / left the table, when flow tracking is on (several workers).
     pub opened: Vec<FourTuple>,
     pub closed: Vec<FourTuple>,
@@ -123,6 +125,7 @@ macro_rules! ctx {
             app: &mut $self.app,
             sink: $sink,
             counters: &mut $self.counters,
+            service_us: &mut $self.events.request_us,
         }
     };
 }

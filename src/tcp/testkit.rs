@@ -144,7 +144,7 @@ impl App for TestApp {
         }
     }
 
-    fn on_readable(&mut self, s: &mut TestAppSession, io: &mut AppIo<'_>, _now: Instant) {
+    fn on_readable(&mut self, s: &mut TestAppSession, io: &mut AppIo<'_>, now: Instant) {
         if self.cfg.stall_reading {
             return;
         }
@@ -157,6 +157,7 @@ impl App for TestApp {
         for _ in 0..ends {
             s.state.requests += 1;
             io.send(self.cfg.response.clone());
+            io.time_until_sent(now);
         }
         if (ends > 0 && (self.cfg.close_after_response || bang)) || io.peer_closed() {
             io.close();
