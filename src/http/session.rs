@@ -483,6 +483,9 @@ impl App for HttpApp {
                     self.stats.timeouts_header += 1;
                     self.timed_out(s, io, now);
                 }
+                // A response still being sent (a slow reader, a small window) is not idleness:
+                // the keep-alive period starts again from now.
+                Phase::Head if io.send_queued() > 0 => s.idle_since = now,
                 Phase::Head => {
                     self.stats.timeouts_idle += 1;
                     self.close(s, io);
