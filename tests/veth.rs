@@ -632,3 +632,106 @@ fn a_port_not_served_is_answered_by_the_kernel() {
     assert!(served.starts_with("connected "), "port 8080: {served}");
     assert_eq!(ok(&bed.curl(10, &[], "/"), "curl"), "x");
 }
+
+#[test]
+fn sigterm_lets_an_inflight_download_finish_and_refuses_new_connections() {
+    let Some(env) = common::setup("drn") else {
+        return;
+    };
+    let bed = &env.bed;
+    let root = TempDir::new("root");
+    let outs = TempDir::new("out");
+    let digest = sha256_file(&write_seeded(&root, "big", 4 << 20, 5));
+    let server = Server::start(bed, &["--root", root.as_str(), "--grace", "20"]);
+    // About 2 s at 2 MB/s: still running when SIGTERM comes.
+    let out = outs.join("big");
+    let out_s = out.to_str().unwrap();
+    let url = format!("http://{SRV_IP}:{PORT}/big");
+    let curl = bed.client_spawn(
+        40,
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "30",
+            "--limit-rate",
+            "2M",
+            "-o",
+            out_s,
+            "-w",
+            "%{http_code}",
+            &url,
+        ],
+    );
+    let t0 = Instant::now();
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) == 0
+        && t0.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(out.exists(), "the download did not start");
+    server.sigterm();
+    std::thread::sleep(Duration::from_millis(300));
+    // Draining: a new connection is not accepted.
+    let refused = ok(
+        &bed.python(20, CONNECT_SCRIPT, &["8080"]),
+        "connect while draining",
+    );
+    let curl = curl.wait_with_output().expect("wait for curl");
+    let code = ok(&curl, "curl of the in-flight download");
+    assert_eq!(code, "200");
+    assert_eq!(
+        sha256_file(&out),
+        digest,
+        "the in-flight download after SIGTERM"
+    );
+    assert!(
+        refused.starts_with("refused "),
+        "a new connection while draining should be refused: {refused}"
+    );
+    let (st, log) = server.wait(Duration::from_secs(30));
+    assert_eq!(st.code(), Some(0), "exit status after draining:\n{log}");
+    assert!(log.contains("synack: final statistics"), "{log}");
+}
+
+#[test]
+fn two_queues_serve_every_connection() {
+    let Some(env) = common::setup_with_queues("mq", 2) else {
+        return;
+    };
+    let bed = &env.bed;
+    let server = Server::start_on(bed, "0,1", &["--body", "q", "--queues", "2"]);
+    let script = r#"
+ok = 0
+first = None
+for i in range(int(sys.argv[1])):
+    try:
+        s = socket.create_connection(SRV, timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        r = Reader(s)
+        st, h, b = r.response()
+        if st.startswith("HTTP/1.1 200") and b == b"q" and r.rest_until_eof(5.0) == b"":
+            ok += 1
+        elif first is None:
+            first = "%d: %s %r" % (i, st, b)
+        s.close()
+    except Exception as e:
+        first = first or "%d: %r" % (i, e)
+print("ok=%d first=%s" % (ok, first))
+"#;
+    let out = ok(&bed.python(60, script, &["1000"]), "1000 connections");
+    assert!(out.starts_with("ok=1000 first=None"), "{out}");
+    let (st, log) = server.stop();
+    assert!(st.success(), "synack exit: {st:?}\n{log}");
+    // Both workers took connections (veth spreads flows over its queues).
+    for w in 0..2 {
+        let line = log
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("worker {w} ")))
+            .unwrap_or_else(|| panic!("no line for worker {w}:\n{log}"));
+        assert!(
+            !line.contains("established 0,"),
+            "worker {w} served no connection:\n{log}"
+        );
+    }
+}

@@ -133,12 +133,17 @@ pub struct Env {
 /// (1-4 characters [a-z0-9]). `None` (after printing "SKIP: reason") if this machine cannot run
 /// the test.
 pub fn setup(tag: &str) -> Option<Env> {
+    setup_with_queues(tag, 1)
+}
+
+/// Like [`setup`], with `queues` TX/RX queues on each end of the veth pair.
+pub fn setup_with_queues(tag: &str, queues: u32) -> Option<Env> {
     let lock = global_lock();
     if let Some(reason) = missing_prerequisite() {
         skip(&reason);
         return None;
     }
-    match Bed::up(tag) {
+    match Bed::up(tag, queues) {
         Ok(bed) => Some(Env { bed, _lock: lock }),
         Err(e) if e.contains("Unknown device type") || e.contains("not supported") => {
             skip(&format!("the kernel cannot make veth pairs: {e}"));
@@ -202,7 +207,8 @@ impl Bed {
         p
     }
 
-    pub fn up(tag: &str) -> Result<Bed, String> {
+    /// Test hosts with `queues` TX/RX queues on each end of the veth pair.
+    pub fn up(tag: &str, queues: u32) -> Result<Bed, String> {
         let prefix = Bed::unique_prefix(tag);
         let bed = Bed {
             srv_ns: format!("{prefix}-srv"),
@@ -213,7 +219,7 @@ impl Bed {
         };
         // A namespace of this name can only be left over from an earlier process with our PID.
         let _ = testbed_sh(&["down", &bed.prefix]);
-        let out = testbed_sh(&["up", &bed.prefix]);
+        let out = testbed_sh(&["up", &bed.prefix, &queues.to_string()]);
         if !out.status.success() {
             // testbed.sh removes what it made when a step fails; `bed` drops and downs it again.
             return Err(format!(
@@ -238,6 +244,27 @@ impl Bed {
     /// A command in the client namespace, with a time limit.
     pub fn client(&self, secs: u64, args: &[&str]) -> Output {
         self.run_in(&self.cli_ns, secs, args)
+    }
+
+    /// A command in the client namespace, started in the background with a time limit; its
+    /// stdout and stderr are piped. The caller waits for it.
+    pub fn client_spawn(&self, secs: u64, args: &[&str]) -> Child {
+        Command::new("timeout")
+            .args([
+                "-k",
+                "5",
+                &secs.to_string(),
+                "ip",
+                "netns",
+                "exec",
+                &self.cli_ns,
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"))
     }
 
     /// A command in the server namespace, with a time limit.
@@ -327,11 +354,17 @@ pub struct Server {
 
 impl Server {
     /// Starts `synack serve --iface SRV_IF --ip SRV_IP --port PORT --cores 1 --quiet ARGS...`
+    /// (pinned with taskset to core 1 as well)
     /// and waits (bounded) for its ready line. Panics with its stderr if it does not get ready.
     pub fn start(bed: &Bed, args: &[&str]) -> Server {
+        Server::start_on(bed, SERVER_CORE, args)
+    }
+
+    /// Like [`Server::start`], pinned (taskset and `--cores`) to `cores`, e.g. "0,1".
+    pub fn start_on(bed: &Bed, cores: &str, args: &[&str]) -> Server {
         let port = PORT.to_string();
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &bed.srv_ns, "taskset", "-c", SERVER_CORE])
+            .args(["netns", "exec", &bed.srv_ns, "taskset", "-c", cores])
             .arg(synack_bin())
             .args([
                 "serve",
@@ -342,7 +375,7 @@ impl Server {
                 "--port",
                 &port,
             ])
-            .args(["--cores", SERVER_CORE, "--quiet"])
+            .args(["--cores", cores, "--quiet"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -438,13 +471,23 @@ impl Server {
         }
     }
 
-    /// SIGTERM, then waits (bounded) for the exit. Returns the status and all of stderr.
-    pub fn stop(mut self) -> (ExitStatus, String) {
+    /// Sends SIGTERM and returns at once.
+    pub fn sigterm(&self) {
         self.signal("-TERM");
+    }
+
+    /// Waits up to `limit` for the exit (panics after). Returns the status and all of stderr.
+    pub fn wait(mut self, limit: Duration) -> (ExitStatus, String) {
         let st = self
-            .wait_exit(STOP_TIMEOUT)
-            .unwrap_or_else(|| panic!("synack did not exit within {STOP_TIMEOUT:?} of SIGTERM"));
+            .wait_exit(limit)
+            .unwrap_or_else(|| panic!("synack did not exit within {limit:?}"));
         (st, self.log())
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit. Returns the status and all of stderr.
+    pub fn stop(self) -> (ExitStatus, String) {
+        self.sigterm();
+        self.wait(STOP_TIMEOUT)
     }
 
     /// SIGKILL, and waits for the exit.
