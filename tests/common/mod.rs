@@ -66,6 +66,8 @@ fn missing_prerequisite() -> Option<String> {
             }
             let tools = [
                 "ip",
+                "tc",
+                "clang",
                 "ethtool",
                 "curl",
                 "wrk",
@@ -306,6 +308,38 @@ impl Bed {
             .find(|(n, _)| *n == "RetransSegs")
             .and_then(|(_, v)| v.parse().ok())
             .unwrap_or_else(|| panic!("no Tcp RetransSegs in /proc/net/snmp:\n{snmp}"))
+    }
+
+    /// Attaches the tc program in `obj` (section "tc", direct action) to the ingress of the
+    /// client's veth end, for IPv4 frames. It goes away with the namespaces.
+    pub fn client_ingress_filter(&self, obj: &Path) {
+        let obj = obj.to_str().expect("utf-8 path");
+        ok(
+            &self.client(10, &["tc", "qdisc", "add", "dev", &self.cli_if, "clsact"]),
+            "tc qdisc add clsact",
+        );
+        ok(
+            &self.client(
+                10,
+                &[
+                    "tc",
+                    "filter",
+                    "add",
+                    "dev",
+                    &self.cli_if,
+                    "ingress",
+                    "protocol",
+                    "ip",
+                    "bpf",
+                    "da",
+                    "obj",
+                    obj,
+                    "sec",
+                    "tc",
+                ],
+            ),
+            "tc filter add bpf",
+        );
     }
 
     /// The server interface as `ip -d link show` prints it.
@@ -574,6 +608,29 @@ pub fn write_seeded(dir: &TempDir, name: &str, len: usize, seed: u64) -> PathBuf
     let p = dir.join(name);
     std::fs::write(&p, seeded_bytes(seed, len)).expect("write test file");
     p
+}
+
+/// Compiles the BPF C program tests/data/`name` with clang into `dir`; returns the object's path.
+pub fn compile_bpf(name: &str, dir: &TempDir) -> PathBuf {
+    let src = repo_root().join("tests/data").join(name);
+    let obj = dir.join(&format!("{name}.o"));
+    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
+    let o = Command::new(&clang)
+        .args([
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            "-I/usr/include/x86_64-linux-gnu",
+            "-c",
+        ])
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {clang}: {e}"));
+    ok(&o, &format!("{clang} {}", src.display()));
+    obj
 }
 
 /// The sha256 of a file, in hex, from coreutils' `sha256sum`.
