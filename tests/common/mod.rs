@@ -1,0 +1,698 @@
+//! Shared machinery for the tests that run synack over a veth pair with real Linux clients:
+//! prerequisites (and the reason to skip), a global lock that runs these tests one at a time,
+//! test hosts from `scripts/testbed.sh` as a guard, the server as a guard, client commands in the
+//! client namespace with time limits, seeded files and sha256 digests.
+//!
+//! Every guard cleans up in `Drop`, also when the test panics: the server gets SIGTERM and, if
+//! it does not exit in time, SIGKILL (by its PID only); the namespaces are removed; temporary
+//! directories are deleted. Declare a test's `Server` after its `Bed` so that it drops first.
+
+#![allow(dead_code)] // each test crate uses a different part of this module
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The server's and the client's addresses in every test bed (scripts/testbed.sh).
+pub const SRV_IP: &str = "198.18.0.1";
+pub const CLI_IP: &str = "198.18.0.2";
+/// The port the tests serve.
+pub const PORT: u16 = 8080;
+/// Cores: the server on one, the load generator on the other (TESTBED.md).
+pub const SERVER_CORE: &str = "1";
+pub const CLIENT_CORE: &str = "0";
+
+/// How long a server may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a server may take to exit after SIGTERM (its grace period is 5 s by default).
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Set this variable to make a missing prerequisite fail the test instead of skipping it.
+pub const REQUIRE_ENV: &str = "SYNACK_VETH_REQUIRED";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The release (or debug) binary cargo built for this test run.
+pub fn synack_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_synack")
+}
+
+fn command_exists(name: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name} >/dev/null 2>&1")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Why these tests cannot run here, or `None` if they can. Checked once per process.
+fn missing_prerequisite() -> Option<String> {
+    static REASON: OnceLock<Option<String>> = OnceLock::new();
+    REASON
+        .get_or_init(|| {
+            let uid = match Command::new("id").arg("-u").output() {
+                Ok(o) => o,
+                Err(e) => return Some(format!("cannot run `id -u`: {e}")),
+            };
+            if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+                return Some("not root (network namespaces, veth and XDP need root)".into());
+            }
+            let tools = [
+                "ip",
+                "tc",
+                "clang",
+                "ethtool",
+                "curl",
+                "wrk",
+                "python3",
+                "taskset",
+                "timeout",
+                "sha256sum",
+            ];
+            let missing: Vec<&str> = tools
+                .iter()
+                .copied()
+                .filter(|t| !command_exists(t))
+                .collect();
+            if !missing.is_empty() {
+                return Some(format!(
+                    "missing commands: {} (run scripts/setup.sh --deps-only)",
+                    missing.join(", ")
+                ));
+            }
+            // AF_XDP: address family 44. EAFNOSUPPORT means CONFIG_XDP_SOCKETS is off.
+            let probe = Command::new("python3")
+                .args([
+                    "-c",
+                    "import socket,sys\n\
+                     try:\n    socket.socket(44, socket.SOCK_RAW, 0).close()\n\
+                     except OSError as e:\n    print(e); sys.exit(1)",
+                ])
+                .output();
+            match probe {
+                Ok(o) if o.status.success() => {}
+                Ok(o) => {
+                    return Some(format!(
+                        "the kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS): {}",
+                        String::from_utf8_lossy(&o.stdout).trim()
+                    ));
+                }
+                Err(e) => return Some(format!("cannot run python3: {e}")),
+            }
+            None
+        })
+        .clone()
+}
+
+fn skip(reason: &str) {
+    if std::env::var_os(REQUIRE_ENV).is_some() {
+        panic!("{reason} (and {REQUIRE_ENV} is set)");
+    }
+    eprintln!("SKIP: {reason}");
+}
+
+/// Serializes the tests of this process: they pin the server and the clients to the same cores.
+fn global_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    // A test that panicked while holding the lock poisons it; its guards have cleaned up.
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One test's environment: the lock and the test hosts. Fields drop in order: hosts, then lock.
+pub struct Env {
+    pub bed: Bed,
+    _lock: MutexGuard<'static, ()>,
+}
+
+/// Takes the lock, checks the prerequisites and brings up test hosts named after `tag`
+/// (1-4 characters [a-z0-9]). `None` (after printing "SKIP: reason") if this machine cannot run
+/// the test.
+pub fn setup(tag: &str) -> Option<Env> {
+    setup_with_queues(tag, 1)
+}
+
+/// Like [`setup`], with `queues` TX/RX queues on each end of the veth pair.
+pub fn setup_with_queues(tag: &str, queues: u32) -> Option<Env> {
+    let lock = global_lock();
+    if let Some(reason) = missing_prerequisite() {
+        skip(&reason);
+        return None;
+    }
+    match Bed::up(tag, queues) {
+        Ok(bed) => Some(Env { bed, _lock: lock }),
+        Err(e) if e.contains("Unknown device type") || e.contains("not supported") => {
+            skip(&format!("the kernel cannot make veth pairs: {e}"));
+            None
+        }
+        Err(e) => panic!("scripts/testbed.sh up failed: {e}"),
+    }
+}
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ascii")
+}
+
+/// Test hosts: PREFIX-srv (veth PREFIXs0, 198.18.0.1/24) and PREFIX-cli (PREFIXc0, 198.18.0.2/24).
+/// Removed in `Drop`.
+pub struct Bed {
+    pub prefix: String,
+    pub srv_ns: String,
+    pub cli_ns: String,
+    pub srv_if: String,
+    pub cli_if: String,
+}
+
+fn testbed_sh(args: &[&str]) -> Output {
+    Command::new("timeout")
+        .args(["-k", "5", "60"])
+        .arg(repo_root().join("scripts/testbed.sh"))
+        .args(args)
+        .output()
+        .expect("run scripts/testbed.sh")
+}
+
+impl Bed {
+    /// A unique prefix: "t", the tag, the PID and a counter (base 36), at most 13 characters.
+    fn unique_prefix(tag: &str) -> String {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        assert!(
+            (1..=4).contains(&tag.len())
+                && tag
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+            "tag {tag:?}: 1-4 characters [a-z0-9]"
+        );
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let p = format!(
+            "t{tag}{}{}",
+            base36(u64::from(std::process::id())),
+            base36(u64::from(n))
+        );
+        assert!(p.len() <= 13, "prefix {p:?} is too long");
+        p
+    }
+
+    /// Test hosts with `queues` TX/RX queues on each end of the veth pair.
+    pub fn up(tag: &str, queues: u32) -> Result<Bed, String> {
+        let prefix = Bed::unique_prefix(tag);
+        let bed = Bed {
+            srv_ns: format!("{prefix}-srv"),
+            cli_ns: format!("{prefix}-cli"),
+            srv_if: format!("{prefix}s0"),
+            cli_if: format!("{prefix}c0"),
+            prefix,
+        };
+        // A namespace of this name can only be left over from an earlier process with our PID.
+        let _ = testbed_sh(&["down", &bed.prefix]);
+        let out = testbed_sh(&["up", &bed.prefix, &queues.to_string()]);
+        if !out.status.success() {
+            // testbed.sh removes what it made when a step fails; `bed` drops and downs it again.
+            return Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(bed)
+    }
+
+    /// `timeout -k 5 SECS ip netns exec NS ARGS...`, with its output.
+    pub fn run_in(&self, ns: &str, secs: u64, args: &[&str]) -> Output {
+        Command::new("timeout")
+            .args(["-k", "5", &secs.to_string(), "ip", "netns", "exec", ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {args:?} in {ns}: {e}"))
+    }
+
+    /// A command in the client namespace, with a time limit.
+    pub fn client(&self, secs: u64, args: &[&str]) -> Output {
+        self.run_in(&self.cli_ns, secs, args)
+    }
+
+    /// A command in the client namespace, started in the background with a time limit; its
+    /// stdout and stderr are piped. The caller waits for it.
+    pub fn client_spawn(&self, secs: u64, args: &[&str]) -> Child {
+        Command::new("timeout")
+            .args([
+                "-k",
+                "5",
+                &secs.to_string(),
+                "ip",
+                "netns",
+                "exec",
+                &self.cli_ns,
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"))
+    }
+
+    /// A command in the server namespace, with a time limit.
+    pub fn server_ns(&self, secs: u64, args: &[&str]) -> Output {
+        self.run_in(&self.srv_ns, secs, args)
+    }
+
+    /// A Python script (the HTTP helpers of [`PY_PRELUDE`] come first) in the client namespace.
+    pub fn python(&self, secs: u64, script: &str, args: &[&str]) -> Output {
+        let code = format!("{PY_PRELUDE}\n{script}");
+        let mut all = vec!["python3", "-c", &code];
+        all.extend_from_slice(args);
+        self.client(secs, &all)
+    }
+
+    /// `curl -sS` in the client namespace with a `-m` limit, the arguments, then the URL of
+    /// `path` on the server. Its `-w` output (if asked) is in stdout.
+    pub fn curl(&self, max_secs: u64, args: &[&str], path: &str) -> Output {
+        let url = format!("http://{SRV_IP}:{PORT}{path}");
+        let m = max_secs.to_string();
+        let mut all = vec!["curl", "-sS", "-m", &m];
+        all.extend_from_slice(args);
+        all.push(&url);
+        self.client(max_secs + 10, &all)
+    }
+
+    /// The client kernel's count of retransmitted TCP segments (`Tcp: RetransSegs` of
+    /// /proc/net/snmp in the client namespace).
+    pub fn client_retransmits(&self) -> u64 {
+        let snmp = ok(
+            &self.client(10, &["cat", "/proc/net/snmp"]),
+            "read /proc/net/snmp",
+        );
+        let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+        let (names, values) = (tcp.next().unwrap_or(""), tcp.next().unwrap_or(""));
+        names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .find(|(n, _)| *n == "RetransSegs")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or_else(|| panic!("no Tcp RetransSegs in /proc/net/snmp:\n{snmp}"))
+    }
+
+    /// Attaches the tc program in `obj` (section "tc", direct action) to the ingress of the
+    /// client's veth end, for IPv4 frames. It goes away with the namespaces.
+    pub fn client_ingress_filter(&self, obj: &Path) {
+        let obj = obj.to_str().expect("utf-8 path");
+        ok(
+            &self.client(10, &["tc", "qdisc", "add", "dev", &self.cli_if, "clsact"]),
+            "tc qdisc add clsact",
+        );
+        ok(
+            &self.client(
+                10,
+                &[
+                    "tc",
+                    "filter",
+                    "add",
+                    "dev",
+                    &self.cli_if,
+                    "ingress",
+                    "protocol",
+                    "ip",
+                    "bpf",
+                    "da",
+                    "obj",
+                    obj,
+                    "sec",
+                    "tc",
+                ],
+            ),
+            "tc filter add bpf",
+        );
+    }
+
+    /// The server interface as `ip -d link show` prints it.
+    pub fn srv_link_details(&self) -> String {
+        let o = self.server_ns(10, &["ip", "-d", "link", "show", "dev", &self.srv_if]);
+        assert!(o.status.success(), "ip link show: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let out = testbed_sh(&["down", &self.prefix]);
+        if !out.status.success() {
+            eprintln!(
+                "warning: scripts/testbed.sh down {} failed: {}",
+                self.prefix,
+                text(&out)
+            );
+        }
+    }
+}
+
+/// stdout and stderr of a command, for messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Panics with the command's output unless it succeeded; returns its stdout.
+pub fn ok(o: &Output, what: &str) -> String {
+    assert!(o.status.success(), "{what} failed: {}", text(o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// synack serving in the server namespace, pinned to [`SERVER_CORE`]. Stopped in `Drop`.
+pub struct Server {
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts `synack serve --iface SRV_IF --ip SRV_IP --port PORT --cores 1 --quiet ARGS...`
+    /// (pinned with taskset to core 1 as well)
+    /// and waits (bounded) for its ready line. Panics with its stderr if it does not get ready.
+    pub fn start(bed: &Bed, args: &[&str]) -> Server {
+        Server::start_on(bed, SERVER_CORE, args)
+    }
+
+    /// Like [`Server::start`], pinned (taskset and `--cores`) to `cores`, e.g. "0,1".
+    pub fn start_on(bed: &Bed, cores: &str, args: &[&str]) -> Server {
+        let port = PORT.to_string();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &bed.srv_ns, "taskset", "-c", cores])
+            .arg(synack_bin())
+            .args([
+                "serve",
+                "--iface",
+                &bed.srv_if,
+                "--ip",
+                SRV_IP,
+                "--port",
+                &port,
+            ])
+            .args(["--cores", cores, "--quiet"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn synack");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let reader = {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut lines = BufReader::new(stderr);
+                let mut line = String::new();
+                // Ends at EOF, when the server exits.
+                while lines.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if line.starts_with("synack: serving ") {
+                        let _ = ready_tx.send(());
+                    }
+                    log.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_str(&line);
+                    line.clear();
+                }
+            })
+        };
+        let mut server = Server {
+            child: Some(child),
+            log,
+            reader: Some(reader),
+        };
+        let t0 = Instant::now();
+        loop {
+            match ready_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(()) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let st = server.wait_exit(Duration::from_secs(5));
+                    panic!(
+                        "synack exited before it was ready ({st:?}):\n{}",
+                        server.log()
+                    );
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if t0.elapsed() > READY_TIMEOUT => {
+                    panic!(
+                        "synack printed no ready line within {READY_TIMEOUT:?}:\n{}",
+                        server.log()
+                    );
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+        // `ip netns exec` and `taskset` exec the next command: the child is synack itself, so
+        // signals by this PID reach it.
+        let comm =
+            std::fs::read_to_string(format!("/proc/{}/comm", server.pid())).unwrap_or_default();
+        assert_eq!(comm.trim(), "synack", "the child process is not synack");
+        server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// What the server printed on stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status();
+        }
+    }
+
+    /// Waits up to `limit` for the server to exit; its status, or `None` if it still runs.
+    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let t0 = Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) => {
+                    self.child = None;
+                    if let Some(r) = self.reader.take() {
+                        let _ = r.join();
+                    }
+                    return Some(st);
+                }
+                Ok(None) if t0.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn sigterm(&self) {
+        self.signal("-TERM");
+    }
+
+    /// Waits up to `limit` for the exit (panics after). Returns the status and all of stderr.
+    pub fn wait(mut self, limit: Duration) -> (ExitStatus, String) {
+        let st = self
+            .wait_exit(limit)
+            .unwrap_or_else(|| panic!("synack did not exit within {limit:?}"));
+        (st, self.log())
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit. Returns the status and all of stderr.
+    pub fn stop(self) -> (ExitStatus, String) {
+        self.sigterm();
+        self.wait(STOP_TIMEOUT)
+    }
+
+    /// SIGKILL, and waits for the exit.
+    pub fn kill9(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL synack");
+        let st = child.wait().expect("wait for synack");
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        st
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        self.signal("-TERM");
+        if self.wait_exit(STOP_TIMEOUT).is_none()
+            && let Some(mut c) = self.child.take()
+        {
+            eprintln!("synack ignored SIGTERM for {STOP_TIMEOUT:?}: SIGKILL");
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- synack stderr\n{}", self.log());
+        }
+    }
+}
+
+/// A temporary directory, removed in `Drop`.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("synack-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `len` pseudo-random bytes from `seed` (splitmix64): the same seed, the same bytes.
+pub fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        out.extend_from_slice(&z.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes a seeded random file of `len` bytes as `dir/name`.
+pub fn write_seeded(dir: &TempDir, name: &str, len: usize, seed: u64) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, seeded_bytes(seed, len)).expect("write test file");
+    p
+}
+
+/// Compiles the BPF C program tests/data/`name` with clang into `dir`; returns the object's path.
+pub fn compile_bpf(name: &str, dir: &TempDir) -> PathBuf {
+    let src = repo_root().join("tests/data").join(name);
+    let obj = dir.join(&format!("{name}.o"));
+    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
+    let o = Command::new(&clang)
+        .args([
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            "-I/usr/include/x86_64-linux-gnu",
+            "-c",
+        ])
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {clang}: {e}"));
+    ok(&o, &format!("{clang} {}", src.display()));
+    obj
+}
+
+/// The sha256 of a file, in hex, from coreutils' `sha256sum`.
+pub fn sha256_file(path: &Path) -> String {
+    let o = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    let out = ok(&o, "sha256sum");
+    let digest = out
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(digest.len(), 64, "sha256sum printed {out:?}");
+    digest
+}
+
+/// Python helpers for raw-socket clients, placed before every script of [`Bed::python`].
+/// `Reader(sock).response(head=False)` returns (status line, headers with lower-case names,
+/// body); it reads exactly one response (Content-Length framing), keeping what follows.
+pub const PY_PRELUDE: &str = r#"
+import hashlib, socket, sys, time
+SRV = ("198.18.0.1", 8080)
+
+class Reader:
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+    def fill(self):
+        d = self.s.recv(1 << 20)
+        if not d:
+            raise EOFError("connection closed with %d bytes unparsed" % len(self.buf))
+        self.buf += d
+    def response(self, head=False):
+        while b"\r\n\r\n" not in self.buf:
+            self.fill()
+        h, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = h.decode("latin-1").split("\r\n")
+        headers = {}
+        for l in lines[1:]:
+            k, _, v = l.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        n = 0 if head else int(headers.get("content-length", "0"))
+        while len(self.buf) < n:
+            self.fill()
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return lines[0], headers, body
+    def rest_until_eof(self, limit=10.0):
+        """Everything after the parsed responses until the peer closes; None on timeout."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            self.s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                d = self.s.recv(1 << 20)
+            except socket.timeout:
+                return None
+            if not d:
+                return self.buf
+            self.buf += d
+        return None
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+"#;

@@ -1,0 +1,835 @@
+//! synack over a veth pair, end to end, with real Linux clients (curl, wrk, Python sockets) in
+//! a second network namespace: byte-exact downloads, HEAD and 404, pipelining, HTTP/1.0,
+//! thousands of short connections, wrk load, loss, shutdown and what the kernel sees after.
+//!
+//! Loss comes two ways: `--inject-drop` drops frames synack receives (requests, ACKs), and a tc
+//! program on the client's ingress (tests/data/drop_data.bpf.c, built with clang) drops data
+//! frames synack sends, so that it must retransmit. There is no netem here.
+//!
+//! Needs root, AF_XDP and veth; without them each test prints "SKIP: reason" and passes (set
+//! SYNACK_VETH_REQUIRED=1 to make that a failure). The tests run one at a time (a global lock):
+//! they pin the server to core 1 and the load generators to core 0.
+//!
+//!     cargo test --release --test veth -- --nocapture --test-threads=1
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Bed, PORT, SRV_IP, Server, TempDir, ok, sha256_file, text, write_seeded};
+
+/// The sizes the downloads must get exactly right: empty, one byte, one full segment (MSS 1460)
+/// and one byte more, a buffer's worth, and two sizes that need many windows.
+const DOWNLOAD_SIZES: [usize; 7] = [0, 1, 1460, 1461, 64 << 10, 1 << 20, 16 << 20];
+
+/// Downloads `path` with curl into `out_dir/name` and returns (HTTP status, sha256 of the file).
+fn curl_download(
+    bed: &Bed,
+    out_dir: &TempDir,
+    name: &str,
+    path: &str,
+    max_secs: u64,
+    extra: &[&str],
+) -> (String, String) {
+    let out = out_dir.join(name);
+    let out_s = out.to_str().unwrap().to_string();
+    let mut args = vec!["-o", out_s.as_str(), "-w", "%{http_code}"];
+    args.extend_from_slice(extra);
+    let o = bed.curl(max_secs, &args, path);
+    let code = ok(&o, &format!("curl {path}"));
+    // curl creates the output file also for an empty body; a missing file is a failure.
+    assert!(
+        out.exists(),
+        "curl wrote no {}: {}",
+        out.display(),
+        text(&o)
+    );
+    (code, sha256_file(&out))
+}
+
+/// Final statistics: the `drops` count on the "connections ... drops N" line.
+fn final_drops(log: &str) -> Option<u64> {
+    let line = log
+        .lines()
+        .find(|l| l.contains(" established, requests "))?;
+    line.rsplit("drops ").next()?.trim().parse().ok()
+}
+
+#[test]
+fn downloads_are_byte_exact() {
+    let Some(env) = common::setup("dl") else {
+        return;
+    };
+    let bed = &env.bed;
+    let root = TempDir::new("root");
+    let outs = TempDir::new("out");
+    let mut expected = Vec::new();
+    for (i, &len) in DOWNLOAD_SIZES.iter().enumerate() {
+        let name = format!("f{len}");
+        let p = write_seeded(&root, &name, len, 1000 + i as u64);
+        expected.push((name, len, sha256_file(&p)));
+    }
+    let server = Server::start(bed, &["--root", root.as_str()]);
+    for (name, len, digest) in &expected {
+        let (code, got) = curl_download(bed, &outs, name, &format!("/{name}"), 60, &[]);
+        assert_eq!(code, "200", "GET /{name}");
+        let size = std::fs::metadata(outs.join(name)).unwrap().len();
+        assert_eq!(size, *len as u64, "size of /{name}");
+        assert_eq!(&got, digest, "sha256 of /{name} ({len} bytes)");
+    }
+    // All of them again on one keep-alive connection (one curl, several URLs).
+    let mut args: Vec<String> = vec!["curl".into(), "-sS".into(), "-m".into(), "60".into()];
+    for (name, _, _) in &expected {
+        args.push("-o".into());
+        args.push(outs.join(&format!("ka-{name}")).to_str().unwrap().into());
+        args.push(format!("http://{SRV_IP}:{PORT}/{name}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&bed.client(70, &args), "curl, all files on one connection");
+    for (name, _, digest) in &expected {
+        assert_eq!(
+            &sha256_file(&outs.join(&format!("ka-{name}"))),
+            digest,
+            "sha256 of /{name} on a keep-alive connection"
+        );
+    }
+    let (st, log) = server.stop();
+    assert!(st.success(), "synack exit: {st:?}\n{log}");
+    assert!(
+        log.contains(&format!("requests {} (", 2 * expected.len())),
+        "the server should count {} requests:\n{log}",
+        2 * expected.len()
+    );
+}
+
+#[test]
+fn head_has_headers_but_no_body_and_missing_path_is_404() {
+    let Some(env) = common::setup("hd") else {
+        return;
+    };
+    let bed = &env.bed;
+    let root = TempDir::new("root");
+    write_seeded(&root, "page", 5000, 7);
+    write_seeded(&root, "small", 3, 8);
+    let _server = Server::start(bed, &["--root", root.as_str()]);
+
+    // curl -I: a 200 with the length of the file.
+    let head = ok(&bed.curl(10, &["-I"], "/page"), "curl -I /page");
+    let lower = head.to_ascii_lowercase();
+    assert!(head.starts_with("HTTP/1.1 200"), "HEAD /page:\n{head}");
+    assert!(
+        lower.contains("\r\ncontent-length: 5000\r\n"),
+        "HEAD /page:\n{head}"
+    );
+
+    // A raw HEAD followed by a GET on the same connection: the GET's response must follow the
+    // HEAD's headers immediately, so the HEAD sent no body.
+    let script = r#"
+s = socket.create_connection(SRV, timeout=10)
+s.sendall(b"HEAD /page HTTP/1.1\r\nHost: t\r\n\r\nGET /small HTTP/1.1\r\nHost: t\r\n\r\n")
+r = Reader(s)
+st1, h1, b1 = r.response(head=True)
+st2, h2, b2 = r.response()
+print(st1, h1.get("content-length"), len(b1))
+print(st2, h2.get("content-length"), sha(b2))
+s.close()
+"#;
+    let out = ok(&bed.python(30, script, &[]), "HEAD then GET");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0], "HTTP/1.1 200 OK 5000 0", "HEAD response:\n{out}");
+    let small = sha256_file(&root.join("small"));
+    assert_eq!(
+        lines[1],
+        format!("HTTP/1.1 200 OK 3 {small}"),
+        "the GET after the HEAD: a body from the HEAD would show up here"
+    );
+
+    // Missing paths: 404 for GET and HEAD.
+    let get = ok(
+        &bed.curl(
+            10,
+            &["-o", "/dev/null", "-w", "%{http_code}"],
+            "/no/such/file",
+        ),
+        "curl missing",
+    );
+    assert_eq!(get, "404", "GET of a missing path");
+    let head404 = ok(&bed.curl(10, &["-I"], "/missing"), "curl -I missing");
+    assert!(
+        head404.starts_with("HTTP/1.1 404"),
+        "HEAD of a missing path:\n{head404}"
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let Some(env) = common::setup("pipe") else {
+        return;
+    };
+    let bed = &env.bed;
+    let root = TempDir::new("root");
+    let sizes = [("a", 1usize), ("b", 70_000), ("c", 1461), ("d", 0)];
+    for (i, (name, len)) in sizes.iter().enumerate() {
+        write_seeded(&root, name, *len, 50 + i as u64);
+    }
+    let _server = Server::start(bed, &["--root", root.as_str()]);
+    // Four GETs (a large one in the middle, then a missing path) in one send.
+    let order = ["b", "a", "nope", "c", "d"];
+    let script = r#"
+paths = sys.argv[1:]
+s = socket.create_connection(SRV, timeout=10)
+s.sendall(b"".join(b"GET /%s HTTP/1.1\r\nHost: t\r\n\r\n" % p.encode() for p in paths))
+r = Reader(s)
+for p in paths:
+    st, h, b = r.response()
+    print(p, st.split(" ")[1], len(b), sha(b))
+s.close()
+"#;
+    let out = ok(&bed.python(30, script, &order), "pipelined GETs");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), order.len(), "{out}");
+    for (line, name) in lines.iter().zip(order) {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(f[0], name, "{out}");
+        if name == "nope" {
+            assert_eq!(f[1], "404", "response to /nope:\n{out}");
+            continue;
+        }
+        let len = sizes.iter().find(|s| s.0 == name).unwrap().1;
+        assert_eq!(f[1], "200", "response for /{name}:\n{out}");
+        assert_eq!(f[2], len.to_string(), "length for /{name}:\n{out}");
+        assert_eq!(
+            f[3],
+            sha256_file(&root.join(name)),
+            "body for /{name} (out of order?):\n{out}"
+        );
+    }
+}
+
+#[test]
+fn http_1_0_is_served_and_closed() {
+    let Some(env) = common::setup("h10") else {
+        return;
+    };
+    let bed = &env.bed;
+    let root = TempDir::new("root");
+    let outs = TempDir::new("out");
+    let p = write_seeded(&root, "doc", 100_000, 3);
+    let digest = sha256_file(&p);
+    let _server = Server::start(bed, &["--root", root.as_str()]);
+
+    let (code, got) = curl_download(bed, &outs, "doc", "/doc", 20, &["--http1.0"]);
+    assert_eq!(code, "200");
+    assert_eq!(got, digest, "curl --http1.0 body");
+
+    // A raw HTTP/1.0 request without Host: the answer, then the server closes the connection.
+    let script = r#"
+s = socket.create_connection(SRV, timeout=10)
+t0 = time.monotonic()
+s.sendall(b"GET /doc HTTP/1.0\r\nUser-Agent: raw\r\n\r\n")
+r = Reader(s)
+st, h, b = r.response()
+rest = r.rest_until_eof(10.0)
+print(st.split(" ")[1], len(b), sha(b))
+print("eof" if rest is not None else "open", 0 if rest is None else len(rest), "%.3f" % (time.monotonic() - t0))
+s.close()
+"#;
+    let out = ok(&bed.python(30, script, &[]), "raw HTTP/1.0");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(
+        lines[0],
+        format!("200 100000 {digest}"),
+        "HTTP/1.0 response:\n{out}"
+    );
+    let f: Vec<&str> = lines[1].split(' ').collect();
+    assert_eq!(
+        f[0], "eof",
+        "the server must close an HTTP/1.0 connection after the response:\n{out}"
+    );
+    assert_eq!(f[1], "0", "bytes after the response:\n{out}");
+}
+
+#[test]
+fn five_thousand_sequential_short_connections() {
+    let Some(env) = common::setup("seq") else {
+        return;
+    };
+    let bed = &env.bed;
+    let server = Server::start(bed, &["--body", "hello from synack\n"]);
+    // Even connections ask for `Connection: close` (the server closes first); odd ones read the
+    // response by its length and close first. Bounded: 5 s per socket, 120 s in all.
+    let script = r#"
+N = int(sys.argv[1])
+body = b"hello from synack\n"
+ok = 0
+failures = {}
+first = None
+t0 = time.monotonic()
+for i in range(N):
+    if time.monotonic() - t0 > 120:
+        first = first or "stopped at %d after 120 s" % i
+        break
+    try:
+        s = socket.create_connection(SRV, timeout=5)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        r = Reader(s)
+        if i % 2 == 0:
+            s.sendall(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            st, h, b = r.response()
+            good = st.startswith("HTTP/1.1 200") and b == body and r.rest_until_eof(5.0) == b""
+        else:
+            s.sendall(b"GET /y HTTP/1.1\r\nHost: t\r\n\r\n")
+            st, h, b = r.response()
+            good = st.startswith("HTTP/1.1 200") and b == body
+        s.close()
+        if good:
+            ok += 1
+        else:
+            failures["bad response"] = failures.get("bad response", 0) + 1
+            first = first or "%d: bad response %r %r" % (i, st, b[:40])
+    except Exception as e:
+        k = type(e).__name__
+        failures[k] = failures.get(k, 0) + 1
+        first = first or "%d: %r" % (i, e)
+print("ok=%d failures=%r seconds=%.1f first=%s" % (ok, failures, time.monotonic() - t0, first))
+"#;
+    let n = 5000;
+    let out = ok(
+        &bed.python(150, script, &[&n.to_string()]),
+        "5000 connections",
+    );
+    eprintln!("sequential connections: {}", out.trim());
+    assert!(
+        out.starts_with(&format!("ok={n} failures={{}}")),
+        "all {n} connections must succeed: {out}"
+    );
+    let (st, log) = server.stop();
+    assert!(st.success(), "synack exit: {st:?}\n{log}");
+    assert!(
+        log.contains(&format!("connections {n} established, requests {n} (")),
+        "the server should count {n} connections and requests:\n{log}"
+    );
+}
+
+/// Runs wrk in the client namespace on [`common::CLIENT_CORE`]; returns its output.
+fn wrk(bed: &Bed, extra: &[&str]) -> String {
+    let url = format!("http://{SRV_IP}:{PORT}/");
+    let mut args = vec![
+        "taskset",
+        "-c",
+        common::CLIENT_CORE,
+        "wrk",
+        "-t1",
+        "-c64",
+        "-d10s",
+        "--timeout",
+        "5s",
+    ];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    ok(&bed.client(40, &args), "wrk")
+}
+
+/// From wrk's output: (requests, socket errors line, non-2xx line).
+fn wrk_summary(out: &str) -> (u64, Option<String>, Option<String>) {
+    let requests = out
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{out}"));
+    let find = |what: &str| out.lines().find(|l| l.contains(what)).map(str::to_string);
+    (
+        requests,
+        find("Socket errors"),
+        find("Non-2xx or 3xx responses"),
+    )
+}
+
+#[test]
+fn wrk_keepalive_and_close_without_errors() {
+    let Some(env) = common::setup("wrk") else {
+        return;
+    };
+    let bed = &env.bed;
+    let server = Server::start(bed, &["--body", "hi"]);
+    for (label, extra) in [
+        ("keep-alive", &[][..]),
+        ("close", &["-H", "Connection: close"][..]),
+    ] {
+        let out = wrk(bed, extra);
+        eprintln!("wrk {label}:\n{out}");
+        let (requests, socket_errors, non2xx) = wrk_summary(&out);
+        assert!(requests > 0, "wrk {label}: no requests:\n{out}");
+        assert_eq!(socket_errors, None, "wrk {label}: socket errors:\n{out}");
+        assert_eq!(non2xx, None, "wrk {label}: non-2xx responses:\n{out}");
+    }
+    let (st, log) = server.stop();
+    assert!(st.success(), "synack exit: {st:?}\n{log}");
+    eprintln!("{log}");
+}
+
+#[test]
+fn after_kill_9_no_xdp_program_and_kernel_resets() {
+    let Some(env) = common::setup("k9") else {
+        return;
+    };
+    let bed = &env.bed;
+    let server = Server::start(bed, &["--body", "x"]);
+    assert_eq!(
+        ok(&bed.curl(10, &["-w", " %{http_code}"], "/"), "curl"),
+        "x 200"
+    );
+    let before = bed.srv_link_details();
+    assert!(
+        before.contains("xdp"),
+        "an XDP program should be attached while synack runs:\n{before}"
+    );
+
+    let st = server.kill9();
+    assert!(!st.success(), "SIGKILL: {st:?}");
+    // The bpf_link goes with the process; allow the kernel a moment to release it.
+    let t0 = Instant::now();
+    let mut after = bed.srv_link_details();
+    while after.contains("xdp") && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+        after = bed.srv_link_details();
+    }
+    assert!(
+        !after.contains("xdp"),
+        "an XDP program is still attached 5 s after kill -9:\n{after}"
+    );
+
+    // Nothing listens on the port: the kernel answers the SYN with a RST, at once.
+    let out = ok(&bed.python(20, CONNECT_SCRIPT, &["8080"]), "connect");
+    assert!(
+        out.starts_with("refused "),
+        "connect to the port after kill -9 should be refused (kernel RST): {out}"
+    );
+    let secs: f64 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(secs < 2.0, "the RST took {secs} s: {out}");
+}
+
+/// Connects to SRV_IP:argv[1] once (3 s limit); prints "refused SECS", "connected SECS" or
+/// "error NAME SECS".
+const CONNECT_SCRIPT: &str = r#"
+t0 = time.monotonic()
+try:
+    socket.create_connection((SRV[0], int(sys.argv[1])), timeout=3).close()
+    print("connected %.3f" % (time.monotonic() - t0))
+except ConnectionRefusedError:
+    print("refused %.3f" % (time.monotonic() - t0))
+except Exception as e:
+    print("error %s %.3f" % (type(e).__name__, time.monotonic() - t0))
+"#;
+
+#[test]
+fn lossy_download_is_byte_exact() {
+    let Some(env) = common::setup("loss") else {
+        return;
+    };
+    let bed = &env.bed;
+    let root = TempDir::new("root");
+    let outs = TempDir::new("out");
+    let digest = sha256_file(&write_seeded(&root, "big", 16 << 20, 99));
+    let server = Server::start(bed, &["--root", root.as_str(), "--inject-drop", "0.05"]);
+    let t0 = Instant::now();
+    let (code, got) = curl_download(bed, &outs, "big", "/big", 120, &[]);
+    eprintln!(
+        "16 MiB with 5% of received frames dropped: {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(code, "200");
+    assert_eq!(got, digest, "sha256 of 16 MiB with 5% loss");
+    let (st, log) = server.stop();
+    assert!(st.success(), "synack exit: {st:?}\n{log}");
+    eprintln!("{log}");
+    // The loss really happened: injected drops are counted in the final statistics.
+    assert!(
+        log.contains("injected"),
+        "no injected drops in the final statistics:\n{log}"
+    );
+    assert!(
+        final_drops(&log).is_some_and(|d| d > 0),
+        "drops should be counted:\n{log}"
+    );
+}
+
+#[test]
+fn lossy_pipelined_upload_is_answered_in_order() {
+    let Some(env) = common::setup("lup") else {
+        return;
+    };
+    let bed = &env.bed;
+    let root = TempDir::new("root");
+    for (i, (name, len)) in [("a", 1usize), ("b", 3000), ("c", 0), ("d", 1460)]
+        .iter()
+        .enumerate()
+    {
+        write_seeded(&root, name, *len, 200 + i as u64);
+    }
+    let server = Server::start(bed, &["--root", root.as_str(), "--inject-drop", "0.05"]);
+    // 400 requests of about 1 KB each in one stream (so about 300 data segments towards the
+    // lossy receiver), sent by a thread while the main thread reads the answers in order.
+    let script = r#"
+import os, threading
+root, n = sys.argv[1], int(sys.argv[2])
+names = ["a", "b", "c", "d", "missing"]
+want = {}
+for k in names:
+    p = os.path.join(root, k)
+    want[k] = open(p, "rb").read() if os.path.exists(p) else None
+pad = b"X-Pad: " + b"p" * 1000 + b"\r\n"
+s = socket.create_connection(SRV, timeout=30)
+def send():
+    for i in range(n):
+        s.sendall(b"GET /%s HTTP/1.1\r\nHost: t\r\n%s\r\n" % (names[i % len(names)].encode(), pad))
+threading.Thread(target=send, daemon=True).start()
+r = Reader(s)
+ok = 0
+first = None
+t0 = time.monotonic()
+try:
+    for i in range(n):
+        st, h, b = r.response()
+        k = names[i % len(names)]
+        good = (st.startswith("HTTP/1.1 404") if want[k] is None else st.startswith("HTTP/1.1 200") and b == want[k])
+        if good:
+            ok += 1
+        elif first is None:
+            first = "%d (/%s): %s, %d bytes" % (i, k, st, len(b))
+except Exception as e:
+    first = first or "after %d responses: %r" % (ok, e)
+print("ok=%d first=%s seconds=%.1f" % (ok, first, time.monotonic() - t0))
+"#;
+    let n = 400;
+    let out = ok(
+        &bed.python(120, script, &[root.as_str(), &n.to_string()]),
+        "lossy pipelined requests",
+    );
+    eprintln!("lossy pipelined upload: {}", out.trim());
+    assert!(
+        out.starts_with(&format!("ok={n} first=None")),
+        "all {n} responses in order despite 5% loss: {out}"
+    );
+    // Requests were lost on the way in: the client's kernel had to send them again.
+    let retransmits = bed.client_retransmits();
+    eprintln!("client retransmitted {retransmits} segments");
+    assert!(
+        retransmits > 0,
+        "no client retransmissions: the loss was not exercised"
+    );
+    let (st, log) = server.stop();
+    assert!(st.success(), "synack exit: {st:?}\n{log}");
+    assert!(
+        final_drops(&log).is_some_and(|d| d > 0),
+        "drops should be counted:\n{log}"
+    );
+}
+
+#[test]
+fn sigterm_exits_zero_with_final_statistics() {
+    let Some(env) = common::setup("term") else {
+        return;
+    };
+    let bed = &env.bed;
+    let server = Server::start(bed, &["--body", "bye"]);
+    for _ in 0..3 {
+        assert_eq!(ok(&bed.curl(10, &[], "/"), "curl"), "bye");
+    }
+    let (st, log) = server.stop();
+    assert_eq!(st.code(), Some(0), "exit status after SIGTERM:\n{log}");
+    assert!(
+        log.contains("synack: final statistics"),
+        "no final statistics:\n{log}"
+    );
+    assert!(
+        log.contains("connections 3 established, requests 3"),
+        "3 connections and 3 requests should be counted:\n{log}"
+    );
+    // Detached on the way out.
+    let link = bed.srv_link_details();
+    assert!(
+        !link.contains("xdp"),
+        "XDP still attached after exit:\n{link}"
+    );
+}
+
+#[test]
+fn arp_and_icmp_still_reach_the_kernel() {
+    let Some(env) = common::setup("arp") else {
+        return;
+    };
+    let bed = &env.bed;
+    let _server = Server::start(bed, &["--body", "x"]);
+    // Forget the server's MAC, so the echo below needs ARP first.
+    ok(
+        &bed.client(10, &["ip", "neigh", "flush", "dev", &bed.cli_if]),
+        "ip neigh flush",
+    );
+    let script = r#"
+import os, struct
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff)
+    s += s >> 16
+    return ~s & 0xffff
+ident = os.getpid() & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.settimeout(2)
+replies = 0
+for seq in range(1, 4):
+    payload = b"synack-echo"
+    hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+    s.sendto(struct.pack("!BBHHH", 8, 0, csum(hdr + payload), ident, seq) + payload, (SRV[0], 0))
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        try:
+            d = s.recv(2048)
+        except socket.timeout:
+            break
+        ihl = (d[0] & 15) * 4
+        t, _, _, i, q = struct.unpack("!BBHHH", d[ihl:ihl + 8])
+        if t == 0 and i == ident and q == seq:
+            replies += 1
+            break
+print("replies=%d" % replies)
+"#;
+    let out = ok(&bed.python(30, script, &[]), "ICMP echo");
+    assert_eq!(out.trim(), "replies=3", "echo replies from 198.18.0.1");
+    let neigh = ok(
+        &bed.client(10, &["ip", "neigh", "show", SRV_IP, "dev", &bed.cli_if]),
+        "ip neigh show",
+    );
+    let link = bed.srv_link_details();
+    let mac = link
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .expect("server MAC")
+        .to_string();
+    assert!(
+        neigh.contains(&format!("lladdr {mac}")),
+        "the client should have learned {mac} by ARP: {neigh:?}"
+    );
+    // And TCP to the served port still goes to synack.
+    assert_eq!(ok(&bed.curl(10, &[], "/"), "curl"), "x");
+}
+
+#[test]
+fn a_port_not_served_is_answered_by_the_kernel() {
+    let Some(env) = common::setup("port") else {
+        return;
+    };
+    let bed = &env.bed;
+    let _server = Server::start(bed, &["--body", "x"]);
+    let out = ok(&bed.python(20, CONNECT_SCRIPT, &["9090"]), "connect 9090");
+    assert!(
+        out.starts_with("refused "),
+        "port 9090 should be refused by the server namespace's kernel: {out}"
+    );
+    let served = ok(&bed.python(20, CONNECT_SCRIPT, &["8080"]), "connect 8080");
+    assert!(served.starts_with("connected "), "port 8080: {served}");
+    assert_eq!(ok(&bed.curl(10, &[], "/"), "curl"), "x");
+}
+
+#[test]
+fn sigterm_lets_an_inflight_download_finish_and_refuses_new_connections() {
+    let Some(env) = common::setup("drn") else {
+        return;
+    };
+    let bed = &env.bed;
+    let root = TempDir::new("root");
+    let outs = TempDir::new("out");
+    let digest = sha256_file(&write_seeded(&root, "big", 4 << 20, 5));
+    let server = Server::start(bed, &["--root", root.as_str(), "--grace", "20"]);
+    // About 2 s at 2 MB/s: still running when SIGTERM comes.
+    let out = outs.join("big");
+    let out_s = out.to_str().unwrap();
+    let url = format!("http://{SRV_IP}:{PORT}/big");
+    let curl = bed.client_spawn(
+        40,
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "30",
+            "--limit-rate",
+            "2M",
+            "-o",
+            out_s,
+            "-w",
+            "%{http_code}",
+            &url,
+        ],
+    );
+    let t0 = Instant::now();
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) == 0
+        && t0.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(out.exists(), "the download did not start");
+    server.sigterm();
+    std::thread::sleep(Duration::from_millis(300));
+    // Draining: a new connection is not accepted.
+    let refused = ok(
+        &bed.python(20, CONNECT_SCRIPT, &["8080"]),
+        "connect while draining",
+    );
+    let curl = curl.wait_with_output().expect("wait for curl");
+    let code = ok(&curl, "curl of the in-flight download");
+    assert_eq!(code, "200");
+    assert_eq!(
+        sha256_file(&out),
+        digest,
+        "the in-flight download after SIGTERM"
+    );
+    assert!(
+        refused.starts_with("refused "),
+        "a new connection while draining should be refused: {refused}"
+    );
+    let (st, log) = server.wait(Duration::from_secs(30));
+    assert_eq!(st.code(), Some(0), "exit status after draining:\n{log}");
+    assert!(log.contains("synack: final statistics"), "{log}");
+}
+
+#[test]
+fn two_queues_serve_every_connection() {
+    let Some(env) = common::setup_with_queues("mq", 2) else {
+        return;
+    };
+    let bed = &env.bed;
+    let server = Server::start_on(bed, "0,1", &["--body", "q", "--queues", "2"]);
+    let script = r#"
+ok = 0
+first = None
+for i in range(int(sys.argv[1])):
+    try:
+        s = socket.create_connection(SRV, timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        r = Reader(s)
+        st, h, b = r.response()
+        if st.startswith("HTTP/1.1 200") and b == b"q" and r.rest_until_eof(5.0) == b"":
+            ok += 1
+        elif first is None:
+            first = "%d: %s %r" % (i, st, b)
+        s.close()
+    except Exception as e:
+        first = first or "%d: %r" % (i, e)
+print("ok=%d first=%s" % (ok, first))
+"#;
+    let out = ok(&bed.python(60, script, &["1000"]), "1000 connections");
+    assert!(out.starts_with("ok=1000 first=None"), "{out}");
+    let (st, log) = server.stop();
+    assert!(st.success(), "synack exit: {st:?}\n{log}");
+    // Both workers took connections (veth spreads flows over its queues).
+    for w in 0..2 {
+        let line = log
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("worker {w} ")))
+            .unwrap_or_else(|| panic!("no line for worker {w}:\n{log}"));
+        assert!(
+            !line.contains("established 0,"),
+            "worker {w} served no connection:\n{log}"
+        );
+    }
+}
+
+/// From the final statistics: the sum of "retransmits N" over the workers.
+fn final_retransmits(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| l.split("retransmits ").nth(1))
+        .filter_map(|r| r.split(',').next()?.trim().parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn lost_data_segments_are_retransmitted_byte_exact() {
+    let Some(env) = common::setup("txl") else {
+        return;
+    };
+    let bed = &env.bed;
+    let root = TempDir::new("root");
+    let outs = TempDir::new("out");
+    let digest = sha256_file(&write_seeded(&root, "file", 1 << 20, 77));
+    // The client's kernel drops about 5% of the data frames synack sends.
+    let obj = common::compile_bpf("drop_data.bpf.c", &outs);
+    bed.client_ingress_filter(&obj);
+    let server = Server::start(bed, &["--root", root.as_str()]);
+    let t0 = Instant::now();
+    let (code, got) = curl_download(bed, &outs, "file", "/file", 120, &[]);
+    let took = t0.elapsed();
+    assert_eq!(code, "200");
+    assert_eq!(
+        got, digest,
+        "sha256 of 1 MiB with 5% of the data frames lost"
+    );
+    let (st, log) = server.stop();
+    assert!(st.success(), "synack exit: {st:?}\n{log}");
+    let retransmits = final_retransmits(&log);
+    eprintln!("1 MiB with 5% data loss: {took:?}, {retransmits} retransmits");
+    assert!(
+        retransmits > 0,
+        "nothing retransmitted: was anything lost?\n{log}"
+    );
+}
+
+#[test]
+#[ignore = "synack bug: the keep-alive idle timer runs while a response is still being sent, so a \
+            slow reader's connection is closed after the response (see the veth branch report)"]
+fn a_slow_reader_keeps_its_keepalive_connection() {
+    let Some(env) = common::setup("slow") else {
+        return;
+    };
+    let bed = &env.bed;
+    let root = TempDir::new("root");
+    write_seeded(&root, "big", 2 << 20, 11);
+    write_seeded(&root, "small", 5, 12);
+    let server = Server::start(bed, &["--root", root.as_str(), "--keepalive-timeout", "2"]);
+    // Reads 2 MiB through a small receive buffer over about 3 s (longer than the 2 s
+    // keep-alive timeout, but never idle), then asks again on the same connection.
+    let script = r#"
+root = sys.argv[1]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+s.settimeout(10)
+s.connect(SRV)
+s.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+class Slow(Reader):
+    def fill(self):
+        time.sleep(0.03)
+        Reader.fill(self)
+r = Slow(s)
+t0 = time.monotonic()
+st, h, b = r.response()
+print("first", st.split(" ")[1], b == open(root + "/big", "rb").read(), "%.1f" % (time.monotonic() - t0))
+s.sendall(b"GET /small HTTP/1.1\r\nHost: t\r\n\r\n")
+r = Reader(s)
+try:
+    st, h, b = r.response()
+    print("second", st.split(" ")[1], b == open(root + "/small", "rb").read())
+except Exception as e:
+    print("second failed: %r" % e)
+"#;
+    let out = ok(&bed.python(60, script, &[root.as_str()]), "slow reader");
+    eprintln!("{}", out.trim());
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("first 200 True "), "{out}");
+    let secs: f64 = lines[0].rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        secs > 2.0,
+        "the first response should take longer than the timeout: {out}"
+    );
+    assert_eq!(
+        lines.get(1).copied(),
+        Some("second 200 True"),
+        "the connection was busy sending, not idle: it must serve the next request.\n{out}"
+    );
+    let (_, log) = server.stop();
+    assert!(!log.contains("timeouts_idle"), "{log}");
+}
