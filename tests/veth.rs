@@ -12,11 +12,11 @@
 //!
 //!     cargo test --release --test veth -- --nocapture --test-threads=1
 
-mod common;
+mod testbed;
 
 use std::time::{Duration, Instant};
 
-use common::{Bed, PORT, SRV_IP, Server, TempDir, ok, sha256_file, text, write_seeded};
+use testbed::{Bed, PORT, SRV_IP, Server, TempDir, ok, sha256_file, text, write_seeded};
 
 /// The sizes the downloads must get exactly right: empty, one byte, one full segment (MSS 1460)
 /// and one byte more, a buffer's worth, and two sizes that need many windows.
@@ -57,7 +57,7 @@ fn final_drops(log: &str) -> Option<u64> {
 
 #[test]
 fn downloads_are_byte_exact() {
-    let Some(env) = common::setup("dl") else {
+    let Some(env) = testbed::setup("dl") else {
         return;
     };
     let bed = &env.bed;
@@ -104,7 +104,7 @@ fn downloads_are_byte_exact() {
 
 #[test]
 fn head_has_headers_but_no_body_and_missing_path_is_404() {
-    let Some(env) = common::setup("hd") else {
+    let Some(env) = testbed::setup("hd") else {
         return;
     };
     let bed = &env.bed;
@@ -164,7 +164,7 @@ s.close()
 
 #[test]
 fn pipelined_requests_are_answered_in_order() {
-    let Some(env) = common::setup("pipe") else {
+    let Some(env) = testbed::setup("pipe") else {
         return;
     };
     let bed = &env.bed;
@@ -209,7 +209,7 @@ s.close()
 
 #[test]
 fn http_1_0_is_served_and_closed() {
-    let Some(env) = common::setup("h10") else {
+    let Some(env) = testbed::setup("h10") else {
         return;
     };
     let bed = &env.bed;
@@ -253,7 +253,7 @@ s.close()
 
 #[test]
 fn five_thousand_sequential_short_connections() {
-    let Some(env) = common::setup("seq") else {
+    let Some(env) = testbed::setup("seq") else {
         return;
     };
     let bed = &env.bed;
@@ -313,13 +313,13 @@ print("ok=%d failures=%r seconds=%.1f first=%s" % (ok, failures, time.monotonic(
     );
 }
 
-/// Runs wrk in the client namespace on [`common::CLIENT_CORE`]; returns its output.
+/// Runs wrk in the client namespace on [`testbed::CLIENT_CORE`]; returns its output.
 fn wrk(bed: &Bed, extra: &[&str]) -> String {
     let url = format!("http://{SRV_IP}:{PORT}/");
     let mut args = vec![
         "taskset",
         "-c",
-        common::CLIENT_CORE,
+        testbed::CLIENT_CORE,
         "wrk",
         "-t1",
         "-c64",
@@ -350,7 +350,7 @@ fn wrk_summary(out: &str) -> (u64, Option<String>, Option<String>) {
 
 #[test]
 fn wrk_keepalive_and_close_without_errors() {
-    let Some(env) = common::setup("wrk") else {
+    let Some(env) = testbed::setup("wrk") else {
         return;
     };
     let bed = &env.bed;
@@ -373,7 +373,7 @@ fn wrk_keepalive_and_close_without_errors() {
 
 #[test]
 fn after_kill_9_no_xdp_program_and_kernel_resets() {
-    let Some(env) = common::setup("k9") else {
+    let Some(env) = testbed::setup("k9") else {
         return;
     };
     let bed = &env.bed;
@@ -427,7 +427,7 @@ except Exception as e:
 
 #[test]
 fn lossy_download_is_byte_exact() {
-    let Some(env) = common::setup("loss") else {
+    let Some(env) = testbed::setup("loss") else {
         return;
     };
     let bed = &env.bed;
@@ -459,7 +459,7 @@ fn lossy_download_is_byte_exact() {
 
 #[test]
 fn lossy_pipelined_upload_is_answered_in_order() {
-    let Some(env) = common::setup("lup") else {
+    let Some(env) = testbed::setup("lup") else {
         return;
     };
     let bed = &env.bed;
@@ -531,7 +531,7 @@ print("ok=%d first=%s seconds=%.1f" % (ok, first, time.monotonic() - t0))
 
 #[test]
 fn sigterm_exits_zero_with_final_statistics() {
-    let Some(env) = common::setup("term") else {
+    let Some(env) = testbed::setup("term") else {
         return;
     };
     let bed = &env.bed;
@@ -559,7 +559,7 @@ fn sigterm_exits_zero_with_final_statistics() {
 
 #[test]
 fn arp_and_icmp_still_reach_the_kernel() {
-    let Some(env) = common::setup("arp") else {
+    let Some(env) = testbed::setup("arp") else {
         return;
     };
     let bed = &env.bed;
@@ -622,7 +622,7 @@ print("replies=%d" % replies)
 
 #[test]
 fn a_port_not_served_is_answered_by_the_kernel() {
-    let Some(env) = common::setup("port") else {
+    let Some(env) = testbed::setup("port") else {
         return;
     };
     let bed = &env.bed;
@@ -639,7 +639,7 @@ fn a_port_not_served_is_answered_by_the_kernel() {
 
 #[test]
 fn sigterm_lets_an_inflight_download_finish_and_refuses_new_connections() {
-    let Some(env) = common::setup("drn") else {
+    let Some(env) = testbed::setup("drn") else {
         return;
     };
     let bed = &env.bed;
@@ -700,7 +700,7 @@ fn sigterm_lets_an_inflight_download_finish_and_refuses_new_connections() {
 
 #[test]
 fn two_queues_serve_every_connection() {
-    let Some(env) = common::setup_with_queues("mq", 2) else {
+    let Some(env) = testbed::setup_with_queues("mq", 2) else {
         return;
     };
     let bed = &env.bed;
@@ -750,7 +750,7 @@ fn final_retransmits(log: &str) -> u64 {
 
 #[test]
 fn lost_data_segments_are_retransmitted_byte_exact() {
-    let Some(env) = common::setup("txl") else {
+    let Some(env) = testbed::setup("txl") else {
         return;
     };
     let bed = &env.bed;
@@ -758,7 +758,7 @@ fn lost_data_segments_are_retransmitted_byte_exact() {
     let outs = TempDir::new("out");
     let digest = sha256_file(&write_seeded(&root, "file", 1 << 20, 77));
     // The client's kernel drops about 5% of the data frames synack sends.
-    let obj = common::compile_bpf("drop_data.bpf.c", &outs);
+    let obj = testbed::compile_bpf("drop_data.bpf.c", &outs);
     bed.client_ingress_filter(&obj);
     let server = Server::start(bed, &["--root", root.as_str()]);
     let t0 = Instant::now();
@@ -780,10 +780,8 @@ fn lost_data_segments_are_retransmitted_byte_exact() {
 }
 
 #[test]
-#[ignore = "synack bug: the keep-alive idle timer runs while a response is still being sent, so a \
-            slow reader's connection is closed after the response (see the veth branch report)"]
 fn a_slow_reader_keeps_its_keepalive_connection() {
-    let Some(env) = common::setup("slow") else {
+    let Some(env) = testbed::setup("slow") else {
         return;
     };
     let bed = &env.bed;
