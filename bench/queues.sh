@@ -379,7 +379,7 @@ L.append(f"- command: `{meta.get('command')}`")
 L.append(f"- commit: {meta.get('commit')} ({'uncommitted changes' if meta.get('dirty') == 'yes' else 'clean tree'})")
 L.append(f"- kernel: {meta.get('kernel')}; CPU: {meta.get('cpu_model')} x {meta.get('cpus')}; "
          f"load average at start {meta.get('loadavg_start')}, at end {meta.get('loadavg_end')}")
-L.append(f"- wrk {meta.get('wrk')}, xgen: {meta.get('xgen')}")
+L.append(f"- {meta.get('wrk')}, xgen: {meta.get('xgen')}")
 L.append(f"- synack: {meta.get('synack')} (built {meta.get('synack_built')})")
 L.append(f"- q1: `synack {meta.get('synack_q1')}`, 1 active queue on each veth end (`ethtool -L IF rx 1 tx 1`), whole process on CPU 1")
 L.append(f"- q2: `synack {meta.get('synack_q2')}`, 2 active queues on each veth end")
@@ -431,7 +431,8 @@ L.append("- **This machine has two cores and the load generator runs on the same
 L.append("- **xgen binds one queue** (queue 0 of the client's veth end). Its frames all arrive on the server's queue 0, "
          "so in q2 worker 0 serves all of xgen's traffic and worker 1 idles (see the frames-per-worker column). q2 puts "
          "worker 0 on CPU 1, away from xgen's CPU 0, so xgen's q1 and q2 runs measure the same single worker; the "
-         "difference between them is noise plus the cost of a second, idle worker.")
+         "difference between them is noise plus the cost of a second, idle worker (it wakes from poll() up "
+         "to 1000 times a second, on CPU 0 where xgen spins).")
 L.append("- **q1 uses one active veth queue, not two.** With two active queues and `--queues 1`, the flows that the "
          "client hashes to queue 1 are passed to the kernel by synack's XDP program, and the kernel (with no listener) "
          "answers RST: half the connections would fail. q1 therefore runs with `ethtool -L ... rx 1 tx 1` on both ends "
@@ -454,6 +455,17 @@ if bad:
                  f"{'no result (status ' + r['status'] + ')' if not r['ok'] else str(r['errors']) + ' errors'}")
 else:
     L.append(f"- zero errors in all {len(runs)} runs.")
+try:
+    load1 = float(meta.get("loadavg_start", "0").split()[0])
+except ValueError:
+    load1 = 0.0
+if load1 > 1.0:
+    L.append(f"- **load average {load1:.2f} at the start**: other work (other jobs on this VM) shared the two cores, so "
+             "absolute rates are low and noisy; the CPU columns show both cores busy. Read the q2/q1 ratios with the "
+             "min-max ranges in mind.")
+high = [r for r in runs if not math.isnan(r["steal"]) and r["steal"] > 5.0]
+if high:
+    L.append(f"- CPU steal above 5% in {len(high)} run(s).")
 L.append("")
 L.append("## All runs")
 L.append("")
