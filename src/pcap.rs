@@ -56,11 +56,11 @@ pub struct Capture {
 impl Capture {
     /// Copies a frame for the writer, if the budget allows and the queue has room.
     pub fn frame(&self, unix_us: u64, frame: &[u8]) {
-        if self.remaining.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        if self.remaining.fetch_sub(1, Ordering::Relaxed) == 0 {
-            self.remaining.store(0, Ordering::Relaxed);
+        // Take one frame from the budget, atomically across workers.
+        let took = self
+            .remaining
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if took.is_err() {
             return;
         }
         match self.tx.try_send((unix_us, frame.to_vec())) {

@@ -129,12 +129,35 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         ));
     }
     let available = iface.queue_count();
+    let driver = iface.driver().unwrap_or_default();
+    let set_queues = |n: u32| {
+        if driver == "veth" {
+            format!("ethtool -L {} rx {n} tx {n}", args.iface)
+        } else {
+            format!("ethtool -L {} combined {n}", args.iface)
+        }
+    };
     if args.queues > available {
         return err(format!(
-            "--queues {} asks for more queues than {} has ({}); use --queues {} or add queues \
-             (ethtool -L {} combined N)",
-            args.queues, args.iface, available, available, args.iface
+            "--queues {} asks for more queues than {} has ({}); use --queues {} or add queues ({})",
+            args.queues,
+            args.iface,
+            available,
+            available,
+            set_queues(args.queues)
         ));
+    }
+    if args.queues < available {
+        eprintln!(
+            "synack: warning: {} has {} queues but only {} are served: connections hashed to the \
+             other queues reach the kernel and are refused. Serve them all (--queues {}) or \
+             reduce the queues ({}).",
+            args.iface,
+            available,
+            args.queues,
+            available,
+            set_queues(args.queues)
+        );
     }
     crate::check::privileges().map_err(ServeError)?;
     if let Some(p) = iface.attached_xdp() {
@@ -383,8 +406,9 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
         }
         iterations += 1;
         let n = dp.poll(now, unix_micros());
+        let iteration = t0.elapsed();
         if n > 0 {
-            latency.record(Metric::Loop, t0.elapsed().as_nanos() as u64);
+            latency.record(Metric::Loop, iteration.as_nanos() as u64);
         }
         for us in dp.engine.events.handshake_us.drain(..) {
             latency.record(Metric::Handshake, us);
@@ -392,8 +416,11 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
         for us in dp.engine.events.lifetime_us.drain(..) {
             latency.record(Metric::Lifetime, us);
         }
+        // The engine measures in loop-iteration time (`now` is read once); the TX ring is
+        // handed the batch at the end of the iteration, so that time is added.
+        let flush_us = iteration.as_micros() as u64;
         for us in dp.engine.events.request_us.drain(..) {
-            latency.record(Metric::Request, us);
+            latency.record(Metric::Request, us + flush_us);
         }
         match phase.load(Ordering::Relaxed) {
             DRAINING if drain_until.is_none() => {

@@ -886,6 +886,10 @@ fn syn_cookies_take_over_when_backlog_is_full() {
     let out = b.send_opts(C_ISS + 1, sa.seq().raw() + 1, A | P, o, b"get\n");
     assert_eq!(b.e.counters().syn_cookies_validated, 1);
     assert_eq!(b.state(), Some(State::Established));
+    assert!(
+        b.e.events.handshake_us.is_empty(),
+        "the SYN's time of a cookie connection is unknown: no handshake sample"
+    );
     assert!(only(&out).payload.ends_with(b"ok"));
     let c = b.e.connection(&b.t).unwrap();
     assert!(

@@ -68,6 +68,12 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Message>) -> Totals {
         cumulative: Latency::default(),
         started: WallInstant::now(),
     };
+    if let Some(m) = &cfg.metrics
+        && let Ok(mut g) = m.lock()
+    {
+        // Serve every family (with no workers yet) from the first scrape on.
+        *g = metrics::render(&totals);
+    }
     let mut interval = Latency::default();
     let mut prev_conns = 0u64;
     let mut prev_reqs = 0u64;

@@ -182,6 +182,8 @@ pub struct Conn<S> {
     pub syn_at: Instant,
     /// When the handshake completed.
     pub established_at: Option<Instant>,
+    /// Rebuilt from a SYN cookie: the SYN's time is unknown.
+    pub from_cookie: bool,
     /// The deadline the engine's timer wheel holds for this connection.
     pub scheduled: Instant,
 }
@@ -227,6 +229,7 @@ impl<S> Conn<S> {
         // The SYN/ACK we sent advertised the unscaled initial window.
         c.rcv_adv = c.rcv_nxt + c.initial_window(cx.cfg) as u32;
         c.state = State::SynReceived;
+        c.from_cookie = true;
         c
     }
 
@@ -298,6 +301,7 @@ impl<S> Conn<S> {
             marker_count: 0,
             syn_at: now,
             established_at: None,
+            from_cookie: false,
             scheduled: Instant::NEVER,
         }
     }
@@ -790,7 +794,9 @@ impl<S> Conn<S> {
         self.snd_wl2 = seg.ack;
         self.rtx_at = None;
         self.retries = 0;
-        if self.rtt.backoffs() == 0 {
+        if self.from_cookie {
+            // No state was kept for the SYN/ACK: no RTT sample (Linux takes none either).
+        } else if self.rtt.backoffs() == 0 {
             // RFC 6298 (2): the SYN/ACK went once, so the handshake is a valid RTT sample.
             let rtt = cx.now.saturating_since(self.syn_at);
             self.rtt.sample(rtt, &cx.cfg.rto);

@@ -275,7 +275,9 @@ impl<A: App> Engine<A> {
         };
         if before == State::SynReceived && conn.state() != State::SynReceived {
             self.half_open -= 1;
-            if let Some(at) = conn.established_at {
+            if let Some(at) = conn.established_at
+                && !conn.from_cookie
+            {
                 EngineEvents::push(&mut self.events.handshake_us, at - conn.syn_at);
             }
         }
