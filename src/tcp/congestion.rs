@@ -84,7 +84,15 @@ impl Congestion {
 
     /// A duplicate ACK (RFC 5681 2) while `flight` bytes are outstanding; `snd_max` is the
     /// highest sequence number sent. `una` is SND.UNA.
-    pub fn on_dup_ack(&mut self, una: SeqNumber, snd_max: SeqNumber, flight: u32) -> AckAction {
+    /// `sack_evidence`: the peer's SACK blocks show data above a hole, which makes the loss
+    /// certain and lifts RFC 6582's guard against a second reduction (RFC 6675 5).
+    pub fn on_dup_ack(
+        &mut self,
+        una: SeqNumber,
+        snd_max: SeqNumber,
+        flight: u32,
+        sack_evidence: bool,
+    ) -> AckAction {
         self.dupacks += 1;
         if self.in_recovery {
             // RFC 5681 3.2 (4): inflate for each further duplicate.
@@ -95,7 +103,9 @@ impl Congestion {
         // (avoids a second reduction for losses of the same window).
         // Before any recovery or timeout `recover` is unset, so a loss of the very first
         // segment (SEG.ACK - 1 == ISS) still triggers fast retransmit.
-        if self.dupacks == 3 && (!self.recover_valid || (una - 1u32).gt(self.recover)) {
+        if self.dupacks == 3
+            && (!self.recover_valid || sack_evidence || (una - 1u32).gt(self.recover))
+        {
             self.enter_recovery(flight, snd_max);
             return AckAction::RetransmitFirst;
         }
@@ -155,9 +165,12 @@ mod tests {
         let mut c = Congestion::new(MSS, SeqNumber::new(0));
         let una = SeqNumber::new(1);
         let max = SeqNumber::new(1 + 10 * MSS);
-        assert_eq!(c.on_dup_ack(una, max, 10 * MSS), AckAction::None);
-        assert_eq!(c.on_dup_ack(una, max, 10 * MSS), AckAction::None);
-        assert_eq!(c.on_dup_ack(una, max, 10 * MSS), AckAction::RetransmitFirst);
+        assert_eq!(c.on_dup_ack(una, max, 10 * MSS, false), AckAction::None);
+        assert_eq!(c.on_dup_ack(una, max, 10 * MSS, false), AckAction::None);
+        assert_eq!(
+            c.on_dup_ack(una, max, 10 * MSS, false),
+            AckAction::RetransmitFirst
+        );
         assert!(c.in_recovery);
         assert_eq!(c.ssthresh, 5 * MSS);
         assert_eq!(c.cwnd, 8 * MSS);

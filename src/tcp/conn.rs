@@ -157,6 +157,11 @@ pub struct Conn<S> {
     rtt_probe: Option<(SeqNumber, Instant)>,
     /// Retransmissions (or probes) since the last forward progress.
     retries: u32,
+    /// RFC 6675-style scoreboard: what the peer's SACK blocks say it holds above SND.UNA.
+    sack_board: [(SeqNumber, SeqNumber); 4],
+    sack_board_len: u8,
+    /// During recovery, where the next hole search starts.
+    rexmit_next: SeqNumber,
 
     rtx_at: Option<Instant>,
     /// The retransmit timer is a persist timer (zero window, nothing in flight).
@@ -286,6 +291,9 @@ impl<S> Conn<S> {
             rtt: RttEstimator::new(&cfg.rto),
             rtt_probe: None,
             retries: 0,
+            sack_board: [(iss, iss); 4],
+            sack_board_len: 0,
+            rexmit_next: iss,
             rtx_at: None,
             persist: false,
             delack_at: None,
@@ -849,6 +857,12 @@ impl<S> Conn<S> {
             (seg.window as u32) << self.snd_wscale
         };
         let window_changed = new_wnd != self.snd_wnd;
+        if ack.ge(self.snd_una) {
+            let una = self.snd_una;
+            self.snd_una = ack; // the board prunes against the new SND.UNA
+            self.update_sack_board(seg);
+            self.snd_una = una;
+        }
         if ack.gt(self.snd_una) {
             let acked = ack - self.snd_una;
             let acked = acked as u32;
@@ -871,7 +885,14 @@ impl<S> Conn<S> {
             self.rtt.reset_backoff();
             self.retries = 0;
             if self.cc.on_new_ack(acked, ack, flight) == AckAction::RetransmitFirst {
+                // NewReno partial ACK: the next hole; with SACK, one more beyond it.
                 self.retransmit_first(cx);
+                self.rexmit_next = self.rexmit_next.max(ack + self.mss);
+                if self.sack_ok {
+                    self.retransmit_holes(cx, 1);
+                }
+            } else if !self.cc.in_recovery {
+                self.sack_board_len = 0;
             }
             // RFC 6298 (5.2, 5.3): stop the timer when all is acked, else restart it.
             self.persist = false;
@@ -888,10 +909,24 @@ impl<S> Conn<S> {
         {
             // RFC 5681 2: a duplicate acknowledgment.
             let flight = self.snd_max.distance_from(self.snd_una);
-            if self.cc.on_dup_ack(self.snd_una, self.snd_max, flight) == AckAction::RetransmitFirst
+            // With SACK, duplicate ACKs that report new blocks show a new loss unambiguously,
+            // so RFC 6582's `recover` guard is not needed (RFC 6675).
+            let sack_evidence = self.sack_ok && self.sack_board_len > 0;
+            match self
+                .cc
+                .on_dup_ack(self.snd_una, self.snd_max, flight, sack_evidence)
             {
-                cx.counters.fast_retransmits += 1;
-                self.retransmit_first(cx);
+                AckAction::RetransmitFirst => {
+                    cx.counters.fast_retransmits += 1;
+                    self.retransmit_first(cx);
+                    self.rexmit_next = self.snd_una + self.mss;
+                }
+                AckAction::None if self.cc.in_recovery && self.sack_ok => {
+                    // Each further duplicate ACK lets one more hole go (cwnd was inflated by
+                    // one segment for it).
+                    self.retransmit_holes(cx, 1);
+                }
+                AckAction::None => {}
             }
         }
         // RFC 9293 3.10.7.4: update the send window if the segment is not older than the one
@@ -910,6 +945,89 @@ impl<S> Conn<S> {
                 self.rtx_at = None;
                 self.retries = 0;
                 self.rtt.reset_backoff();
+            }
+        }
+    }
+
+    /// Merges the segment's SACK blocks (RFC 2018) into the scoreboard and drops what SND.UNA
+    /// has passed. Blocks outside [SND.UNA, SND.MAX] are ignored (RFC 2883 D-SACKs among them).
+    fn update_sack_board(&mut self, seg: &SegmentIn<'_>) {
+        if !self.sack_ok {
+            return;
+        }
+        let mut all = [(self.iss, self.iss); 8];
+        let mut n = 0;
+        for &(l, r) in &self.sack_board[..self.sack_board_len as usize] {
+            if r.gt(self.snd_una) {
+                all[n] = (l.max(self.snd_una), r);
+                n += 1;
+            }
+        }
+        for b in seg.options.sack() {
+            let (l, r) = (SeqNumber::new(b.left), SeqNumber::new(b.right));
+            if l.lt(r) && r.gt(self.snd_una) && r.le(self.snd_max) && n < all.len() {
+                all[n] = (l.max(self.snd_una), r);
+                n += 1;
+            }
+        }
+        let blocks = &mut all[..n];
+        blocks.sort_unstable_by(|a, b| a.0.cmp_seq(b.0));
+        // Merge overlapping blocks, keep the highest four.
+        let mut merged = [(self.iss, self.iss); 8];
+        let mut m = 0;
+        for &(l, r) in blocks.iter() {
+            if m > 0 && l.le(merged[m - 1].1) {
+                merged[m - 1].1 = merged[m - 1].1.max(r);
+            } else {
+                merged[m] = (l, r);
+                m += 1;
+            }
+        }
+        let keep = m.min(4);
+        self.sack_board[..keep].copy_from_slice(&merged[m - keep..m]);
+        self.sack_board_len = keep as u8;
+    }
+
+    /// The next hole at or after `rexmit_next` below the highest SACKed byte: (start, length).
+    fn next_hole(&self) -> Option<(SeqNumber, u32)> {
+        let board = &self.sack_board[..self.sack_board_len as usize];
+        let mut s = self.rexmit_next.max(self.snd_una);
+        for &(l, r) in board {
+            if s.lt(l) {
+                let len = l.distance_from(s).min(self.mss);
+                return Some((s, len));
+            }
+            if s.lt(r) {
+                s = r;
+            }
+        }
+        None
+    }
+
+    /// Retransmits up to `max` holes the scoreboard shows (RFC 6675 NextSeg, simplified).
+    fn retransmit_holes<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+        max: u32,
+    ) {
+        for _ in 0..max {
+            let Some((seq, len)) = self.next_hole() else {
+                return;
+            };
+            let offset = seq.distance_from(self.snd_una) as usize;
+            let len = (len as usize).min(self.send.len().saturating_sub(offset));
+            if len == 0 {
+                return;
+            }
+            let hdr = self.header(seq, TcpFlags::ACK, cx.now);
+            self.acked_now();
+            cx.emit(&hdr, &self.send.range(offset, len));
+            cx.counters.retransmits += 1;
+            self.rexmit_next = seq + len;
+            if let Some((end, _)) = self.rtt_probe
+                && end.gt(seq)
+            {
+                self.rtt_probe = None;
             }
         }
     }
@@ -1322,6 +1440,7 @@ impl<S> Conn<S> {
         cx.counters.rto_expirations += 1;
         let flight = self.snd_max.distance_from(self.snd_una);
         self.cc.on_timeout(flight, self.snd_max);
+        self.sack_board_len = 0;
         self.rtt_probe = None;
         self.snd_nxt = self.snd_una;
         if self.snd_una == self.snd_max {
