@@ -1,0 +1,650 @@
+//! The worker's datapath over memory: real Ethernet/IPv4/TCP frames from a small scripted client
+//! go through `worker::Datapath::poll` (wire parser, TCP engine, HTTP responder, frame builder)
+//! and the frames that come out are parsed back and checked: handshake, an HTTP GET and its
+//! response, FIN teardown in both orders, MAC addresses, per-reason drop counters, a full TX
+//! ring (and TCP's recovery once frames are free again), fault injection, and "the SYN/ACKs of
+//! one RX batch leave in one TX batch".
+//!
+//! Run: `cargo test --release --test datapath`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use synack::http::{Content, HttpApp, HttpConfig};
+use synack::tcp::engine::{Engine, EngineConfig};
+use synack::tcp::segment::{TcpFlags, TcpOptions};
+use synack::tcp::state::State;
+use synack::time::Instant;
+use synack::wire::{self, DropReason, FrameSpec};
+use synack::worker::{Datapath, FrameIo, TxQueue, WorkerDrop};
+
+const SERVER: u32 = u32::from_be_bytes([198, 18, 0, 1]);
+const PORT: u16 = 8080;
+const SERVER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+/// The UMEM frame size the server uses by default.
+const FRAME_SIZE: usize = 2048;
+
+// ---------------------------------------------------------------------------------------------
+// A NIC queue in memory
+// ---------------------------------------------------------------------------------------------
+
+/// TX side: one scratch frame written in place; `commit` copies it out. `free` models the free
+/// frames of the UMEM/TX ring: `None` is unlimited, `Some(n)` runs out after `n` commits.
+struct MemTx {
+    scratch: Vec<u8>,
+    committed: Vec<Vec<u8>>,
+    free: Option<usize>,
+    /// `frame()` calls answered with `None`.
+    refused: usize,
+}
+
+impl TxQueue for MemTx {
+    fn frame(&mut self) -> Option<&mut [u8]> {
+        if self.free == Some(0) {
+            self.refused += 1;
+            return None;
+        }
+        // Stale bytes from the last frame must not matter: fill with garbage.
+        self.scratch.fill(0xa5);
+        Some(&mut self.scratch[..])
+    }
+    fn commit(&mut self, len: usize) {
+        assert!(len <= self.scratch.len(), "commit of {len} bytes");
+        self.committed.push(self.scratch[..len].to_vec());
+        if let Some(n) = &mut self.free {
+            *n -= 1;
+        }
+    }
+}
+
+struct MemIo {
+    rx: VecDeque<Vec<u8>>,
+    tx: MemTx,
+    /// The frames of each `flush()` call, in order (empty batches included).
+    flushed: Vec<Vec<Vec<u8>>>,
+}
+
+impl MemIo {
+    fn new() -> Self {
+        MemIo {
+            rx: VecDeque::new(),
+            tx: MemTx {
+                scratch: vec![0; FRAME_SIZE],
+                committed: Vec::new(),
+                free: None,
+                refused: 0,
+            },
+            flushed: Vec::new(),
+        }
+    }
+}
+
+impl FrameIo for MemIo {
+    fn receive(&mut self, max: usize, f: &mut dyn FnMut(&[u8], &mut dyn TxQueue)) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Some(frame) = self.rx.pop_front() else {
+                break;
+            };
+            f(&frame, &mut self.tx);
+            n += 1;
+        }
+        n
+    }
+    fn transmit(&mut self, f: &mut dyn FnMut(&mut dyn TxQueue)) {
+        f(&mut self.tx);
+    }
+    fn flush(&mut self) {
+        let batch = std::mem::take(&mut self.tx.committed);
+        self.flushed.push(batch);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A scripted client
+// ---------------------------------------------------------------------------------------------
+
+/// A frame the server sent, parsed (with `wire::parse_frame`, which checks both checksums, and
+/// cross-checked with etherparse).
+#[derive(Clone, Debug)]
+struct Got {
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src_ip: u32,
+    dst_ip: u32,
+    src_port: u16,
+    dst_port: u16,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    options: TcpOptions,
+    payload: Vec<u8>,
+    frame_len: usize,
+}
+
+fn parse(frame: &[u8]) -> Got {
+    let p = wire::parse_frame(frame).unwrap_or_else(|e| panic!("a frame we sent: {e:?}"));
+    // An independent implementation agrees on both checksums.
+    let ip = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).expect("IPv4 for etherparse");
+    assert_eq!(ip.to_header().calc_header_checksum(), ip.header_checksum());
+    let e = etherparse::SlicedPacket::from_ethernet(frame).expect("a frame for etherparse");
+    let Some(etherparse::TransportSlice::Tcp(t)) = e.transport else {
+        panic!("etherparse sees no TCP");
+    };
+    assert_eq!(
+        t.calc_checksum_ipv4(ip.source(), ip.destination()).unwrap(),
+        t.checksum()
+    );
+    Got {
+        src_mac: p.src_mac,
+        dst_mac: p.dst_mac,
+        src_ip: p.src_ip,
+        dst_ip: p.dst_ip,
+        src_port: p.src_port,
+        dst_port: p.dst_port,
+        seq: p.seq,
+        ack: p.ack,
+        flags: p.flags,
+        options: p.options,
+        payload: p.payload.to_vec(),
+        frame_len: frame.len(),
+    }
+}
+
+struct Client {
+    mac: [u8; 6],
+    ip: u32,
+    port: u16,
+    iss: u32,
+    snd_nxt: u32,
+    rcv_nxt: u32,
+    ip_id: u16,
+    /// In-order bytes received.
+    received: Vec<u8>,
+    got_fin: bool,
+}
+
+impl Client {
+    fn new(n: u8, port: u16) -> Self {
+        Client {
+            mac: [0x02, 0, 0, 0, 1, n],
+            ip: u32::from_be_bytes([198, 18, 1, n]),
+            port,
+            iss: 1_000_000 * n as u32 + port as u32,
+            snd_nxt: 0,
+            rcv_nxt: 0,
+            ip_id: 0,
+            received: Vec::new(),
+            got_fin: false,
+        }
+    }
+
+    fn frame(&mut self, seq: u32, flags: TcpFlags, options: TcpOptions, payload: &[u8]) -> Vec<u8> {
+        let spec = FrameSpec {
+            src_mac: self.mac,
+            dst_mac: SERVER_MAC,
+            src_ip: self.ip,
+            dst_ip: SERVER,
+            ttl: 64,
+            ip_id: self.ip_id,
+            src_port: self.port,
+            dst_port: PORT,
+            seq,
+            ack: if flags.ack() { self.rcv_nxt } else { 0 },
+            flags,
+            window: 65535,
+            options,
+        };
+        self.ip_id = self.ip_id.wrapping_add(1);
+        let hdr = wire::tcp_headers_len(&options);
+        let mut buf = vec![0u8; hdr + payload.len()];
+        buf[hdr..].copy_from_slice(payload);
+        let n = wire::build_tcp_frame(&mut buf, &spec, payload.len()).expect("frame fits");
+        buf.truncate(n);
+        buf
+    }
+
+    fn syn(&mut self) -> Vec<u8> {
+        let o = TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(7),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        };
+        self.snd_nxt = self.iss.wrapping_add(1);
+        self.frame(self.iss, TcpFlags::SYN, o, &[])
+    }
+
+    fn ack(&mut self) -> Vec<u8> {
+        self.frame(self.snd_nxt, TcpFlags::ACK, TcpOptions::default(), &[])
+    }
+
+    fn send(&mut self, data: &[u8]) -> Vec<u8> {
+        let seq = self.snd_nxt;
+        self.snd_nxt = seq.wrapping_add(data.len() as u32);
+        self.frame(
+            seq,
+            TcpFlags::ACK | TcpFlags::PSH,
+            TcpOptions::default(),
+            data,
+        )
+    }
+
+    fn fin(&mut self) -> Vec<u8> {
+        let seq = self.snd_nxt;
+        self.snd_nxt = seq.wrapping_add(1);
+        self.frame(
+            seq,
+            TcpFlags::FIN | TcpFlags::ACK,
+            TcpOptions::default(),
+            &[],
+        )
+    }
+
+    /// Takes the server's frames addressed to this client, checks their addressing, and
+    /// follows the server's sequence space (in-order data, SYN, FIN).
+    fn take(&mut self, frames: &[Vec<u8>]) -> Vec<Got> {
+        let mut mine = Vec::new();
+        for f in frames {
+            let g = parse(f);
+            if g.dst_port != self.port || g.dst_ip != self.ip {
+                continue;
+            }
+            assert_eq!(g.src_mac, SERVER_MAC, "from the server's MAC");
+            assert_eq!(
+                g.dst_mac, self.mac,
+                "to the MAC this client's frames came from"
+            );
+            assert_eq!(
+                (g.src_ip, g.src_port),
+                (SERVER, PORT),
+                "from the server's address"
+            );
+            assert!(g.frame_len <= 14 + 1500, "a frame of {} bytes", g.frame_len);
+            if g.flags.syn() {
+                self.rcv_nxt = g.seq.wrapping_add(1);
+            } else if g.seq == self.rcv_nxt {
+                self.received.extend_from_slice(&g.payload);
+                self.rcv_nxt = self.rcv_nxt.wrapping_add(g.payload.len() as u32);
+                if g.flags.fin() {
+                    self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+                    self.got_fin = true;
+                }
+            }
+            mine.push(g);
+        }
+        mine
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rig: a datapath with an HTTP responder, and a clock
+// ---------------------------------------------------------------------------------------------
+
+struct Rig {
+    dp: Datapath<HttpApp, MemIo>,
+    now: Instant,
+}
+
+impl Rig {
+    fn new(body: &'static [u8], batch: usize) -> Self {
+        let content = Arc::new(Content::fixed(body, "text/plain"));
+        let app = HttpApp::new(HttpConfig::default(), content);
+        let engine = Engine::new(EngineConfig::default(), app);
+        Rig {
+            dp: Datapath::new(engine, MemIo::new(), SERVER_MAC, batch),
+            now: Instant::from_millis(10_000_000),
+        }
+    }
+
+    /// Receives `frames` (one poll per RX batch) and returns every frame sent meanwhile.
+    fn deliver(&mut self, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let before = self.dp.io.flushed.len();
+        self.dp.io.rx.extend(frames);
+        let mut polls = 0;
+        while !self.dp.io.rx.is_empty() {
+            self.dp.poll(self.now, 0);
+            polls += 1;
+            assert!(polls < 1000);
+        }
+        self.dp.io.flushed[before..].concat()
+    }
+
+    /// Lets time pass, runs one poll (timers) and returns what was sent.
+    fn advance(&mut self, d: Duration) -> Vec<Vec<u8>> {
+        self.now += d;
+        self.dp.poll(self.now, 0);
+        self.dp.io.flushed.last().cloned().unwrap_or_default()
+    }
+
+    fn wire_drops(&self, why: DropReason) -> u64 {
+        self.dp.counters.wire_drops[why as usize]
+    }
+
+    fn worker_drops(&self, why: WorkerDrop) -> u64 {
+        self.dp.counters.worker_drops[why as usize]
+    }
+
+    /// SYN, SYN/ACK, ACK: the connection is ESTABLISHED.
+    fn handshake(&mut self, c: &mut Client) {
+        let syn = c.syn();
+        let out = self.deliver(vec![syn]);
+        let got = c.take(&out);
+        assert_eq!(got.len(), 1, "one SYN/ACK: {got:?}");
+        let sa = &got[0];
+        assert_eq!(sa.flags, TcpFlags::SYN | TcpFlags::ACK);
+        assert_eq!(sa.ack, c.iss.wrapping_add(1));
+        assert_eq!(sa.options.mss, Some(1460));
+        assert_eq!(sa.options.window_scale, Some(3), "256 KiB needs shift 3");
+        assert!(sa.options.sack_permitted);
+        let ack = c.ack();
+        let out = self.deliver(vec![ack]);
+        assert!(c.take(&out).is_empty(), "the final ACK needs no answer");
+        assert_eq!(self.state(c), Some(State::Established));
+    }
+
+    fn state(&self, c: &Client) -> Option<State> {
+        let t = synack::tcp::segment::FourTuple {
+            remote_ip: c.ip,
+            remote_port: c.port,
+            local_ip: SERVER,
+            local_port: PORT,
+        };
+        self.dp.engine.connection(&t).map(|c| c.state())
+    }
+}
+
+/// `n` bytes of a recognisable body.
+fn body(n: usize) -> &'static [u8] {
+    let v: Vec<u8> = (0..n).map(|i| b"0123456789abcdef"[i % 16]).collect();
+    Box::leak(v.into_boxed_slice())
+}
+
+/// A head and `body_len` bytes after it have arrived.
+fn response_complete(resp: &[u8], body_len: usize) -> bool {
+    resp.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .is_some_and(|h| resp.len() >= h + 4 + body_len)
+}
+
+/// Splits a response into head and body, checking the status line and Content-Length.
+fn check_response(resp: &[u8], body: &[u8], close: bool) {
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head")
+        + 4;
+    let head = std::str::from_utf8(&resp[..split]).expect("an ASCII head");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains(&format!("\r\ncontent-length: {}\r\n", body.len())),
+        "{head}"
+    );
+    assert!(lower.contains("\r\ncontent-type: text/plain"), "{head}");
+    assert_eq!(lower.contains("\r\nconnection: close\r\n"), close, "{head}");
+    assert_eq!(&resp[split..], body, "the body, byte for byte");
+}
+
+const GET: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: synack\r\n\r\n";
+const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: synack\r\nConnection: close\r\n\r\n";
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+/// Handshake, a GET whose 3000-byte response takes three segments, then the client closes:
+/// FIN, the server's FIN, the last ACK; the server ends in CLOSED (no TIME-WAIT on its side).
+#[test]
+fn http_get_then_client_closes() {
+    let b = body(3000);
+    let mut rig = Rig::new(b, 64);
+    let mut c = Client::new(2, 40000);
+    rig.handshake(&mut c);
+
+    let req = c.send(GET);
+    let out = rig.deliver(vec![req]);
+    let got = c.take(&out);
+    assert_eq!(
+        got.len(),
+        3,
+        "3000 bytes + head in 1460-byte segments: {got:?}"
+    );
+    for g in &got {
+        assert!(g.payload.len() <= 1460);
+        assert!(g.flags.ack());
+        assert_eq!(g.ack, c.snd_nxt, "the request is acknowledged");
+    }
+    check_response(&c.received, b, false);
+    assert_eq!(rig.dp.engine.app().stats().responses, 1);
+
+    // Acknowledge the response, then close.
+    let ack = c.ack();
+    assert!(c.take(&rig.deliver(vec![ack])).is_empty());
+    let fin = c.fin();
+    let got = c.take(&rig.deliver(vec![fin]));
+    assert!(c.got_fin, "the server closes its side after ours: {got:?}");
+    assert!(
+        got.iter().all(|g| g.ack == c.snd_nxt),
+        "our FIN is acknowledged"
+    );
+    assert_eq!(rig.state(&c), Some(State::LastAck));
+    let last = c.ack();
+    assert!(c.take(&rig.deliver(vec![last])).is_empty());
+    assert_eq!(rig.state(&c), None);
+    assert_eq!(rig.dp.engine.connections(), 0);
+    assert_eq!(
+        rig.dp.engine.time_wait_len(),
+        0,
+        "the passive closer keeps no TIME-WAIT"
+    );
+    assert_eq!(rig.dp.engine.app().stats().connections_closed, 1);
+
+    let fc = &rig.dp.counters;
+    assert_eq!(fc.rx_frames, 6);
+    assert_eq!(
+        fc.tx_frames as usize,
+        rig.dp.io.flushed.iter().map(Vec::len).sum::<usize>()
+    );
+    assert_eq!(fc.wire_drops.iter().sum::<u64>(), 0);
+    assert_eq!(fc.worker_drops.iter().sum::<u64>(), 0);
+}
+
+/// `Connection: close`: the response carries the header, the server's FIN follows it, and
+/// the server (the active closer) keeps a TIME-WAIT record once the client's FIN arrives.
+#[test]
+fn http_get_connection_close_server_closes_first() {
+    let b = body(100);
+    let mut rig = Rig::new(b, 64);
+    let mut c = Client::new(3, 40001);
+    rig.handshake(&mut c);
+    let req = c.send(GET_CLOSE);
+    let got = c.take(&rig.deliver(vec![req]));
+    assert!(c.got_fin, "FIN after the response: {got:?}");
+    check_response(&c.received, b, true);
+    assert_eq!(rig.state(&c), Some(State::FinWait1));
+    // ACK of data and FIN, and our own FIN, in one segment.
+    let fin = c.fin();
+    let got = c.take(&rig.deliver(vec![fin]));
+    assert_eq!(got.len(), 1, "the ACK of our FIN: {got:?}");
+    assert_eq!(got[0].flags, TcpFlags::ACK);
+    assert_eq!(got[0].ack, c.snd_nxt);
+    assert_eq!(rig.state(&c), None);
+    assert_eq!(rig.dp.engine.time_wait_len(), 1);
+    // TIME-WAIT ends after 2*MSL (60 s).
+    rig.advance(Duration::from_secs(61));
+    assert_eq!(rig.dp.engine.time_wait_len(), 0);
+}
+
+/// A frame whose TCP checksum is wrong never reaches the engine; a wrong IPv4 header
+/// checksum is counted under its own reason.
+#[test]
+fn bad_checksums_are_dropped_and_counted() {
+    let mut rig = Rig::new(body(10), 64);
+    let mut c = Client::new(4, 40000);
+    let mut syn = c.syn();
+    let last = syn.len() - 1;
+    syn[last] ^= 0x40; // a TCP option byte
+    assert!(rig.deliver(vec![syn]).is_empty());
+    assert_eq!(rig.wire_drops(DropReason::BadTcpChecksum), 1);
+    assert_eq!(rig.dp.engine.counters().segments_in, 0);
+
+    let mut syn = c.syn();
+    syn[14 + 8] = 63; // the TTL, covered by the IPv4 header checksum
+    assert!(rig.deliver(vec![syn]).is_empty());
+    assert_eq!(rig.wire_drops(DropReason::BadIpChecksum), 1);
+    assert_eq!(rig.dp.engine.counters().segments_in, 0);
+
+    // The same SYN intact is answered.
+    let syn = c.syn();
+    assert_eq!(c.take(&rig.deliver(vec![syn])).len(), 1);
+    assert_eq!(rig.dp.counters.rx_frames, 3);
+}
+
+/// ARP, IPv6 and runt frames are counted, not answered.
+#[test]
+fn non_ipv4_frames_are_counted() {
+    let mut rig = Rig::new(body(10), 64);
+    let mut arp = vec![0xffu8; 6];
+    arp.extend_from_slice(&[0x02, 0, 0, 0, 1, 9]);
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    arp.resize(60, 0);
+    let mut ipv6 = arp.clone();
+    ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let runt = vec![0u8; 10];
+    let out = rig.deliver(vec![arp, ipv6, runt]);
+    assert!(out.is_empty());
+    assert_eq!(rig.wire_drops(DropReason::NotIpv4), 2);
+    assert_eq!(rig.wire_drops(DropReason::TooShort), 1);
+    assert_eq!(rig.dp.counters.rx_frames, 3);
+    assert_eq!(rig.dp.engine.counters().segments_in, 0);
+}
+
+/// No free TX frame: the SYN/ACK and later the response are dropped and counted as TxFull;
+/// once frames are free again TCP's timers resend them and the exchange completes.
+#[test]
+fn tx_full_is_counted_and_tcp_recovers() {
+    let b = body(5000);
+    let mut rig = Rig::new(b, 64);
+    let mut c = Client::new(5, 40000);
+
+    rig.dp.io.tx.free = Some(0);
+    let syn = c.syn();
+    assert!(rig.deliver(vec![syn]).is_empty());
+    assert_eq!(rig.worker_drops(WorkerDrop::TxFull), 1);
+    assert_eq!(
+        rig.state(&c),
+        Some(State::SynReceived),
+        "the connection exists anyway"
+    );
+    rig.dp.io.tx.free = None;
+    // The SYN/ACK goes again after the initial RTO (1 s).
+    assert!(rig.advance(Duration::from_millis(500)).is_empty());
+    let got = c.take(&rig.advance(Duration::from_millis(600)));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].flags, TcpFlags::SYN | TcpFlags::ACK);
+    let ack = c.ack();
+    assert!(c.take(&rig.deliver(vec![ack])).is_empty());
+    assert_eq!(rig.state(&c), Some(State::Established));
+
+    // Room for one frame only: the first segment of the response leaves, the rest is dropped.
+    rig.dp.io.tx.free = Some(1);
+    let req = c.send(GET);
+    let got = c.take(&rig.deliver(vec![req]));
+    assert_eq!(got.len(), 1);
+    let drops = rig.worker_drops(WorkerDrop::TxFull);
+    assert!(drops >= 2, "the rest of the response was dropped: {drops}");
+    rig.dp.io.tx.free = None;
+    // The client acknowledges what it got; the server's RTO resends the rest, go-back-N.
+    let mut rounds = 0;
+    while !response_complete(&c.received, b.len()) {
+        let ack = c.ack();
+        if c.take(&rig.deliver(vec![ack])).is_empty() {
+            c.take(&rig.advance(Duration::from_secs(2)));
+        }
+        rounds += 1;
+        assert!(rounds < 20, "no recovery: {} bytes", c.received.len());
+    }
+    check_response(&c.received, b, false);
+    assert!(rig.dp.engine.counters().retransmits >= 1);
+    assert_eq!(
+        rig.worker_drops(WorkerDrop::TxFull),
+        drops,
+        "no drops once frames are free"
+    );
+}
+
+/// `--inject-drop`: dropped frames are counted as Injected and never reach the engine.
+#[test]
+fn injected_drops_are_counted() {
+    let mut rig = Rig::new(body(10), 64);
+    rig.dp.set_inject_drop(1.0, 42);
+    let mut clients: Vec<Client> = (0..5).map(|i| Client::new(6, 41000 + i)).collect();
+    let syns = clients.iter_mut().map(|c| c.syn()).collect();
+    assert!(rig.deliver(syns).is_empty());
+    assert_eq!(rig.worker_drops(WorkerDrop::Injected), 5);
+    assert_eq!(rig.dp.counters.rx_frames, 5);
+    assert_eq!(rig.dp.engine.counters().segments_in, 0);
+    rig.dp.set_inject_drop(0.0, 42);
+    let syn = clients[0].syn();
+    assert_eq!(clients[0].take(&rig.deliver(vec![syn])).len(), 1);
+    assert_eq!(rig.worker_drops(WorkerDrop::Injected), 5);
+}
+
+/// 32 SYNs in one RX batch: their 32 SYN/ACKs are committed before the single flush of that
+/// poll, so they leave in one TX batch (one kick).
+#[test]
+fn syn_acks_of_one_rx_batch_leave_in_one_tx_batch() {
+    let mut rig = Rig::new(body(10), 64);
+    let mut clients: Vec<Client> = (0..32).map(|i| Client::new(7, 42000 + i)).collect();
+    for c in &mut clients {
+        let syn = c.syn();
+        rig.dp.io.rx.push_back(syn);
+    }
+    let flushes = rig.dp.io.flushed.len();
+    let n = rig.dp.poll(rig.now, 0);
+    assert_eq!(n, 32, "one RX batch");
+    assert_eq!(rig.dp.io.flushed.len(), flushes + 1, "one flush per poll");
+    let batch = rig.dp.io.flushed.last().unwrap().clone();
+    assert_eq!(batch.len(), 32, "all 32 SYN/ACKs in that one TX batch");
+    for c in &mut clients {
+        let got = c.take(&batch);
+        assert_eq!(got.len(), 1, "one SYN/ACK for port {}", c.port);
+        assert_eq!(got[0].flags, TcpFlags::SYN | TcpFlags::ACK);
+        assert_eq!(got[0].ack, c.iss.wrapping_add(1));
+    }
+    assert_eq!(rig.dp.counters.rx_batches, 1);
+
+    // With RX batches of 16, the same load takes two polls and two TX batches of 16.
+    let mut rig = Rig::new(body(10), 16);
+    for c in &mut clients {
+        let syn = c.syn();
+        rig.dp.io.rx.push_back(syn);
+    }
+    rig.dp.poll(rig.now, 0);
+    rig.dp.poll(rig.now, 0);
+    let sizes: Vec<usize> = rig.dp.io.flushed.iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![16, 16]);
+}
+
+/// Replies go to the MAC address the peer's frames came from, also when a timer sends them
+/// (a SYN/ACK retransmission has no received frame to copy the address from).
+#[test]
+fn replies_go_to_each_peers_mac() {
+    let mut rig = Rig::new(body(10), 64);
+    let mut a = Client::new(8, 43000);
+    let mut b = Client::new(9, 43000);
+    assert_ne!(a.mac, b.mac);
+    let (sa, sb) = (a.syn(), b.syn());
+    let out = rig.deliver(vec![sa, sb]);
+    // `take` asserts the destination MAC of every frame to that client.
+    assert_eq!(a.take(&out).len(), 1);
+    assert_eq!(b.take(&out).len(), 1);
+    // Nobody answers: both SYN/ACKs are retransmitted by the timer, each to its own MAC.
+    let out = rig.advance(Duration::from_millis(1100));
+    assert_eq!(a.take(&out).len(), 1);
+    assert_eq!(b.take(&out).len(), 1);
+    assert_eq!(rig.dp.engine.counters().synack_retransmits, 2);
+}
