@@ -137,17 +137,17 @@ fn parse(frame: &[u8]) -> Got {
         t.checksum()
     );
     Got {
-        src_mac: p.src_mac,
-        dst_mac: p.dst_mac,
-        src_ip: p.src_ip,
-        dst_ip: p.dst_ip,
-        src_port: p.src_port,
-        dst_port: p.dst_port,
-        seq: p.seq,
-        ack: p.ack,
-        flags: p.flags,
+        src_mac: p.src_mac(),
+        dst_mac: p.dst_mac(),
+        src_ip: p.src_ip(),
+        dst_ip: p.dst_ip(),
+        src_port: p.src_port(),
+        dst_port: p.dst_port(),
+        seq: p.seq(),
+        ack: p.ack(),
+        flags: p.flags(),
         options: p.options,
-        payload: p.payload.to_vec(),
+        payload: p.payload().to_vec(),
         frame_len: frame.len(),
     }
 }

@@ -986,11 +986,9 @@ fn fix_checksums(f: &mut [u8]) {
     let src = u32::from_be_bytes([f[26], f[27], f[28], f[29]]);
     let dst = u32::from_be_bytes([f[30], f[31], f[32], f[33]]);
     let seg = &f[t..14 + total];
-    let sum = checksum::sum(
-        seg,
-        checksum::pseudo_header_sum(src, dst, 6, seg.len() as u16),
-    );
-    let c = !checksum::fold(sum);
+    let mut sum = checksum::pseudo_header_v4(src, dst, 6, seg.len() as u16);
+    sum.add_bytes(seg);
+    let c = sum.finish();
     f[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
 }
 
@@ -1144,8 +1142,8 @@ proptest! {
             let p = wire::parse_frame(f);
             prop_assert!(p.is_ok(), "a frame we sent does not parse: {:?}", p.err());
             let p = p.unwrap();
-            prop_assert_eq!(p.src_mac, SERVER_MAC);
-            prop_assert_eq!(p.dst_mac, CLIENT_MAC);
+            prop_assert_eq!(p.src_mac(), SERVER_MAC);
+            prop_assert_eq!(p.dst_mac(), CLIENT_MAC);
         }
     }
 }
@@ -1167,7 +1165,7 @@ fn structured_fuzz_frames_reach_the_engine() {
     };
     let bytes = f.bytes();
     let p = wire::parse_frame(&bytes).expect("a valid SYN");
-    assert_eq!(p.flags, TcpFlags::SYN);
+    assert_eq!(p.flags(), TcpFlags::SYN);
     assert_eq!(p.options.mss, Some(1460));
     let engine = Engine::new(
         EngineConfig::default(),
