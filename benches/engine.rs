@@ -333,10 +333,10 @@ fn datapath<A: App>(app: A, n: usize) -> (Datapath<A, BenchIo>, Vec<Peer>, Insta
     let mut peers = vec![Peer::default(); n];
     for f in &dp.io.tx.kept {
         let p = wire::parse_frame(f).unwrap();
-        let i = (p.dst_ip & 0xffff) as usize * 50_000 + (p.dst_port - 10_000) as usize;
+        let i = (p.dst_ip() & 0xffff) as usize * 50_000 + (p.dst_port() - 10_000) as usize;
         peers[i] = Peer {
             c_nxt: C_ISN + 1,
-            s_nxt: p.seq.wrapping_add(1),
+            s_nxt: p.seq().wrapping_add(1),
         };
     }
     dp.io.tx.kept.clear();
@@ -593,7 +593,7 @@ fn frame_path<A: App>(app: A, req: &[u8]) -> Round {
     while dp.poll(now, 0) > 0 {}
     let resp = wire::parse_frame(dp.io.tx.kept.last().unwrap())
         .unwrap()
-        .payload
+        .payload()
         .len() as u32;
     assert_eq!(
         dp.io.tx.kept.len(),
@@ -663,7 +663,7 @@ fn parse_only() -> Round {
     for _ in 0..n {
         for f in &frames {
             let p = wire::parse_frame(black_box(f)).unwrap();
-            sum += p.payload.len() as u64;
+            sum += p.payload().len() as u64;
         }
     }
     let d = t0.elapsed();
