@@ -428,6 +428,11 @@ struct Peer {
     timestamps: bool,
 }
 
+/// Known bug (see `bug_sack_blocks_push_data_segments_over_the_mss`): data segments that carry
+/// SACK blocks do not make room for them. While it stands, the MSS checks leave SACK blocks
+/// out; set to false once it is fixed.
+const KNOWN_BUG_SACK_OVER_MSS: bool = true;
+
 /// What the harness needs to know of an application to check its bookkeeping.
 trait Accounting: App {
     fn opened(&self) -> usize;
@@ -742,10 +747,23 @@ impl<A: Accounting> Harness<A> {
             );
             let t = t.unwrap();
             assert!(s.payload.len() <= 65535, "{s:?} {}", ctx());
+            // RFC 6691 / RFC 9293 3.7.1: the MSS counts no options, so a segment with options
+            // carries that much less data; with our MSS = MTU - 40 this keeps every packet
+            // within the MTU.
+            let opt_len = if KNOWN_BUG_SACK_OVER_MSS {
+                wire::tcp::options_len(&TcpOptions {
+                    sack_count: 0,
+                    ..h.options
+                })
+            } else {
+                wire::tcp::options_len(&h.options)
+            };
             assert!(
-                s.payload.len() <= self.cfg.tcp.mss as usize,
-                "payload larger than our MSS: {} {}",
+                s.payload.len() + opt_len <= self.cfg.tcp.mss as usize,
+                "payload {} + options {} larger than our MSS (the packet exceeds the MTU): \
+                 {h:?} {}",
                 s.payload.len(),
+                opt_len,
                 ctx()
             );
             if f.rst() {
@@ -796,10 +814,14 @@ impl<A: Accounting> Harness<A> {
                 && !s.payload.is_empty()
                 && let Some(c) = e.connection(&h.tuple)
             {
+                // The connection's MSS already leaves room for timestamps: other options
+                // (SACK blocks) must come out of the payload too.
+                let ts_len = if c.ts_enabled() { 12 } else { 0 };
                 assert!(
-                    s.payload.len() <= c.mss() as usize,
-                    "payload {} over the connection's MSS {} {}",
+                    s.payload.len() + opt_len.saturating_sub(ts_len) <= c.mss() as usize,
+                    "payload {} + options {} over the connection's MSS {} {h:?} {}",
                     s.payload.len(),
+                    opt_len,
                     c.mss(),
                     ctx()
                 );
@@ -1000,6 +1022,88 @@ proptest! {
             h.run(s);
         }
         h.drain();
+    }
+}
+
+/// Bug: a data segment that carries SACK blocks still carries a full MSS of data, so its TCP
+/// options push it past the MSS the peer announced and the packet past the MTU (RFC 6691,
+/// RFC 9293 3.7.1: options come out of the data). Here: MSS 1460 with timestamps and SACK;
+/// the server has a 40 KB response queued behind its congestion window when out-of-order data
+/// arrives; the ACK that opens the window sends 1448 bytes + 24 bytes of options (timestamps
+/// and one SACK block) = 1472 > 1460, an IPv4 packet of 1512 bytes on a 1500-byte link.
+/// Where: `Conn::header` adds SACK blocks when `sack_due`, but `transmit` sizes segments with
+/// `self.mss`, which only leaves room for timestamps (`payload_mss`).
+#[test]
+#[ignore = "bug: data segments with SACK blocks exceed the MSS / MTU (RFC 6691)"]
+fn bug_sack_blocks_push_data_segments_over_the_mss() {
+    let cfg = EngineConfig {
+        syn_cookies: SynCookieMode::Never,
+        ..EngineConfig::default()
+    };
+    let app = TestApp::new(TestAppConfig {
+        response: Bytes::from(vec![b'r'; 40_000]),
+        ..TestAppConfig::default()
+    });
+    let mut e = Engine::new(cfg, app);
+    let mut out = CollectSink::default();
+    let now = Instant::from_millis(5_000_000);
+    let t = TUPLES[0];
+    let ts = |v: u32| TcpOptions {
+        timestamps: Some((v, 0)),
+        ..TcpOptions::default()
+    };
+    let syn_opts = TcpOptions {
+        mss: Some(1460),
+        window_scale: Some(7),
+        sack_permitted: true,
+        timestamps: Some((1, 0)),
+        ..TcpOptions::default()
+    };
+    let seg = |seq: u32, ack: u32, flags: TcpFlags, options: TcpOptions, payload: &'static [u8]| {
+        SegmentIn {
+            tuple: t,
+            seq: SeqNumber::new(seq),
+            ack: SeqNumber::new(ack),
+            flags,
+            window: 65535,
+            options,
+            payload,
+        }
+    };
+    e.on_segment(now, &seg(100, 0, TcpFlags::SYN, syn_opts, b""), &mut out);
+    let iss = out.take()[0].seq().raw();
+    e.on_segment(now, &seg(101, iss + 1, TcpFlags::ACK, ts(2), b""), &mut out);
+    // A request: the response fills the initial congestion window (10 segments).
+    e.on_segment(
+        now,
+        &seg(101, iss + 1, TcpFlags::ACK, ts(3), b"x\n"),
+        &mut out,
+    );
+    let burst = out.take();
+    assert_eq!(burst.len(), 10);
+    assert!(burst.iter().all(|s| s.payload.len() == 1448));
+    // Out-of-order data (a hole of 10 bytes) that acknowledges two segments.
+    let ack = iss + 1 + 2 * 1448;
+    e.on_segment(
+        now,
+        &seg(113, ack, TcpFlags::ACK, ts(4), b"later"),
+        &mut out,
+    );
+    let sent = out.take();
+    let with_sack: Vec<_> = sent
+        .iter()
+        .filter(|s| s.header.options.sack_count > 0)
+        .collect();
+    assert!(!with_sack.is_empty(), "SACK blocks are sent: {sent:?}");
+    for s in &sent {
+        let opts = wire::tcp::options_len(&s.header.options);
+        assert!(
+            s.payload.len() + opts <= 1460,
+            "{} bytes of data + {} bytes of options > MSS 1460: IPv4 packet of {} bytes",
+            s.payload.len(),
+            opts,
+            20 + 20 + opts + s.payload.len()
+        );
     }
 }
 
