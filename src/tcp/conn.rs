@@ -469,6 +469,19 @@ impl<S> Conn<S> {
         o
     }
 
+    /// Data bytes a segment may carry now: the MSS less the SACK blocks the next segment will
+    /// carry (RFC 6691, RFC 9293 3.7.1: options come out of the data; timestamps are already
+    /// taken off `mss`).
+    fn data_mss(&self) -> u32 {
+        if !(self.sack_due && self.sack_ok) {
+            return self.mss;
+        }
+        let limit = if self.ts_enabled { 3 } else { 4 };
+        let blocks = self.recv.ooo_ranges().len().min(limit) as u32;
+        let extra = if blocks > 0 { 4 + 8 * blocks } else { 0 };
+        self.mss.saturating_sub(extra).max(1)
+    }
+
     fn header(&mut self, seq: SeqNumber, flags: TcpFlags, now: Instant) -> SegmentOut {
         let window = self.window_to_advertise();
         let with_sack = self.sack_due;
@@ -1015,7 +1028,8 @@ impl<S> Conn<S> {
                 return;
             };
             let offset = seq.distance_from(self.snd_una) as usize;
-            let len = (len as usize).min(self.send.len().saturating_sub(offset));
+            let len =
+                (len.min(self.data_mss()) as usize).min(self.send.len().saturating_sub(offset));
             if len == 0 {
                 return;
             }
@@ -1036,7 +1050,7 @@ impl<S> Conn<S> {
     fn retransmit_first<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
         let outstanding = self.snd_max.distance_from(self.snd_una) as usize;
         let data = outstanding.min(self.send.len());
-        let len = data.min(self.mss as usize);
+        let len = data.min(self.data_mss() as usize);
         let fin = self.fin_sent && len == data && outstanding > data;
         if len == 0 && !fin {
             return;
@@ -1276,7 +1290,8 @@ impl<S> Conn<S> {
             let usable = wnd.saturating_sub(in_flight) as usize;
             let offset = in_flight as usize;
             let avail = self.send.len().saturating_sub(offset);
-            let fin_now = self.fin_queued && avail <= usable.min(self.mss as usize);
+            let seg_mss = self.data_mss() as usize;
+            let fin_now = self.fin_queued && avail <= usable.min(seg_mss);
             if avail == 0 {
                 // A bare FIN, if it is due and not yet sent at this point.
                 if self.fin_queued && !(self.fin_sent && self.snd_nxt == self.snd_max) && usable > 0
@@ -1289,14 +1304,14 @@ impl<S> Conn<S> {
                 }
                 break;
             }
-            let len = avail.min(self.mss as usize).min(usable);
+            let len = avail.min(seg_mss).min(usable);
             if len == 0 {
                 self.arm_persist(cx, in_flight);
                 break;
             }
             // RFC 9293 3.8.6.2.1: sender silly-window avoidance. Send a full segment, or all
             // that is queued, or at least half the largest window the peer offered.
-            if len < self.mss as usize && len < avail && (len as u32) < self.max_snd_wnd / 2 {
+            if len < seg_mss && len < avail && (len as u32) < self.max_snd_wnd / 2 {
                 self.arm_persist(cx, in_flight);
                 break;
             }
@@ -1447,7 +1462,7 @@ impl<S> Conn<S> {
             return None;
         }
         // Retransmit even into a closed window: the peer may have shrunk it.
-        let len = self.send.len().min(self.mss as usize);
+        let len = self.send.len().min(self.data_mss() as usize);
         let fin = self.fin_sent && len == self.send.len();
         self.send_data(cx, 0, len, fin);
         self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
