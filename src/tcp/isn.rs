@@ -157,28 +157,4 @@ mod tests {
         // Independent key: the TS offset is not the ISN hash.
         assert_ne!(g.ts_offset(&t1), g.isn(&t1, Instant::ZERO).raw());
     }
-
-    /// Run: cargo test --release --lib isn::tests::timing -- --ignored --nocapture
-    #[test]
-    #[ignore]
-    fn timing() {
-        let g = IsnGenerator::new(KEY);
-        let n = 10_000_000u32;
-        let start = std::time::Instant::now();
-        let mut acc = 0u32;
-        for i in 0..n {
-            let t = FourTuple {
-                remote_ip: i,
-                remote_port: i as u16,
-                local_ip: 1,
-                local_port: 80,
-            };
-            acc ^= g
-                .isn(std::hint::black_box(&t), Instant::from_micros(i as u64))
-                .raw();
-        }
-        let el = start.elapsed();
-        std::hint::black_box(acc);
-        println!("isn: {:.1} ns/op", el.as_nanos() as f64 / n as f64);
-    }
 }

@@ -409,33 +409,4 @@ mod tests {
             prop_assert!(ts_clock.wrapping_sub(ts) < 128);
         }
     }
-
-    /// Run: cargo test --release --lib syncookie::tests::timing -- --ignored --nocapture
-    #[test]
-    #[ignore]
-    fn timing() {
-        let c = SynCookies::new(KEY);
-        let n = 5_000_000u32;
-        let start = std::time::Instant::now();
-        let mut ok = 0u32;
-        for i in 0..n {
-            let mut t = tuple();
-            t.remote_port = i as u16;
-            let (isn, _) = c.make(&t, SeqNumber::new(i), 1460, t0());
-            ok += c
-                .check(
-                    std::hint::black_box(&t),
-                    isn + 1u32,
-                    SeqNumber::new(i + 1),
-                    t0(),
-                )
-                .is_some() as u32;
-        }
-        let el = start.elapsed();
-        assert_eq!(ok, n);
-        println!(
-            "syncookie make+check: {:.1} ns/pair",
-            el.as_nanos() as f64 / n as f64
-        );
-    }
 }

@@ -479,34 +479,4 @@ mod tests {
             }
         }
     }
-
-    /// Run: cargo test --release --lib time_wait::tests::timing -- --ignored --nocapture
-    #[test]
-    #[ignore]
-    fn timing() {
-        // A short-connection benchmark's pattern: a steady 500k records, one in, one out.
-        let cap = 1 << 19;
-        let mut tw = TimeWaitTable::new(cap, KEY);
-        let n = 4_000_000u32;
-        let per_sec = 8_000u64; // => 480k records live after 60 s
-        let c = std::time::Instant::now();
-        let mut expired = 0;
-        for i in 0..n {
-            let now = Instant::from_micros(i as u64 * 1_000_000 / per_sec);
-            expired += tw.expire(now);
-            let key = FourTuple {
-                remote_ip: 0x0a00_0000 | (i >> 16),
-                remote_port: i as u16,
-                local_ip: 0x0a00_0001,
-                local_port: 80,
-            };
-            assert!(tw.insert(key, rec(i), now + TW));
-        }
-        let el = c.elapsed().as_nanos() as f64 / n as f64;
-        println!(
-            "time-wait: {el:.1} ns per insert+expire, {} live, {expired} expired, {} B/record",
-            tw.len(),
-            tw.bytes_per_record()
-        );
-    }
 }

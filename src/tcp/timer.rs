@@ -489,33 +489,4 @@ mod tests {
             prop_assert_eq!(w.next_deadline(), None);
         }
     }
-
-    /// Run: cargo test --release --lib timer::tests::timing -- --ignored --nocapture
-    #[test]
-    #[ignore]
-    fn timing() {
-        let mut w = TimerWheel::new(ms(0));
-        let mut out = Vec::with_capacity(1 << 16);
-        let n = 200u64; // schedules per tick
-        let ticks = 20_000u64;
-        let c = std::time::Instant::now();
-        let mut fired = 0;
-        for t in 1..=ticks {
-            out.clear();
-            w.expire(ms(t), &mut out);
-            fired += out.len();
-            for i in 0..n {
-                // A mix of delayed-ACK, RTO and idle-timeout horizons.
-                let d = [40, 200, 1000, 60_000][(i % 4) as usize];
-                w.schedule(i as u32, 0, ms(t + d));
-            }
-        }
-        let el = c.elapsed().as_nanos() as f64;
-        std::hint::black_box(fired);
-        println!(
-            "timer: {:.1} ns per schedule+expire ({} entries live at the end)",
-            el / (n * ticks) as f64,
-            w.len()
-        );
-    }
 }
