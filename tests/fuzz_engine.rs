@@ -434,6 +434,8 @@ struct Peer {
     /// The connection the monitor follows (its `syn_at`): a SYN cookie's ACK can recreate a
     /// connection without a new SYN/ACK.
     incarnation: Option<Instant>,
+    /// The sequence number of the server's FIN in this incarnation, once sent.
+    fin_seq: Option<u32>,
 }
 
 /// Known bug (see `bug_sack_blocks_push_data_segments_over_the_mss`): data segments that carry
@@ -500,6 +502,9 @@ struct Harness<A: Accounting> {
     peers: Vec<Peer>,
     /// Steps run so far (for messages).
     steps: usize,
+    /// Segments and RSTs the engine emitted (its counters must agree).
+    emitted: u64,
+    resets: u64,
 }
 
 impl<A: Accounting> Harness<A> {
@@ -515,6 +520,8 @@ impl<A: Accounting> Harness<A> {
             start,
             peers: vec![Peer::default(); TUPLES.len()],
             steps: 0,
+            emitted: 0,
+            resets: 0,
         }
     }
 
@@ -709,6 +716,19 @@ impl<A: Accounting> Harness<A> {
     /// never moves back (RCV.NXT only grows) and that the right edge of the window it offers
     /// never moves left (RFC 9293 3.8.6.2.2).
     fn learn(&mut self, out: &[OwnedSegment]) {
+        self.emitted += out.len() as u64;
+        self.resets += out.iter().filter(|s| s.flags().rst()).count() as u64;
+        let c = self.e.counters();
+        assert_eq!(
+            c.segments_out, self.emitted,
+            "segments_out counts every segment"
+        );
+        assert_eq!(c.resets_sent, self.resets, "resets_sent counts every RST");
+        assert_eq!(
+            c.established as usize,
+            self.e.app().opened(),
+            "every connection established opened one session"
+        );
         for (t, tuple) in TUPLES.iter().enumerate() {
             let now = self.e.connection(tuple).map(|c| c.syn_at);
             let p = &mut self.peers[t];
@@ -717,6 +737,7 @@ impl<A: Accounting> Harness<A> {
                 p.incarnation = now;
                 p.mon_ack = None;
                 p.mon_edge = None;
+                p.fin_seq = None;
             }
         }
         for s in out {
@@ -735,7 +756,25 @@ impl<A: Accounting> Harness<A> {
                 // in its TSecr bits that the SYN/ACK never offered).
                 p.rcv_ws = c.window_scales().1;
             }
+            if !f.syn() && (f.fin() || !s.payload.is_empty()) {
+                // Nothing is sent beyond the FIN, and the FIN keeps its sequence number.
+                let seq = s.seq().raw();
+                let data_end = seq.wrapping_add(s.payload.len() as u32);
+                if let Some(fs) = p.fin_seq {
+                    assert!(
+                        !wrapping_gt(data_end, fs),
+                        "tuple {t}: data beyond the FIN at {fs}: {s:?} at step {}",
+                        self.steps
+                    );
+                    if f.fin() {
+                        assert_eq!(data_end, fs, "tuple {t}: the FIN moved: {s:?}");
+                    }
+                } else if f.fin() {
+                    p.fin_seq = Some(data_end);
+                }
+            }
             if f.syn() {
+                p.fin_seq = None;
                 p.mon_ack = Some(s.ack().raw());
                 p.mon_edge = Some(s.ack().raw().wrapping_add(s.header.window as u32));
                 p.rcv_ws = s.header.options.window_scale.unwrap_or(0);
@@ -793,6 +832,7 @@ impl<A: Accounting> Harness<A> {
                 p.incarnation = None;
                 p.mon_ack = None;
                 p.mon_edge = None;
+                p.fin_seq = None;
             }
         }
     }
@@ -996,6 +1036,7 @@ impl<A: Accounting> Harness<A> {
             idle,
             "one RST per aborted connection: {out:?}"
         );
+        self.learn(&out);
         // And the engine is empty.
         let e = &self.e;
         assert_eq!(e.connections(), 0);
