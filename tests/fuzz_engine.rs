@@ -108,7 +108,9 @@ impl CfgSpec {
         };
         if self.big_response {
             // Several segments and more than one initial window: exercises the send path.
-            app.response = Bytes::from(vec![b'r'; 40_000]);
+            // A pattern, so that a byte sent at the wrong offset shows.
+            app.response =
+                Bytes::from((0..40_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
         }
         app
     }
@@ -436,6 +438,10 @@ struct Peer {
     incarnation: Option<Instant>,
     /// The sequence number of the server's FIN in this incarnation, once sent.
     fin_seq: Option<u32>,
+    /// The server's byte stream in this incarnation, as first sent (`None`: not seen yet),
+    /// from the sequence number after its ISN.
+    stream: Vec<Option<u8>>,
+    stream_base: Option<u32>,
 }
 
 /// Known bug (see `bug_sack_blocks_push_data_segments_over_the_mss`): data segments that carry
@@ -448,6 +454,9 @@ const KNOWN_BUG_SACK_OVER_MSS: bool = true;
 /// that much; set to false once it is fixed.
 const KNOWN_BUG_WINDOW_ROUNDING: bool = true;
 
+/// How much of each server byte stream the harness remembers.
+const STREAM_LIMIT: usize = 1 << 20;
+
 /// What the harness needs to know of an application to check its bookkeeping.
 trait Accounting: App {
     fn opened(&self) -> usize;
@@ -456,6 +465,8 @@ trait Accounting: App {
     fn reads_everything(&self) -> bool;
     /// It closes idle connections by itself (so none is left after a long quiet time).
     fn closes_idle(&self) -> bool;
+    /// Every response is this, so the server's byte stream repeats it.
+    fn fixed_response(&self) -> Option<&[u8]>;
 }
 
 impl Accounting for TestApp {
@@ -471,6 +482,9 @@ impl Accounting for TestApp {
     fn closes_idle(&self) -> bool {
         false
     }
+    fn fixed_response(&self) -> Option<&[u8]> {
+        Some(&self.cfg.response)
+    }
 }
 
 impl Accounting for HttpApp {
@@ -485,6 +499,9 @@ impl Accounting for HttpApp {
     }
     fn closes_idle(&self) -> bool {
         true // header and keep-alive timeouts
+    }
+    fn fixed_response(&self) -> Option<&[u8]> {
+        None // heads carry the date, errors differ
     }
 }
 
@@ -738,8 +755,15 @@ impl<A: Accounting> Harness<A> {
                 p.mon_ack = None;
                 p.mon_edge = None;
                 p.fin_seq = None;
+                p.stream.clear();
+                p.stream_base = self
+                    .e
+                    .connection(tuple)
+                    .map(|c| c.iss().raw().wrapping_add(1));
             }
         }
+        let fixed: Option<Vec<u8>> = self.e.app().fixed_response().map(|r| r.to_vec());
+        let fixed = fixed.as_deref();
         for s in out {
             let Some(t) = TUPLES.iter().position(|t| *t == s.header.tuple) else {
                 continue;
@@ -773,8 +797,44 @@ impl<A: Accounting> Harness<A> {
                     p.fin_seq = Some(data_end);
                 }
             }
+            if !f.syn()
+                && !s.payload.is_empty()
+                && let Some(base) = p.stream_base
+            {
+                // A retransmission carries the bytes first sent at those sequence numbers;
+                // with a fixed response, the stream is that response again and again.
+                let off = s.seq().raw().wrapping_sub(base) as usize;
+                if off + s.payload.len() <= STREAM_LIMIT {
+                    if p.stream.len() < off + s.payload.len() {
+                        p.stream.resize(off + s.payload.len(), None);
+                    }
+                    for (i, &b) in s.payload.iter().enumerate() {
+                        let k = off + i;
+                        if let Some(first) = p.stream[k] {
+                            assert_eq!(
+                                first, b,
+                                "tuple {t}: byte {k} of the stream was {first}, resent as {b} \
+                                 at step {}",
+                                self.steps
+                            );
+                        }
+                        p.stream[k] = Some(b);
+                        if let Some(r) = fixed {
+                            assert_eq!(
+                                b,
+                                r[k % r.len()],
+                                "tuple {t}: byte {k} of the stream is not the response's at \
+                                 step {}",
+                                self.steps
+                            );
+                        }
+                    }
+                }
+            }
             if f.syn() {
                 p.fin_seq = None;
+                p.stream.clear();
+                p.stream_base = Some(s.seq().raw().wrapping_add(1));
                 p.mon_ack = Some(s.ack().raw());
                 p.mon_edge = Some(s.ack().raw().wrapping_add(s.header.window as u32));
                 p.rcv_ws = s.header.options.window_scale.unwrap_or(0);
@@ -833,6 +893,8 @@ impl<A: Accounting> Harness<A> {
                 p.mon_ack = None;
                 p.mon_edge = None;
                 p.fin_seq = None;
+                p.stream.clear();
+                p.stream_base = None;
             }
         }
     }
