@@ -648,3 +648,82 @@ fn replies_go_to_each_peers_mac() {
     assert_eq!(b.take(&out).len(), 1);
     assert_eq!(rig.dp.engine.counters().synack_retransmits, 2);
 }
+
+/// A segment larger than a TX frame is dropped and counted as TxTooBig (not written past
+/// the frame), while smaller ones still go.
+#[test]
+fn segments_too_big_for_a_frame_are_counted() {
+    let b = body(3000);
+    let mut rig = Rig::new(b, 64);
+    let mut c = Client::new(10, 44000);
+    rig.handshake(&mut c);
+    // Frames of 1000 bytes: the 1460-byte segments of the response cannot fit.
+    rig.dp.io.tx.scratch = vec![0; 1000];
+    let req = c.send(GET);
+    let got = c.take(&rig.deliver(vec![req]));
+    assert!(
+        got.iter().all(|g| g.frame_len <= 1000),
+        "only what fits goes out"
+    );
+    assert!(
+        got.len() <= 1,
+        "at most the short tail of the response: {got:?}"
+    );
+    assert_eq!(
+        rig.worker_drops(WorkerDrop::TxTooBig),
+        2,
+        "two full segments dropped"
+    );
+    assert_eq!(rig.worker_drops(WorkerDrop::TxFull), 0);
+    // A bare ACK fits.
+    let fin = c.fin();
+    let got = c.take(&rig.deliver(vec![fin]));
+    assert!(!got.is_empty());
+    assert!(
+        got.iter()
+            .all(|g| g.payload.is_empty() && g.frame_len <= 1000)
+    );
+}
+
+/// Graceful shutdown through `Datapath::with_sink`: idle connections are closed with a FIN,
+/// new SYNs are refused with a RST, and `abort_all` resets what is left.
+#[test]
+fn shutdown_closes_idle_connections_then_resets_the_rest() {
+    let b = body(50_000);
+    let mut rig = Rig::new(b, 64);
+    let mut idle = Client::new(11, 45000);
+    let mut busy = Client::new(11, 45001);
+    rig.handshake(&mut idle);
+    rig.handshake(&mut busy);
+    // The busy one has a response in flight (not acknowledged).
+    let req = busy.send(GET);
+    assert!(!busy.take(&rig.deliver(vec![req])).is_empty());
+
+    let flushes = rig.dp.io.flushed.len();
+    let now = rig.now;
+    rig.dp
+        .with_sink(&mut |e, mut sink| e.begin_shutdown(now, &mut sink));
+    assert_eq!(rig.dp.io.flushed.len(), flushes + 1, "one TX batch");
+    let out = rig.dp.io.flushed.last().unwrap().clone();
+    let got = idle.take(&out);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].flags.fin(), "the idle connection is closed: {got:?}");
+    assert!(busy.take(&out).is_empty(), "the busy one is left to finish");
+    assert_eq!(rig.state(&idle), Some(State::FinWait1));
+
+    let mut late = Client::new(12, 46000);
+    let syn = late.syn();
+    let got = late.take(&rig.deliver(vec![syn]));
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].flags.rst(),
+        "no new connections while shutting down: {got:?}"
+    );
+
+    rig.dp
+        .with_sink(&mut |e, mut sink| e.abort_all(now, &mut sink));
+    let out = rig.dp.io.flushed.last().unwrap().clone();
+    assert!(busy.take(&out).iter().any(|g| g.flags.rst()));
+    assert!(idle.take(&out).iter().any(|g| g.flags.rst()));
+    assert_eq!(rig.dp.engine.connections(), 0);
+}
