@@ -436,7 +436,10 @@ impl<S> Conn<S> {
             self.rcv_adv.max(self.rcv_nxt)
         };
         let wnd = edge.distance_from(self.rcv_nxt);
-        let field = (wnd >> self.rcv_wscale).min(65535);
+        // Rounded up, as Linux's tcp_select_window aligns it: rounding down would move the
+        // right edge left by up to 2^scale - 1 bytes whenever RCV.NXT moves by an odd amount.
+        let unit = (1u32 << self.rcv_wscale) - 1;
+        let field = (wnd.saturating_add(unit) >> self.rcv_wscale).min(65535);
         let advertised = self.rcv_nxt + (field << self.rcv_wscale);
         if advertised.gt(self.rcv_adv) {
             self.rcv_adv = advertised;
