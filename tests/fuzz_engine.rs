@@ -448,10 +448,9 @@ struct Peer {
 /// `data_segments_with_sack_blocks_fit_the_mss`); fixed, so the MSS checks count every option.
 const KNOWN_BUG_SACK_OVER_MSS: bool = false;
 
-/// Known bug (see `bug_scaled_window_edge_moves_left`): rounding the window down to the scale
-/// retracts the right edge by up to 2^scale - 1 bytes. While it stands, the edge check allows
-/// that much; set to false once it is fixed.
-const KNOWN_BUG_WINDOW_ROUNDING: bool = true;
+/// Rounding the window down to the scale once retracted the right edge by up to 2^scale - 1
+/// bytes (see `scaled_window_edge_never_moves_left`); fixed, so the edge check allows nothing.
+const KNOWN_BUG_WINDOW_ROUNDING: bool = false;
 
 /// How much of each server byte stream the harness remembers.
 const STREAM_LIMIT: usize = 1 << 20;
