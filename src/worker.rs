@@ -122,22 +122,45 @@ impl MacCache {
 /// Writes the engine's segments as Ethernet/IPv4/TCP frames into TX frames.
 struct FrameSink<'a> {
     tx: &'a mut dyn TxQueue,
-    macs: &'a MacCache,
-    local_mac: [u8; 6],
-    ip_id: &'a mut u16,
+    addr: &'a mut Addressing,
     counters: &'a mut FrameCounters,
     capture: Option<(&'a crate::pcap::Capture, u64)>,
+}
+
+/// What every frame a worker sends needs besides the segment: our MAC, the peers' MACs, and
+/// the IPv4 identification counter.
+struct Addressing {
+    local_mac: [u8; 6],
+    macs: MacCache,
+    ip_id: u16,
+}
+
+impl Addressing {
+    /// A sink writing into `tx`'s free frames.
+    fn sink<'a>(
+        &'a mut self,
+        tx: &'a mut dyn TxQueue,
+        counters: &'a mut FrameCounters,
+        capture: Option<(&'a crate::pcap::Capture, u64)>,
+    ) -> FrameSink<'a> {
+        FrameSink {
+            tx,
+            addr: self,
+            counters,
+            capture,
+        }
+    }
 }
 
 impl SegmentSink for FrameSink<'_> {
     fn emit(&mut self, seg: &SegmentOut, payload: &dyn PayloadSource) {
         let spec = FrameSpec {
-            src_mac: self.local_mac,
-            dst_mac: self.macs.lookup(seg.tuple.remote_ip),
+            src_mac: self.addr.local_mac,
+            dst_mac: self.addr.macs.lookup(seg.tuple.remote_ip),
             src_ip: seg.tuple.local_ip,
             dst_ip: seg.tuple.remote_ip,
             ttl: 64,
-            ip_id: *self.ip_id,
+            ip_id: self.addr.ip_id,
             src_port: seg.tuple.local_port,
             dst_port: seg.tuple.remote_port,
             seq: seg.seq.raw(),
@@ -146,7 +169,7 @@ impl SegmentSink for FrameSink<'_> {
             window: seg.window,
             options: seg.options,
         };
-        *self.ip_id = self.ip_id.wrapping_add(1);
+        self.addr.ip_id = self.addr.ip_id.wrapping_add(1);
         let Some(buf) = self.tx.frame() else {
             self.counters.worker_drops[WorkerDrop::TxFull as usize] += 1;
             return;
@@ -233,9 +256,7 @@ pub struct Datapath<A: App, IO: FrameIo> {
     pub engine: Engine<A>,
     pub io: IO,
     pub counters: FrameCounters,
-    local_mac: [u8; 6],
-    macs: MacCache,
-    ip_id: u16,
+    addr: Addressing,
     batch: usize,
     inject: DropInjector,
     capture: Option<crate::pcap::Capture>,
@@ -248,9 +269,11 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             engine,
             io,
             counters: FrameCounters::default(),
-            local_mac,
-            macs: MacCache::new(4096),
-            ip_id: 0,
+            addr: Addressing {
+                local_mac,
+                macs: MacCache::new(4096),
+                ip_id: 0,
+            },
             batch: batch.max(1),
             inject: DropInjector::new(0.0, 1),
             capture: None,
@@ -278,9 +301,7 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             engine,
             io,
             counters,
-            local_mac,
-            macs,
-            ip_id,
+            addr,
             batch,
             inject,
             capture,
@@ -304,7 +325,7 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
                     return;
                 }
             };
-            macs.learn(parsed.src_ip(), parsed.src_mac());
+            addr.macs.learn(parsed.src_ip(), parsed.src_mac());
             let seg = parsed.to_segment_in();
             // A segment of a connection this worker does not know, which another worker
             // owns (RSS moved the flow): hand the frame to the owner.
@@ -322,14 +343,7 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
                 }
                 return;
             }
-            let mut sink = FrameSink {
-                tx,
-                macs,
-                local_mac: *local_mac,
-                ip_id,
-                counters,
-                capture,
-            };
+            let mut sink = addr.sink(tx, counters, capture);
             engine.on_segment(now, &seg, &mut sink);
         });
         if n > 0 {
@@ -343,27 +357,13 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
                     let Ok(parsed) = wire::parse_frame(&frame) else {
                         continue;
                     };
-                    macs.learn(parsed.src_ip(), parsed.src_mac());
+                    addr.macs.learn(parsed.src_ip(), parsed.src_mac());
                     let seg = parsed.to_segment_in();
-                    let mut sink = FrameSink {
-                        tx,
-                        macs,
-                        local_mac: *local_mac,
-                        ip_id,
-                        counters,
-                        capture,
-                    };
+                    let mut sink = addr.sink(tx, counters, capture);
                     engine.on_segment(now, &seg, &mut sink);
                 }
             }
-            let mut sink = FrameSink {
-                tx,
-                macs,
-                local_mac: *local_mac,
-                ip_id,
-                counters,
-                capture,
-            };
+            let mut sink = addr.sink(tx, counters, capture);
             engine.on_tick(now, &mut sink);
         });
         io.flush();
@@ -384,22 +384,13 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             engine,
             io,
             counters,
-            local_mac,
-            macs,
-            ip_id,
+            addr,
             capture,
             ..
         } = self;
         let capture = capture.as_ref().map(|c| (c, 0u64));
         io.transmit(&mut |tx| {
-            let mut sink = FrameSink {
-                tx,
-                macs,
-                local_mac: *local_mac,
-                ip_id,
-                counters,
-                capture,
-            };
+            let mut sink = addr.sink(tx, counters, capture);
             f(engine, &mut sink);
         });
         io.flush();
