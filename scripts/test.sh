@@ -11,7 +11,7 @@
 #   4. cargo test (debug build: overflow checks on) of the engine's unit, scenario, simulation,
 #      fuzz, datapath and wire tiers, so that an arithmetic overflow panics instead of wrapping
 #   5. scripts: bash -n, the output parsers' tests, shellcheck, testbed up/down
-#
+#   (3 and 4 each build first, as a step of its own with its own time limit)
 #   --scripts-only   step 5 only
 #
 # Nothing is skipped for want of a tool: a missing rustfmt, clippy or shellcheck is a failure that
