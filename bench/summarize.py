@@ -4,7 +4,9 @@
   summarize.py RAWDIR REPORT      reads RAWDIR/{meta,runs,events}.tsv and the outputs they name;
                                   writes REPORT.md and REPORT.json and prints the tables
 
-Exit status: 0, or 3 if some run counted errors or produced no result.
+Exit status: 0, or 3 if some run counted errors, produced no result, or its load generator
+exited with a non-zero status (the status column of runs.tsv): such a run is refused, none of its
+numbers enter the medians, and it is named on stderr.
 """
 
 import json
@@ -59,6 +61,22 @@ def response_size(raw, server):
         return None
 
 
+def run_result(run):
+    """(parsed result, None), or (None, why there is none) for one row of runs.tsv."""
+    status = run.get("status", "")
+    if status != "0":
+        # wrk or xgen failed, was stopped at its time limit (124) or did not run: what it printed
+        # is not a measurement, even if it parses.
+        return None, f"the load generator exited with status {status or '(none recorded)'}"
+    try:
+        with open(run["output"], errors="replace") as f:
+            text = f.read()
+        parse = loadgen.parse_wrk if run["client"] == "wrk" else loadgen.parse_xgen
+        return parse(text), None
+    except (OSError, loadgen.NoResult, ValueError) as e:
+        return None, str(e)
+
+
 def main(argv):
     if len(argv) != 2:
         sys.stderr.write(__doc__)
@@ -69,14 +87,9 @@ def main(argv):
     events = read_tsv(os.path.join(raw, "events.tsv"))
 
     for run in runs:
-        try:
-            with open(run["output"], errors="replace") as f:
-                text = f.read()
-            res = loadgen.parse_wrk(text) if run["client"] == "wrk" else loadgen.parse_xgen(text)
-            run["result"] = res
-        except (OSError, loadgen.NoResult, ValueError) as e:
-            run["result"] = None
-            run["problem"] = str(e)
+        run["result"], problem = run_result(run)
+        if problem is not None:
+            run["problem"] = problem
         try:
             with open(run["cpu_before"]) as f1, open(run["cpu_after"]) as f2:
                 u = loadgen.cpu_usage(f1.read(), f2.read())
@@ -181,7 +194,7 @@ def main(argv):
     if bad_runs:
         L.append(f"- **errors**: {len(bad_runs)} run(s) counted errors or gave no result:")
         for r in bad_runs:
-            what = f"{r['result']['errors']} errors" if r["result"] else f"no result ({r.get('problem')}, status {r['status']})"
+            what = f"{r['result']['errors']} errors" if r["result"] else f"no result: {r.get('problem')}"
             L.append(f"  - round {r['round']} {r['server']} {r['client']} {r['workload']}: {what} ({os.path.basename(r['output'])})")
     else:
         L.append(f"- zero errors in all {len(runs)} runs.")
@@ -251,6 +264,10 @@ def main(argv):
     print(md[start:end].rstrip())
     print()
     print(f"report: {report}.md and {report}.json")
+    for r in bad_runs:
+        what = f"{r['result']['errors']} errors" if r["result"] else f"no result: {r.get('problem')}"
+        sys.stderr.write(f"summarize: FAILED run: round {r['round']} {r['server']} {r['client']}"
+                         f" {r['workload']}: {what} ({r['output']})\n")
     return 3 if bad_runs else 0
 
 

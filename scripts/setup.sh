@@ -48,7 +48,7 @@ say() { printf 'setup: %s\n' "$*"; }
 
 # Packages: the tools the scripts and tests call, and what xgen and the XDP program build with.
 PACKAGES=(clang llvm libbpf-dev libxdp-dev bpftool wrk nginx-light hping3 tcpdump ethtool iproute2
-	python3 python3-scapy curl linux-perf gcc make pkg-config git util-linux procps)
+	python3 python3-scapy curl linux-perf gcc make pkg-config git util-linux procps shellcheck)
 
 pkg_installed() {
 	[[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
@@ -145,7 +145,7 @@ install_packages() {
 
 check_commands() {
 	local c missing=()
-	for c in ip ethtool taskset curl wrk nginx python3 clang; do
+	for c in ip ethtool taskset curl wrk nginx python3 clang hping3 tcpdump shellcheck; do
 		command -v "$c" >/dev/null 2>&1 || missing+=("$c")
 	done
 	if ((${#missing[@]})); then

@@ -1,17 +1,26 @@
 #!/usr/bin/env python3
-"""Tests of loadgen.py against real wrk, xgen and /proc/stat output kept in scripts/testdata/.
+"""Tests of loadgen.py against real wrk, xgen and /proc/stat output kept in scripts/testdata/,
+of bench/summarize.py's verdict on a run, and of scripts/demo.sh's verdict.
 
   python3 scripts/test_loadgen.py
 """
 
+import contextlib
+import io
 import math
 import os
+import shlex
+import shutil
+import subprocess
 import sys
+import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "bench"))
 import loadgen  # noqa: E402
+import summarize  # noqa: E402
 
 
 def data(name):
@@ -102,6 +111,72 @@ class Cpu(unittest.TestCase):
 
     def test_process_share_missing(self):
         self.assertTrue(math.isnan(loadgen.process_cpu_pct("cpu 1 2 3 4\n", "cpu 2 3 4 5\n")))
+
+
+
+class Summarize(unittest.TestCase):
+    """bench/summarize.py over a raw directory of one wrk run, as bench/vs-nginx.sh writes it."""
+
+    def summarize(self, status):
+        raw = tempfile.mkdtemp(prefix="synack-summarize-")
+        self.addCleanup(shutil.rmtree, raw)
+        out = os.path.join(raw, "r1-synack-wrk-close.out")
+        shutil.copy(os.path.join(HERE, "testdata", "wrk-close.txt"), out)
+        with open(os.path.join(raw, "meta.tsv"), "w") as f:
+            f.write("server_cpu\t1\nclient_cpu\t0\n")
+        with open(os.path.join(raw, "runs.tsv"), "w") as f:
+            f.write("round\tserver\tclient\tworkload\tstatus\toutput\tcpu_before\tcpu_after\n")
+            f.write(f"1\tsynack\twrk\tclose\t{status}\t{out}\t{out}.cpu0\t{out}.cpu1\n")
+        with open(os.path.join(raw, "events.tsv"), "w") as f:
+            f.write("round\tserver\tevent\tdetail\n")
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            rc = summarize.main([raw, os.path.join(raw, "report")])
+        with open(os.path.join(raw, "report.md")) as f:
+            return rc, f.read(), stderr.getvalue()
+
+    def test_clean_run_passes(self):
+        rc, md, err = self.summarize(0)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("zero errors in all 1 runs", md)
+
+    def test_generator_that_exited_non_zero_fails_the_run(self):
+        # wrk's output parses and counts no error, but wrk exited with status 1: not a result.
+        rc, md, err = self.summarize(1)
+        self.assertEqual(rc, 3)
+        self.assertIn("load generator exited with status 1", md)
+        self.assertIn("FAILED run: round 1 synack wrk close: no result: the load generator exited"
+                      " with status 1", err)
+        self.assertNotIn("8949", md.split("## synack / nginx")[0].split("## Medians")[1])
+
+
+class DemoVerdict(unittest.TestCase):
+    """scripts/demo.sh's demo_verdict: every check it prints counts in the verdict."""
+
+    GOOD = {"get": "ok", "head": "ok", "404": "ok", "wrk-keepalive": "9000 requests/s, 0 errors",
+            "wrk-close": "8000 requests/s, 0 errors", "exit": "ok"}
+
+    def verdict(self, results):
+        assign = " ".join(f"[{k}]={shlex.quote(v)}" for k, v in results.items())
+        script = (f"source <(sed -n '/^demo_verdict() {{/,/^}}/p' '{HERE}/demo.sh')\n"
+                  f"declare -A RESULT=({assign})\ndemo_verdict")
+        p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=10)
+        return p.returncode, p.stdout + p.stderr
+
+    def test_all_ok(self):
+        rc, out = self.verdict(self.GOOD)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("404            ok", out)
+
+    def test_each_failed_check_fails_the_verdict(self):
+        bad = {"get": "FAILED (body 'x')", "head": "FAILED", "404": "got '200', expected 404",
+               "wrk-keepalive": "9000 requests/s, 3 errors", "wrk-close": "FAILED (wrk)",
+               "exit": "exit status 1 (expected 0)"}
+        for k, v in bad.items():
+            with self.subTest(check=k):
+                rc, out = self.verdict({**self.GOOD, k: v})
+                self.assertEqual(rc, 1, out)
+                self.assertIn(v, out)
 
 
 if __name__ == "__main__":

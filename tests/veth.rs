@@ -6,9 +6,11 @@
 //! program on the client's ingress (tests/data/drop_data.bpf.c, built with clang) drops data
 //! frames synack sends, so that it must retransmit. There is no netem here.
 //!
-//! Needs root, AF_XDP and veth; without them each test prints "SKIP: reason" and passes (set
-//! SYNACK_VETH_REQUIRED=1 to make that a failure). The tests run one at a time (a global lock):
-//! they pin the server to core 1 and the load generators to core 0.
+//! Needs root, AF_XDP, veth and the commands of tests/testbed (curl, wrk, clang, tc, ...). With
+//! SYNACK_VETH_REQUIRED=1 (scripts/test.sh sets it) a missing command or missing root fails the
+//! test and names it; otherwise each test prints "SKIP: test: reason" on stderr and passes. A
+//! kernel without AF_XDP or veth is always a skip, printed. The tests run one at a time (a
+//! global lock): they pin the server to core 1 and the load generators to core 0.
 //!
 //!     cargo test --release --test veth -- --nocapture --test-threads=1
 
@@ -425,6 +427,24 @@ except Exception as e:
     print("error %s %.3f" % (type(e).__name__, time.monotonic() - t0))
 "#;
 
+/// Connects to SRV_IP:argv[1] until a connection is refused, for at most argv[2] seconds,
+/// closing each accepted one; prints "refused SECS after N accepted" or "never refused ...".
+const REFUSED_SCRIPT: &str = r#"
+t0 = time.monotonic()
+accepted = 0
+while time.monotonic() - t0 < float(sys.argv[2]):
+    try:
+        socket.create_connection((SRV[0], int(sys.argv[1])), timeout=3).close()
+        accepted += 1
+    except ConnectionRefusedError:
+        print("refused %.3f after %d accepted" % (time.monotonic() - t0, accepted))
+        sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.02)
+print("never refused in %s s (%d accepted)" % (sys.argv[2], accepted))
+"#;
+
 #[test]
 fn lossy_download_is_byte_exact() {
     let Some(env) = testbed::setup("loss") else {
@@ -647,11 +667,12 @@ fn sigterm_lets_an_inflight_download_finish_and_refuses_new_connections() {
     let outs = TempDir::new("out");
     let digest = sha256_file(&write_seeded(&root, "big", 4 << 20, 5));
     let server = Server::start(bed, &["--root", root.as_str(), "--grace", "20"]);
-    // About 2 s at 2 MB/s: still running when SIGTERM comes.
+    // curl's rate limit (4 MiB at 1 MiB/s) makes the download last seconds however fast the
+    // machine: long enough to be in flight while the draining server refuses a newcomer.
     let out = outs.join("big");
     let out_s = out.to_str().unwrap();
     let url = format!("http://{SRV_IP}:{PORT}/big");
-    let curl = bed.client_spawn(
+    let mut curl = bed.client_spawn(
         40,
         &[
             "curl",
@@ -659,7 +680,7 @@ fn sigterm_lets_an_inflight_download_finish_and_refuses_new_connections() {
             "-m",
             "30",
             "--limit-rate",
-            "2M",
+            "1M",
             "-o",
             out_s,
             "-w",
@@ -675,11 +696,30 @@ fn sigterm_lets_an_inflight_download_finish_and_refuses_new_connections() {
     }
     assert!(out.exists(), "the download did not start");
     server.sigterm();
-    std::thread::sleep(Duration::from_millis(300));
-    // Draining: a new connection is not accepted.
+    // Draining: new connections are refused from the moment synack handles the signal. Wait
+    // (bounded) for the first refusal rather than for a fixed time.
     let refused = ok(
-        &bed.python(20, CONNECT_SCRIPT, &["8080"]),
+        &bed.python(20, REFUSED_SCRIPT, &["8080", "10"]),
         "connect while draining",
+    );
+    eprintln!("connect while draining: {}", refused.trim());
+    // The refusal must come from the draining synack, not from the kernel after it exited: the
+    // download it was finishing is still running.
+    let in_flight = matches!(curl.try_wait(), Ok(None));
+    if !in_flight || !refused.starts_with("refused ") {
+        // Stop the download before failing (`timeout` passes SIGTERM on to curl).
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &curl.id().to_string()])
+            .status();
+        let _ = curl.wait();
+    }
+    assert!(
+        refused.starts_with("refused "),
+        "a new connection while draining should be refused: {refused}"
+    );
+    assert!(
+        in_flight,
+        "the in-flight download had ended before a connection was refused ({refused})"
     );
     let curl = curl.wait_with_output().expect("wait for curl");
     let code = ok(&curl, "curl of the in-flight download");
@@ -688,10 +728,6 @@ fn sigterm_lets_an_inflight_download_finish_and_refuses_new_connections() {
         sha256_file(&out),
         digest,
         "the in-flight download after SIGTERM"
-    );
-    assert!(
-        refused.starts_with("refused "),
-        "a new connection while draining should be refused: {refused}"
     );
     let (st, log) = server.wait(Duration::from_secs(30));
     assert_eq!(st.code(), Some(0), "exit status after draining:\n{log}");
@@ -789,8 +825,9 @@ fn a_slow_reader_keeps_its_keepalive_connection() {
     write_seeded(&root, "big", 2 << 20, 11);
     write_seeded(&root, "small", 5, 12);
     let server = Server::start(bed, &["--root", root.as_str(), "--keepalive-timeout", "2"]);
-    // Reads 2 MiB through a small receive buffer over about 3 s (longer than the 2 s
-    // keep-alive timeout, but never idle), then asks again on the same connection.
+    // Reads 2 MiB through a small receive buffer, paced to no more than 2 MiB in 3 s however
+    // fast the machine (longer than the 2 s keep-alive timeout, but never idle: each pause is
+    // tens of milliseconds), then asks again on the same connection.
     let script = r#"
 root = sys.argv[1]
 s = socket.socket()
@@ -799,11 +836,16 @@ s.settimeout(10)
 s.connect(SRV)
 s.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
 class Slow(Reader):
+    got = 0
     def fill(self):
-        time.sleep(0.03)
+        pause = t0 + 3.0 * self.got / (2 << 20) - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        before = len(self.buf)
         Reader.fill(self)
-r = Slow(s)
+        self.got += len(self.buf) - before
 t0 = time.monotonic()
+r = Slow(s)
 st, h, b = r.response()
 print("first", st.split(" ")[1], b == open(root + "/big", "rb").read(), "%.1f" % (time.monotonic() - t0))
 s.sendall(b"GET /small HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -818,6 +860,7 @@ except Exception as e:
     eprintln!("{}", out.trim());
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("first 200 True "), "{out}");
+    // The pacing held the response open past the keep-alive timeout.
     let secs: f64 = lines[0].rsplit(' ').next().unwrap().parse().unwrap();
     assert!(
         secs > 2.0,

@@ -7,11 +7,14 @@
 //! started (by PID) and the namespaces in `Drop` guards, also when an assertion fails. Traffic goes
 //! only to the test's namespaces and to loopback. The tests pin CPUs and load both cores, so they
 //! run one at a time behind a global lock. Without root, or without a tool a test needs, the test
-//! prints `SKIP: reason` and returns.
+//! fails if `SYNACK_VETH_REQUIRED` is set (scripts/test.sh sets it), and otherwise prints
+//! `SKIP: test: reason` on stderr and returns (tests/testbed's check, as in tests/veth.rs).
 //!
 //! ```text
 //! cargo test --release --test veth_scale -- --nocapture --test-threads=1
 //! ```
+
+mod testbed;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -39,45 +42,14 @@ fn url() -> String {
 // ------------------------------------------------------------------------------------------------
 // Preconditions
 
-fn is_root() -> bool {
-    // The effective UID is the second field of "Uid:" in /proc/self/status.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn on_path(tool: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].iter().map(PathBuf::from))
-        .any(|d| {
-            std::fs::metadata(d.join(tool))
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
-}
-
 /// Takes the global lock, or says why the test cannot run here (`None`: the test returns).
+/// The check is tests/testbed's: with `SYNACK_VETH_REQUIRED` set, a missing command (`tools`,
+/// looked up on `PATH`) or missing root fails the test and names it.
 fn preflight(test: &str, tools: &[&str]) -> Option<MutexGuard<'static, ()>> {
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !is_root() {
-        println!("SKIP: {test}: not root (needs network namespaces, veth and XDP)");
-        return None;
-    }
-    let base = ["ip", "ethtool", "sysctl", "bash", "timeout", "curl", "kill"];
-    for t in base.iter().chain(tools) {
-        if !on_path(t) {
-            println!("SKIP: {test}: {t} is not installed (scripts/setup.sh --deps-only)");
-            return None;
-        }
-    }
-    Some(guard)
+    let mut all = vec!["curl"];
+    all.extend_from_slice(tools);
+    testbed::can_run(test, &all).then_some(guard)
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -195,6 +167,33 @@ impl Testbed {
     }
     fn srv_if(&self) -> String {
         format!("{}s0", self.prefix)
+    }
+    fn cli_if(&self) -> String {
+        format!("{}c0", self.prefix)
+    }
+    /// Frames the client's veth end has sent so far (its kernel counter).
+    fn cli_tx_packets(&self) -> u64 {
+        let file = format!("/sys/class/net/{}/statistics/tx_packets", self.cli_if());
+        let out = run_in(&self.cli_ns(), 5, &["cat", &file]);
+        text(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("cannot read {file}: {}", text(&out.stderr)))
+    }
+    /// Waits until the client's veth end has sent `n` frames more than `since`, polling, at
+    /// most `limit`. Returns the counter, or `None` if it did not get there in time.
+    fn await_cli_tx(&self, since: u64, n: u64, limit: Duration) -> Option<u64> {
+        let t0 = Instant::now();
+        loop {
+            let now = self.cli_tx_packets();
+            if now >= since + n {
+                return Some(now);
+            }
+            if t0.elapsed() >= limit {
+                return None;
+            }
+            sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -1715,6 +1714,7 @@ fn syn_flood_is_absorbed_by_cookies() {
         children: Vec::new(),
     };
     let cli_ns = tb.cli_ns();
+    let tx0 = tb.cli_tx_packets();
     for a in 10..14 {
         let src = format!("198.18.0.{a}");
         let child = Command::new("ip")
@@ -1729,11 +1729,19 @@ fn syn_flood_is_absorbed_by_cookies() {
             .expect("spawn hping3");
         flood.children.push(child);
     }
-    sleep(Duration::from_millis(500));
 
+    // Each request goes out after the flood has sent another FLOOD_STEP SYNs (the client veth's
+    // frame counter), so the six are spread over the flood, whatever its rate.
+    const FLOOD_STEP: u64 = 3_000;
     let mut max_rss = rss0;
     let mut times = Vec::new();
+    let mut tx = tx0;
     for i in 0..6 {
+        tx = tb
+            .await_cli_tx(tx, FLOOD_STEP, Duration::from_secs(10))
+            .unwrap_or_else(|| {
+                panic!("the flood sent fewer than {FLOOD_STEP} frames in 10 s before request {i}")
+            });
         assert!(flood.running() > 0, "the flood ended before request {i}");
         let t = Instant::now();
         if let Err(e) = curl_ok(&tb, "1") {
@@ -1741,7 +1749,6 @@ fn syn_flood_is_absorbed_by_cookies() {
         }
         times.push(t.elapsed());
         max_rss = max_rss.max(srv.rss_kib());
-        sleep(Duration::from_millis(150));
     }
     let during = scrape_until(&tb, "SYN cookies sent", |e| {
         e.find("synack_syn_cookies_sent_total", &[("worker", "0")])

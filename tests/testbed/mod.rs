@@ -44,49 +44,57 @@ pub fn synack_bin() -> &'static str {
     env!("CARGO_BIN_EXE_synack")
 }
 
-fn command_exists(name: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {name} >/dev/null 2>&1")])
-        .status()
-        .map(|s| s.success())
+/// The commands every veth test needs: scripts/testbed.sh's (`ip`, `ethtool`, `sysctl`) and the
+/// ones the guards and helpers of this module run.
+pub const BED_TOOLS: [&str; 8] = [
+    "ip", "ethtool", "sysctl", "bash", "timeout", "taskset", "kill", "python3",
+];
+
+/// The commands the tests of tests/veth.rs call besides [`BED_TOOLS`].
+const VETH_TOOLS: [&str; 5] = ["tc", "clang", "curl", "wrk", "sha256sum"];
+
+/// The first executable file named `tool` in a directory of `PATH`, the way `Command` and
+/// `ip netns exec` will look for it (so `PATH=... cargo test` can hide a tool).
+pub fn find_on_path(tool: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+/// Why a veth test cannot run here.
+#[derive(Clone, Debug)]
+enum Missing {
+    /// This machine is not set up for the tests (not root, a command missing): with
+    /// [`REQUIRE_ENV`] set, a failure.
+    Setup(String),
+    /// The kernel lacks a feature the tests cannot do without (AF_XDP sockets, veth): always a
+    /// skip, printed.
+    Kernel(String),
+}
+
+fn is_root() -> bool {
+    // The effective UID is the second field of "Uid:" in /proc/self/status.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
         .unwrap_or(false)
 }
 
-/// Why these tests cannot run here, or `None` if they can. Checked once per process.
-fn missing_prerequisite() -> Option<String> {
-    static REASON: OnceLock<Option<String>> = OnceLock::new();
+/// Whether this kernel has AF_XDP sockets; checked once per process (needs python3).
+fn af_xdp_missing() -> Option<Missing> {
+    static REASON: OnceLock<Option<Missing>> = OnceLock::new();
     REASON
         .get_or_init(|| {
-            let uid = match Command::new("id").arg("-u").output() {
-                Ok(o) => o,
-                Err(e) => return Some(format!("cannot run `id -u`: {e}")),
-            };
-            if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-                return Some("not root (network namespaces, veth and XDP need root)".into());
-            }
-            let tools = [
-                "ip",
-                "tc",
-                "clang",
-                "ethtool",
-                "curl",
-                "wrk",
-                "python3",
-                "taskset",
-                "timeout",
-                "sha256sum",
-            ];
-            let missing: Vec<&str> = tools
-                .iter()
-                .copied()
-                .filter(|t| !command_exists(t))
-                .collect();
-            if !missing.is_empty() {
-                return Some(format!(
-                    "missing commands: {} (run scripts/setup.sh --deps-only)",
-                    missing.join(", ")
-                ));
-            }
             // AF_XDP: address family 44. EAFNOSUPPORT means CONFIG_XDP_SOCKETS is off.
             let probe = Command::new("python3")
                 .args([
@@ -97,25 +105,90 @@ fn missing_prerequisite() -> Option<String> {
                 ])
                 .output();
             match probe {
-                Ok(o) if o.status.success() => {}
-                Ok(o) => {
-                    return Some(format!(
+                Ok(o) if o.status.success() => None,
+                Ok(o) if String::from_utf8_lossy(&o.stdout).contains("not supported") => {
+                    Some(Missing::Kernel(format!(
                         "the kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS): {}",
                         String::from_utf8_lossy(&o.stdout).trim()
-                    ));
+                    )))
                 }
-                Err(e) => return Some(format!("cannot run python3: {e}")),
+                Ok(o) => Some(Missing::Setup(format!(
+                    "cannot open an AF_XDP socket: {}{}",
+                    String::from_utf8_lossy(&o.stdout).trim(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ))),
+                Err(e) => Some(Missing::Setup(format!("cannot run python3: {e}"))),
             }
-            None
         })
         .clone()
 }
 
-fn skip(reason: &str) {
-    if std::env::var_os(REQUIRE_ENV).is_some() {
-        panic!("{reason} (and {REQUIRE_ENV} is set)");
+/// What keeps a test that runs `tools` (besides [`BED_TOOLS`]) from running here, if anything.
+fn missing_prerequisite(tools: &[&str]) -> Option<Missing> {
+    if !is_root() {
+        return Some(Missing::Setup(
+            "not root (network namespaces, veth and XDP need root)".into(),
+        ));
     }
-    eprintln!("SKIP: {reason}");
+    let mut missing: Vec<&str> = Vec::new();
+    for &t in BED_TOOLS.iter().chain(tools) {
+        if !missing.contains(&t) && find_on_path(t).is_none() {
+            missing.push(t);
+        }
+    }
+    if !missing.is_empty() {
+        return Some(Missing::Setup(format!(
+            "missing command{} on PATH: {} (install with scripts/setup.sh --deps-only)",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ")
+        )));
+    }
+    af_xdp_missing()
+}
+
+/// Says on the test's stderr, past the harness's capture, that `test` is skipped and why.
+fn print_skip(test: &str, reason: &str) {
+    use std::io::Write;
+    // eprintln! goes to the harness's capture, which it shows only for failed tests.
+    let _ = writeln!(std::io::stderr(), "SKIP: {test}: {reason}");
+}
+
+/// Decides for `what`: panics if it may not be skipped, else prints the skip.
+fn skip(test: &str, what: Missing) {
+    match what {
+        Missing::Setup(reason) if std::env::var_os(REQUIRE_ENV).is_some() => {
+            panic!("{test}: {reason} ({REQUIRE_ENV} is set: the veth tests must run)")
+        }
+        Missing::Setup(reason) => print_skip(
+            test,
+            &format!("{reason} (set {REQUIRE_ENV}=1 to make this a failure)"),
+        ),
+        Missing::Kernel(reason) => print_skip(test, &reason),
+    }
+}
+
+/// The name of the running test (libtest names its thread after it), else `fallback`.
+fn test_name(fallback: &str) -> String {
+    std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .unwrap_or(fallback)
+        .to_string()
+}
+
+/// Whether `test`, which runs `tools` besides [`BED_TOOLS`], can run here: root, every command
+/// on `PATH`, AF_XDP sockets in the kernel. If not: with [`REQUIRE_ENV`] set, a missing command
+/// or missing root panics with the reason (what is missing, and `scripts/setup.sh
+/// --deps-only`); a kernel without AF_XDP is skipped. Without it, every reason is a skip. A skip
+/// prints `SKIP: test: reason` on stderr, where the harness does not hide it, and returns false.
+pub fn can_run(test: &str, tools: &[&str]) -> bool {
+    match missing_prerequisite(tools) {
+        None => true,
+        Some(m) => {
+            skip(test, m);
+            false
+        }
+    }
 }
 
 /// Serializes the tests of this process: they pin the server and the clients to the same cores.
@@ -131,24 +204,37 @@ pub struct Env {
     _lock: MutexGuard<'static, ()>,
 }
 
-/// Takes the lock, checks the prerequisites and brings up test hosts named after `tag`
-/// (1-4 characters [a-z0-9]). `None` (after printing "SKIP: reason") if this machine cannot run
-/// the test.
+/// Takes the lock, checks the prerequisites ([`can_run`] with the commands of tests/veth.rs)
+/// and brings up test hosts named after `tag` (1-4 characters [a-z0-9]). `None` (after printing
+/// "SKIP: test: reason") if this machine cannot run the test and may skip it.
 pub fn setup(tag: &str) -> Option<Env> {
     setup_with_queues(tag, 1)
 }
 
 /// Like [`setup`], with `queues` TX/RX queues on each end of the veth pair.
 pub fn setup_with_queues(tag: &str, queues: u32) -> Option<Env> {
+    setup_needing(tag, queues, &VETH_TOOLS)
+}
+
+/// Like [`setup_with_queues`] for a test that runs `tools` (besides [`BED_TOOLS`]).
+pub fn setup_needing(tag: &str, queues: u32, tools: &[&str]) -> Option<Env> {
     let lock = global_lock();
-    if let Some(reason) = missing_prerequisite() {
-        skip(&reason);
+    let test = test_name(tag);
+    if !can_run(&test, tools) {
         return None;
     }
+    bring_up(&test, tag, queues).map(|bed| Env { bed, _lock: lock })
+}
+
+/// `Bed::up`, or `None` (a skip) if the kernel cannot make veth pairs; panics on other errors.
+fn bring_up(test: &str, tag: &str, queues: u32) -> Option<Bed> {
     match Bed::up(tag, queues) {
-        Ok(bed) => Some(Env { bed, _lock: lock }),
+        Ok(bed) => Some(bed),
         Err(e) if e.contains("Unknown device type") || e.contains("not supported") => {
-            skip(&format!("the kernel cannot make veth pairs: {e}"));
+            skip(
+                test,
+                Missing::Kernel(format!("the kernel cannot make veth pairs: {e}")),
+            );
             None
         }
         Err(e) => panic!("scripts/testbed.sh up failed: {e}"),
