@@ -130,6 +130,18 @@ macro_rules! ctx {
     };
 }
 
+/// What became of an ACK that may complete a SYN cookie handshake.
+enum CookieAck {
+    /// The cookie checked out and the connection is in the table.
+    Accepted,
+    /// Not a cookie of ours (forged, stale, or a segment of a connection we no longer have).
+    Invalid,
+    /// A good cookie, but the connection table has no room.
+    TableFull,
+    /// A good cookie, but the server takes no new connections.
+    ShuttingDown,
+}
+
 /// A record's answer to a segment, from Linux's tcp_timewait_state_process.
 enum TimeWaitVerdict {
     Done,
@@ -394,10 +406,23 @@ impl<A: App> Engine<A> {
         if f.ack() {
             // Second: an ACK is bad in LISTEN, unless it completes a SYN cookie handshake.
             if !f.syn() && self.cookies_recently_sent(now) {
-                if self.try_cookie(now, seg, sink) {
-                    return;
+                match self.try_cookie(now, seg, sink) {
+                    CookieAck::Accepted => return,
+                    // A good cookie and no room: dropped without a RST, as Linux does when
+                    // its accept queue overflows (tcp_abort_on_overflow = 0), so that the
+                    // client's retransmission may get in once there is room.
+                    CookieAck::TableFull => {
+                        self.counters.drop(TcpDrop::TableFull);
+                        return;
+                    }
+                    // A good cookie while shutting down: refused like a SYN would be.
+                    CookieAck::ShuttingDown => {
+                        self.counters.drop(TcpDrop::ShuttingDown);
+                        self.reset_for_no_connection(seg, sink);
+                        return;
+                    }
+                    CookieAck::Invalid => self.counters.syn_cookies_failed += 1,
                 }
-                self.counters.syn_cookies_failed += 1;
             }
             self.counters.drop(TcpDrop::NoAck);
             self.reset_for_no_connection(seg, sink);
@@ -509,13 +534,15 @@ impl<A: App> Engine<A> {
         now: Instant,
         seg: &SegmentIn<'_>,
         sink: &mut K,
-    ) -> bool {
+    ) -> CookieAck {
         let Some(mss) = self.cookies.check(&seg.tuple, seg.ack, seg.seq, now) else {
-            return false;
+            return CookieAck::Invalid;
         };
-        if self.table.is_full() || !self.accepting {
-            self.counters.drop(TcpDrop::TableFull);
-            return false;
+        if !self.accepting {
+            return CookieAck::ShuttingDown;
+        }
+        if self.table.is_full() {
+            return CookieAck::TableFull;
         }
         let mut syn = SynOptions {
             mss,
@@ -539,12 +566,9 @@ impl<A: App> Engine<A> {
                 self.half_open += 1;
                 self.note_opened(seg.tuple);
                 self.on_conn_segment(now, slot, seg, sink);
-                true
+                CookieAck::Accepted
             }
-            Err(_) => {
-                self.counters.drop(TcpDrop::TableFull);
-                false
-            }
+            Err(_) => CookieAck::TableFull,
         }
     }
 
