@@ -51,11 +51,8 @@ const DRAINING: u8 = 1;
 
 /// Random keys for ISNs, cookies and table hashes: from the OS, never fixed.
 fn random_secret() -> Result<[u8; 48], ServeError> {
-    let mut s = [0u8; 48];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut s))
-        .map_err(|e| ServeError(format!("cannot read /dev/urandom for secret keys: {e}")))?;
-    Ok(s)
+    EngineConfig::random_secret()
+        .map_err(|e| ServeError(format!("cannot draw random secret keys from the OS: {e}")))
 }
 
 fn unix_micros() -> u64 {

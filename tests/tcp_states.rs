@@ -944,3 +944,28 @@ fn a_good_cookie_ack_refused_by_a_full_table_is_counted_as_table_full() {
     assert!(only(&out).payload.ends_with(b"ok"));
     assert_eq!(b.e.counters().syn_cookies_validated, 2);
 }
+
+// ---------------------------------------------------------------------------------------
+// Secrets (RFC 6528, RFC 4987)
+// ---------------------------------------------------------------------------------------
+
+/// No build of synack has a fixed secret: every default configuration draws its own from the
+/// OS, so two engines give the same client different ISNs.
+#[test]
+fn default_configs_draw_their_own_secret() {
+    let a = EngineConfig::default().secret;
+    let b = EngineConfig::default().secret;
+    assert_ne!(a, b, "two default secrets are equal");
+    assert_ne!(a, [7; 48]);
+    assert_ne!(
+        EngineConfig::random_secret().unwrap(),
+        EngineConfig::random_secret().unwrap()
+    );
+    let iss = |cfg: EngineConfig| {
+        let mut b = Bench::with_config(cfg, TestAppConfig::default());
+        b.syn(false).seq().raw()
+    };
+    // 2^-32 odds of a false alarm per pair: three pairs make it negligible.
+    let same = (0..3).all(|_| iss(config()) == iss(config()));
+    assert!(!same, "the ISN of a default engine is predictable");
+}

@@ -50,14 +50,30 @@ pub struct EngineConfig {
     pub syn_cookies: SynCookieMode,
     /// TIME-WAIT records kept (Linux's tcp_max_tw_buckets).
     pub time_wait_capacity: usize,
-    /// Secret keys: ISNs (RFC 6528), cookies, and the tables' hash. From the OS's RNG in the
-    /// worker; fixed in tests.
+    /// Secret keys: ISNs (RFC 6528), cookies, and the tables' hash. Drawn from the OS's RNG by
+    /// [`EngineConfig::random_secret`] (also in `default()`), so no build of synack has
+    /// predictable ISNs or cookies; tests that need to replay a run set a fixed one.
     pub secret: [u8; 48],
     /// Free buffers kept for reuse.
     pub buffer_pool: usize,
 }
 
+impl EngineConfig {
+    /// A fresh secret from the OS's random source (getrandom(2)). The only OS call in `tcp`: it
+    /// is made when a configuration is built, never on the datapath.
+    pub fn random_secret() -> Result<[u8; 48], getrandom::Error> {
+        let mut s = [0u8; 48];
+        getrandom::fill(&mut s)?;
+        Ok(s)
+    }
+}
+
 impl Default for EngineConfig {
+    /// Defaults with a secret drawn from the OS.
+    ///
+    /// # Panics
+    /// If the OS has no random source to give (getrandom(2) and /dev/urandom both fail); a
+    /// caller that wants that as an error uses [`EngineConfig::random_secret`].
     fn default() -> Self {
         EngineConfig {
             tcp: TcpConfig::default(),
@@ -67,7 +83,7 @@ impl Default for EngineConfig {
             syn_backlog: 4096,
             syn_cookies: SynCookieMode::OnOverflow,
             time_wait_capacity: 262144,
-            secret: [7; 48],
+            secret: Self::random_secret().expect("the OS gave no random bytes for the secret"),
             buffer_pool: 1024,
         }
     }
