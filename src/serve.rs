@@ -527,6 +527,16 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// The server's engines get their secret from the OS: never a constant, never shared.
+    #[test]
+    fn each_worker_secret_is_drawn_from_the_os() {
+        let a = random_secret().unwrap();
+        let b = random_secret().unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, [7; 48]);
+        assert_ne!(a, [0; 48]);
+    }
+
     #[test]
     fn idle_wait_lasts_until_the_next_deadline_within_the_cap() {
         let now = Instant::from_millis(5_000);
