@@ -51,11 +51,8 @@ const DRAINING: u8 = 1;
 
 /// Random keys for ISNs, cookies and table hashes: from the OS, never fixed.
 fn random_secret() -> Result<[u8; 48], ServeError> {
-    let mut s = [0u8; 48];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut s))
-        .map_err(|e| ServeError(format!("cannot read /dev/urandom for secret keys: {e}")))?;
-    Ok(s)
+    EngineConfig::random_secret()
+        .map_err(|e| ServeError(format!("cannot draw random secret keys from the OS: {e}")))
 }
 
 fn unix_micros() -> u64 {
@@ -396,6 +393,11 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
     let mut drain_until: Option<Instant> = None;
     let mut last_sweep = Instant::ZERO;
     let mut iterations = 0u64;
+    let idle_cap = if dp.has_steering() {
+        IDLE_WAIT_CAP_MESH
+    } else {
+        IDLE_WAIT_CAP
+    };
     loop {
         let t0 = std::time::Instant::now();
         let now = clock();
@@ -468,9 +470,32 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
             return;
         }
         if n == 0 {
-            dp.io.idle_wait(Duration::from_millis(1));
+            // Idle: wait for frames, or until the engine's next timer (bounded). Only this path
+            // reads the clock again and asks for the deadline; a busy loop never gets here.
+            let wait = idle_timeout(clock(), dp.engine.next_deadline(), idle_cap);
+            dp.io.idle_wait(wait);
         }
     }
+}
+
+/// Longest idle wait of a worker that has a queue to itself: bounds how late it notices a
+/// shutdown, sends its once-a-second report, or runs a timer the wheel reports late.
+const IDLE_WAIT_CAP: Duration = Duration::from_millis(10);
+
+/// Longest idle wait of a worker in a mesh: frames other workers forward to it come through a
+/// channel that poll(2) on the XSK cannot see, so it looks as often as before.
+const IDLE_WAIT_CAP_MESH: Duration = Duration::from_millis(1);
+
+/// How long an idle worker waits for frames: until the engine's next deadline, at most `cap`.
+/// Rounded up to whole milliseconds (poll(2)'s unit) so that it does not wake just before the
+/// deadline and spin; zero when the deadline has come, so its timer runs at once.
+fn idle_timeout(now: Instant, next_deadline: Option<Instant>, cap: Duration) -> Duration {
+    let Some(deadline) = next_deadline else {
+        return cap;
+    };
+    let until = deadline.saturating_since(now);
+    let ms = until.as_micros().div_ceil(1000);
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)).min(cap)
 }
 
 /// The HTTP responder's counters, named for reports and metrics.
@@ -490,4 +515,57 @@ fn http_counters(s: &HttpStats) -> Vec<(&'static str, u64)> {
         ("connections_opened", s.connections_opened),
         ("connections_closed", s.connections_closed),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAP: Duration = Duration::from_millis(10);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// The server's engines get their secret from the OS: never a constant, never shared.
+    #[test]
+    fn each_worker_secret_is_drawn_from_the_os() {
+        let a = random_secret().unwrap();
+        let b = random_secret().unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, [7; 48]);
+        assert_ne!(a, [0; 48]);
+    }
+
+    #[test]
+    fn idle_wait_lasts_until_the_next_deadline_within_the_cap() {
+        let now = Instant::from_millis(5_000);
+        // No timer: the cap.
+        assert_eq!(idle_timeout(now, None, CAP), CAP);
+        // A timer further than the cap: the cap.
+        assert_eq!(idle_timeout(now, Some(now + ms(200)), CAP), CAP);
+        // A timer within the cap: until it, in whole milliseconds rounded up.
+        assert_eq!(idle_timeout(now, Some(now + ms(4)), CAP), ms(4));
+        assert_eq!(
+            idle_timeout(now, Some(now + Duration::from_micros(4_001)), CAP),
+            ms(5)
+        );
+        assert_eq!(
+            idle_timeout(now, Some(now + Duration::from_micros(1)), CAP),
+            ms(1),
+            "not a zero wait that spins before the deadline"
+        );
+        // A timer due now or overdue: no wait.
+        assert_eq!(idle_timeout(now, Some(now), CAP), Duration::ZERO);
+        assert_eq!(
+            idle_timeout(now, Some(Instant::from_millis(4_000)), CAP),
+            Duration::ZERO
+        );
+        assert_eq!(idle_timeout(now, Some(Instant::NEVER), CAP), CAP);
+        // The mesh cap keeps the old 1 ms.
+        assert_eq!(
+            idle_timeout(now, Some(now + ms(40)), IDLE_WAIT_CAP_MESH),
+            ms(1)
+        );
+    }
 }

@@ -287,6 +287,11 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
         self.steering = Some(s);
     }
 
+    /// Whether this worker is in a mesh (frames may also arrive from other workers).
+    pub fn has_steering(&self) -> bool {
+        self.steering.is_some()
+    }
+
     pub fn set_inject_drop(&mut self, probability: f64, seed: u64) {
         self.inject = DropInjector::new(probability, seed);
     }

@@ -93,6 +93,8 @@ impl CfgSpec {
             max_conns: self.max_conns,
             time_wait_capacity: self.time_wait_capacity,
             buffer_pool: self.buffer_pool,
+            // A fixed secret: a failing case replays (the default is drawn from the OS).
+            secret: [7; 48],
             ..EngineConfig::default()
         };
         cfg.tcp.recv_buffer = self.recv_buffer;

@@ -906,3 +906,66 @@ fn syn_cookies_take_over_when_backlog_is_full() {
     let out = b.send(C_ISS + 1, 12345, A, &[]);
     assert_eq!(only(&out).flags(), R);
 }
+
+/// A good cookie ACK that finds the table full is a full table, not a failed cookie: counted as
+/// `TableFull` only, and dropped silently as Linux does when its accept queue overflows
+/// (`tcp_abort_on_overflow = 0`), so that the client's retransmission can still get in.
+#[test]
+fn a_good_cookie_ack_refused_by_a_full_table_is_counted_as_table_full() {
+    use synack::tcp::counters::TcpDrop;
+    let cfg = EngineConfig {
+        max_conns: 1,
+        syn_cookies: SynCookieMode::Always,
+        ..EngineConfig::default()
+    };
+    let mut b = Bench::with_config(cfg, TestAppConfig::default());
+    // The first client fills the table (through a cookie: every SYN gets one).
+    let sa = only(&b.send_opts(C_ISS, 0, S, opts_syn(false), &[])).clone();
+    assert!(b.send(C_ISS + 1, sa.seq().raw() + 1, A, &[]).is_empty());
+    assert_eq!(b.state(), Some(State::Established));
+    // The second one's cookie is good, but there is no room.
+    b.t = tuple(40002);
+    let sa = only(&b.send_opts(C_ISS, 0, S, opts_syn(false), &[])).clone();
+    let out = b.send(C_ISS + 1, sa.seq().raw() + 1, A | P, b"get\n");
+    assert!(out.is_empty(), "dropped silently: {out:?}");
+    assert_eq!(b.state(), None);
+    let c = b.e.counters();
+    assert_eq!(c.dropped(TcpDrop::TableFull), 1);
+    assert_eq!(c.syn_cookies_failed, 0, "the cookie was good");
+    assert_eq!(c.dropped(TcpDrop::NoAck), 0);
+    assert_eq!(c.resets_sent, 0);
+    // Once the first connection is gone, the client's retransmission gets in.
+    b.t = tuple(40000);
+    assert!(b.send(C_ISS + 1, 0, R, &[]).is_empty());
+    assert_eq!(b.e.connections(), 0);
+    b.t = tuple(40002);
+    let out = b.send(C_ISS + 1, sa.seq().raw() + 1, A | P, b"get\n");
+    assert_eq!(b.state(), Some(State::Established));
+    assert!(only(&out).payload.ends_with(b"ok"));
+    assert_eq!(b.e.counters().syn_cookies_validated, 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets (RFC 6528, RFC 4987)
+// ---------------------------------------------------------------------------------------
+
+/// No build of synack has a fixed secret: every default configuration draws its own from the
+/// OS, so two engines give the same client different ISNs.
+#[test]
+fn default_configs_draw_their_own_secret() {
+    let a = EngineConfig::default().secret;
+    let b = EngineConfig::default().secret;
+    assert_ne!(a, b, "two default secrets are equal");
+    assert_ne!(a, [7; 48]);
+    assert_ne!(
+        EngineConfig::random_secret().unwrap(),
+        EngineConfig::random_secret().unwrap()
+    );
+    let iss = |cfg: EngineConfig| {
+        let mut b = Bench::with_config(cfg, TestAppConfig::default());
+        b.syn(false).seq().raw()
+    };
+    // 2^-32 odds of a false alarm per pair: three pairs make it negligible.
+    let same = (0..3).all(|_| iss(config()) == iss(config()));
+    assert!(!same, "the ISN of a default engine is predictable");
+}

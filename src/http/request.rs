@@ -46,8 +46,11 @@ pub enum RequestError {
     TransferEncodingWithLength,
     /// Transfer-Encoding in an HTTP/1.0 request (RFC 9112 6.1: framing is faulty).
     TransferEncodingInHttp10,
-    /// A transfer coding other than a single `chunked` (RFC 9112 6.1): 501.
+    /// A transfer coding other than a single `chunked`, with chunked last (RFC 9112 6.1): 501.
     UnsupportedTransferEncoding,
+    /// Transfer-Encoding whose final coding is not chunked (RFC 9112 6.3 item 4: the body's
+    /// length cannot be known; MUST 400 and close).
+    ChunkedNotLast,
     /// An HTTP/1.1 request without Host (RFC 9112 3.2: MUST 400).
     MissingHost,
     /// More than one Host field line, or an invalid Host value (RFC 9112 3.2: MUST 400).
@@ -63,7 +66,7 @@ pub enum RequestError {
 }
 
 impl RequestError {
-    pub const COUNT: usize = 21;
+    pub const COUNT: usize = 22;
     pub const ALL: [RequestError; Self::COUNT] = [
         RequestError::BadMethod,
         RequestError::BadRequestLine,
@@ -80,6 +83,7 @@ impl RequestError {
         RequestError::TransferEncodingWithLength,
         RequestError::TransferEncodingInHttp10,
         RequestError::UnsupportedTransferEncoding,
+        RequestError::ChunkedNotLast,
         RequestError::MissingHost,
         RequestError::BadHost,
         RequestError::BadChunk,
@@ -121,6 +125,7 @@ impl RequestError {
             RequestError::TransferEncodingWithLength => "transfer-encoding-with-length",
             RequestError::TransferEncodingInHttp10 => "transfer-encoding-in-http10",
             RequestError::UnsupportedTransferEncoding => "unsupported-transfer-encoding",
+            RequestError::ChunkedNotLast => "chunked-not-last",
             RequestError::MissingHost => "missing-host",
             RequestError::BadHost => "bad-host",
             RequestError::BadChunk => "bad-chunk",
@@ -374,8 +379,19 @@ impl HeadScanner {
                     end: next,
                 };
             }
-            if self.line_start == self.skip && content > max_line {
-                return HeadScan::Error(RequestError::UriTooLong);
+            if self.line_start == self.skip {
+                if content > max_line {
+                    return HeadScan::Error(RequestError::UriTooLong);
+                }
+                // RFC 9112 3: a request line has two spaces (method SP target SP version).
+                // Without them (HTTP/0.9's `GET /`) no header line can make it valid: refuse
+                // now rather than wait for an empty line that an HTTP/0.9 client never sends.
+                let line = &data[self.line_start..lf - 1];
+                let two_spaces = find_byte(line, b' ')
+                    .is_some_and(|sp1| find_byte(&line[sp1 + 1..], b' ').is_some());
+                if !two_spaces {
+                    return HeadScan::Error(RequestError::BadRequestLine);
+                }
             }
             self.line_start = next;
             self.pos = next;
@@ -531,10 +547,10 @@ pub fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, RequestError> {
     let mut expect_continue = false;
     let mut hosts = 0u32;
     let mut content_length: Option<u64> = None;
-    // Transfer-Encoding: seen at all, number of codings, all of them "chunked".
+    // Transfer-Encoding: seen at all, number of codings, whether the last one is "chunked".
     let mut te_seen = false;
     let mut te_codings = 0u32;
-    let mut te_all_chunked = true;
+    let mut te_last_chunked = false;
 
     for line in lines {
         if line.is_empty() {
@@ -586,7 +602,7 @@ pub fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, RequestError> {
             te_seen = true;
             for coding in list_elements(value) {
                 te_codings += 1;
-                te_all_chunked &= coding.eq_ignore_ascii_case(b"chunked");
+                te_last_chunked = coding.eq_ignore_ascii_case(b"chunked");
             }
         } else if name.eq_ignore_ascii_case(b"expect") {
             expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
@@ -600,13 +616,18 @@ pub fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, RequestError> {
         if content_length.is_some() {
             return Err(RequestError::TransferEncodingWithLength);
         }
-        // RFC 9112 6.1: only chunked is understood, and chunked must not be applied twice.
-        if te_codings != 1 || !te_all_chunked {
-            return Err(if te_codings == 0 {
-                RequestError::BadHeaderValue
-            } else {
-                RequestError::UnsupportedTransferEncoding
-            });
+        if te_codings == 0 {
+            return Err(RequestError::BadHeaderValue);
+        }
+        // RFC 9112 6.3 (4): chunked not the final coding: the length cannot be determined
+        // reliably; the server MUST respond 400 and close.
+        if !te_last_chunked {
+            return Err(RequestError::ChunkedNotLast);
+        }
+        // RFC 9112 6.1: only chunked is understood (501 for the others, RFC 9112 6.1), and
+        // chunked must not be applied twice.
+        if te_codings != 1 {
+            return Err(RequestError::UnsupportedTransferEncoding);
         }
         Framing::Chunked
     } else {
@@ -752,7 +773,8 @@ fn resolve_segments(decoded: &[u8], out: &mut Vec<u8>) -> Result<bool, RequestEr
 /// Chunked body decoding state (RFC 9112 7.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ChunkState {
-    /// Reading chunk-size hex digits; `digits` seen so far.
+    /// Reading chunk-size hex digits; `digits` seen so far (saturating: only "none yet"
+    /// matters, the size itself bounds the value).
     Size {
         digits: u8,
     },
@@ -862,12 +884,15 @@ impl ChunkedDecoder {
                 ChunkState::Size { digits } => {
                     self.line_bytes += 1;
                     if let Some(v) = hex_value(b) {
-                        // 16 hex digits fill a u64; more (even leading zeros) are refused.
-                        if digits >= 16 {
+                        // RFC 9112 7.1: chunk-size = 1*HEXDIG, leading zeros included. Refused:
+                        // a size that does not fit a u64, or a line longer than the limit.
+                        if self.size >> 60 != 0 || self.line_bytes > MAX_CHUNK_LINE {
                             return (i, Err(RequestError::BadChunk));
                         }
                         self.size = self.size << 4 | v as u64;
-                        ChunkState::Size { digits: digits + 1 }
+                        ChunkState::Size {
+                            digits: digits.saturating_add(1),
+                        }
                     } else if digits == 0 {
                         return (i, Err(RequestError::BadChunk));
                     } else if b == b'\r' {
@@ -1113,7 +1138,7 @@ mod tests {
                 TransferEncodingWithLength,
             ),
             (b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", TransferEncodingInHttp10),
-            (b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", UnsupportedTransferEncoding),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", ChunkedNotLast),
             (
                 b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
                 UnsupportedTransferEncoding,
@@ -1264,6 +1289,63 @@ mod tests {
         assert_eq!(r.feed(b"abc", 0, 0), (3, Ok(false)));
         assert_eq!(r.feed(b"deGET", 0, 0), (2, Ok(true)));
         assert_eq!(BodyReader::new(Framing::None), None);
+    }
+
+    /// RFC 9112 6.3 (4): chunked that is not the final coding leaves the body's length unknown:
+    /// 400 and close. nginx answers 501 to any coding but a lone `chunked`; the RFC's MUST wins.
+    /// Chunked last after a coding we do not know stays 501 (RFC 9112 6.1).
+    #[test]
+    fn chunked_not_last_is_400() {
+        for te in [
+            &b"Transfer-Encoding: chunked, identity\r\n"[..],
+            b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+            b"Transfer-Encoding: gzip\r\n",
+        ] {
+            let req = [b"GET / HTTP/1.1\r\nHost: a\r\n", te, b"\r\n"].concat();
+            let e = parse(&req).unwrap_err();
+            assert_eq!(e.status().code(), 400, "{}", String::from_utf8_lossy(te));
+        }
+        let e = parse(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+            .unwrap_err();
+        assert_eq!(e.status().code(), 501);
+    }
+
+    /// RFC 9112 7.1: chunk-size = 1*HEXDIG, so leading zeros are allowed, however many (up to
+    /// the line limit); only a value that does not fit is refused.
+    #[test]
+    fn chunk_sizes_with_leading_zeros() {
+        assert_eq!(chunked(b"0005\r\nhello\r\n0\r\n\r\n", 1), (18, Ok(true)));
+        let zeros = [&[b'0'; 40][..], b"5\r\nhello\r\n000\r\n\r\n"].concat();
+        assert_eq!(chunked(&zeros, 3), (zeros.len(), Ok(true)));
+        assert_eq!(
+            chunked(b"0ffffffffffffffff\r\n", 1).1,
+            Err(RequestError::BodyTooLarge),
+            "16 significant digits fit"
+        );
+        assert!(chunked(b"10000000000000000\r\n", 1).1.is_err());
+        let endless = vec![b'0'; MAX_CHUNK_LINE + 1];
+        assert_eq!(chunked(&endless, 7).1, Err(RequestError::BadChunk));
+    }
+
+    /// A request line without a version (HTTP/0.9's `GET /`) cannot become a valid request
+    /// whatever follows: refused when its line ends, not after the header timeout.
+    #[test]
+    fn request_line_without_version_is_refused_at_its_end() {
+        let mut s = HeadScanner::default();
+        assert_eq!(
+            s.scan(b"GET /", 8192, 16384),
+            HeadScan::Partial,
+            "the version may still come"
+        );
+        assert_eq!(
+            s.scan(b"GET /\r\n", 8192, 16384),
+            HeadScan::Error(RequestError::BadRequestLine)
+        );
+        let mut s = HeadScanner::default();
+        assert_eq!(
+            s.scan(b"\r\nGET\r\n", 8192, 16384),
+            HeadScan::Error(RequestError::BadRequestLine)
+        );
     }
 
     #[test]

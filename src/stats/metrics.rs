@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -206,7 +206,19 @@ pub fn render(t: &Totals) -> String {
     s
 }
 
+/// One deadline for a whole exchange: reading the request head and writing the answer. A
+/// scrape takes milliseconds; a client slower than this is closed, however it trickles.
+pub const DEADLINE: Duration = Duration::from_secs(3);
+
+/// Scrapes served at once. A connection beyond this is closed at once, not queued.
+pub const MAX_CONNS: usize = 16;
+
 /// Serves `text` on `addr` until `stop` is set. Returns the bound address (port 0 picks one).
+///
+/// Each connection has its own thread (at most [`MAX_CONNS`]) and one [`DEADLINE`] for the whole
+/// exchange, so a slow client delays nobody but itself. A thread per connection rather than an
+/// HTTP crate: the endpoint answers one fixed text to any path, and this bounded form is a few
+/// lines with no new dependency.
 pub fn serve(
     addr: SocketAddr,
     text: Arc<Mutex<String>>,
@@ -215,41 +227,232 @@ pub fn serve(
     let listener = TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    std::thread::Builder::new().name("synack-metrics".into()).spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((mut conn, _)) => {
-                    let _ = conn.set_nonblocking(false);
-                    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-                    let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
-                    // Read the request head (bounded); any path gets the metrics.
-                    let mut buf = [0u8; 4096];
-                    let mut got = 0;
-                    while got < buf.len() {
-                        match conn.read(&mut buf[got..]) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                got += n;
-                                if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
-                                    break;
-                                }
-                            }
+    let active = Arc::new(AtomicUsize::new(0));
+    std::thread::Builder::new()
+        .name("synack-metrics".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        // Over the bound: the connection is dropped (closed) here.
+                        if active.load(Ordering::Acquire) >= MAX_CONNS {
+                            continue;
                         }
+                        active.fetch_add(1, Ordering::AcqRel);
+                        let guard = ActiveGuard(active.clone());
+                        let text = text.clone();
+                        let spawned = std::thread::Builder::new()
+                            .name("synack-metrics-conn".into())
+                            .spawn(move || {
+                                let _guard = guard;
+                                answer(conn, &text, std::time::Instant::now() + DEADLINE);
+                            });
+                        // On failure the closure, with the guard and the connection, is dropped.
+                        drop(spawned);
                     }
-                    let body = text.lock().map(|g| g.clone()).unwrap_or_default();
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = conn.write_all(head.as_bytes());
-                    let _ = conn.write_all(body.as_bytes());
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
-        }
-    })?;
+        })?;
     Ok(bound)
+}
+
+/// Counts a connection being served for as long as it lives.
+struct ActiveGuard(Arc<AtomicUsize>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Time left before `end`, or `None` once it has passed (a zero timeout is not allowed).
+fn left(end: std::time::Instant) -> Option<Duration> {
+    Some(end.saturating_duration_since(std::time::Instant::now())).filter(|d| !d.is_zero())
+}
+
+/// Reads the request head (bounded) and answers the metrics to any path, all before `end`;
+/// past it the connection is closed without an answer.
+fn answer(mut conn: TcpStream, text: &Mutex<String>, end: std::time::Instant) {
+    if conn.set_nonblocking(false).is_err() {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    let mut got = 0;
+    while got < buf.len() {
+        let Some(d) = left(end) else { return };
+        if conn.set_read_timeout(Some(d)).is_err() {
+            return;
+        }
+        match conn.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+    let body = text.lock().map(|g| g.clone()).unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    let mut sent = 0;
+    while sent < out.len() {
+        let Some(d) = left(end) else { return };
+        if conn.set_write_timeout(Some(d)).is_err() {
+            return;
+        }
+        match conn.write(&out[sent..]) {
+            Ok(0) => return,
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn start() -> (SocketAddr, Arc<AtomicBool>) {
+        let text = Arc::new(Mutex::new("synack_up 1\n".to_string()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let addr = serve("127.0.0.1:0".parse().unwrap(), text, stop.clone()).unwrap();
+        (addr, stop)
+    }
+
+    /// One full scrape; `Err` if it does not end within `wait`.
+    fn scrape(addr: SocketAddr, wait: Duration) -> std::io::Result<String> {
+        let mut c = TcpStream::connect(addr)?;
+        c.set_read_timeout(Some(wait))?;
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut out = Vec::new();
+        c.read_to_end(&mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Whether the server closed `c` (EOF or reset) within `wait`; `false` if it still holds it.
+    fn closed_by_server(c: &mut TcpStream, wait: Duration) -> bool {
+        c.set_read_timeout(Some(wait)).unwrap();
+        let mut b = [0u8; 1];
+        match c.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+
+    /// A client trickling its request a byte every 200 ms neither delays a concurrent scrape nor
+    /// holds its connection past the one deadline a request has.
+    #[test]
+    fn a_slow_client_neither_delays_a_scrape_nor_outlives_its_deadline() {
+        let (addr, stop) = start();
+        let sent = Arc::new(AtomicUsize::new(0));
+        let slow = {
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.set_nonblocking(true).unwrap();
+                // A head that would take 40 s at this pace: it never completes.
+                let head = format!("GET /metrics HTTP/1.1\r\nX-Pad: {}", "a".repeat(200));
+                for b in head.bytes() {
+                    if c.write_all(&[b]).is_err() {
+                        return Some(start.elapsed());
+                    }
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    let mut r = [0u8; 64];
+                    match c.read(&mut r) {
+                        Ok(0) => return Some(start.elapsed()),
+                        Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => {
+                            return Some(start.elapsed());
+                        }
+                        _ => {}
+                    }
+                    if start.elapsed() > Duration::from_secs(20) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                None
+            })
+        };
+        // The slow client is connected and talking.
+        let t = Instant::now();
+        while sent.load(Ordering::SeqCst) < 3 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "slow client never sent"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let answer = scrape(addr, Duration::from_secs(10))
+            .expect("a scrape must not wait for the slow client");
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("synack_up 1\n"), "{answer}");
+        assert!(
+            !slow.is_finished(),
+            "the scrape was served only after the slow client was gone"
+        );
+        let dropped = slow
+            .join()
+            .unwrap()
+            .expect("the slow client was never dropped");
+        assert!(
+            dropped <= DEADLINE + Duration::from_secs(3),
+            "slow client held for {dropped:?}"
+        );
+        assert!(
+            dropped >= DEADLINE,
+            "dropped at {dropped:?}, before its deadline"
+        );
+        stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Beyond the bound, a connection is closed at once rather than queued; those within it are
+    /// still served.
+    #[test]
+    fn connections_beyond_the_bound_are_closed_not_queued() {
+        let (addr, stop) = start();
+        let mut held: Vec<TcpStream> = (0..MAX_CONNS)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        let mut extra = TcpStream::connect(addr).unwrap();
+        assert!(
+            closed_by_server(&mut extra, DEADLINE / 2),
+            "connection {} was queued, not closed",
+            MAX_CONNS + 1
+        );
+        let first = &mut held[0];
+        first.set_read_timeout(Some(DEADLINE)).unwrap();
+        first
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        first.read_to_end(&mut out).unwrap();
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        drop(held);
+        // Once they are gone, new scrapes are served again.
+        let t = Instant::now();
+        loop {
+            match scrape(addr, DEADLINE) {
+                Ok(a) if a.starts_with("HTTP/1.1 200 OK\r\n") => break,
+                _ => assert!(t.elapsed() < 2 * DEADLINE, "no scrape served"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::Relaxed);
+    }
 }

@@ -18,7 +18,8 @@ pub enum TcpDrop {
     BadFlags,
     /// A SYN arrived while the SYN queue and the table were full and cookies are off.
     SynQueueFull,
-    /// The connection table was full.
+    /// The connection table was full: a SYN (no cookie), or the ACK of a good SYN cookie (not
+    /// counted as a failed cookie).
     TableFull,
     /// Data or FIN after the peer's FIN (text in CLOSE-WAIT, LAST-ACK...).
     AfterFin,

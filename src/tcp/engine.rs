@@ -50,14 +50,30 @@ pub struct EngineConfig {
     pub syn_cookies: SynCookieMode,
     /// TIME-WAIT records kept (Linux's tcp_max_tw_buckets).
     pub time_wait_capacity: usize,
-    /// Secret keys: ISNs (RFC 6528), cookies, and the tables' hash. From the OS's RNG in the
-    /// worker; fixed in tests.
+    /// Secret keys: ISNs (RFC 6528), cookies, and the tables' hash. Drawn from the OS's RNG by
+    /// [`EngineConfig::random_secret`] (also in `default()`), so no build of synack has
+    /// predictable ISNs or cookies; tests that need to replay a run set a fixed one.
     pub secret: [u8; 48],
     /// Free buffers kept for reuse.
     pub buffer_pool: usize,
 }
 
+impl EngineConfig {
+    /// A fresh secret from the OS's random source (getrandom(2)). The only OS call in `tcp`: it
+    /// is made when a configuration is built, never on the datapath.
+    pub fn random_secret() -> Result<[u8; 48], getrandom::Error> {
+        let mut s = [0u8; 48];
+        getrandom::fill(&mut s)?;
+        Ok(s)
+    }
+}
+
 impl Default for EngineConfig {
+    /// Defaults with a secret drawn from the OS.
+    ///
+    /// # Panics
+    /// If the OS has no random source to give (getrandom(2) and /dev/urandom both fail); a
+    /// caller that wants that as an error uses [`EngineConfig::random_secret`].
     fn default() -> Self {
         EngineConfig {
             tcp: TcpConfig::default(),
@@ -67,7 +83,7 @@ impl Default for EngineConfig {
             syn_backlog: 4096,
             syn_cookies: SynCookieMode::OnOverflow,
             time_wait_capacity: 262144,
-            secret: [7; 48],
+            secret: Self::random_secret().expect("the OS gave no random bytes for the secret"),
             buffer_pool: 1024,
         }
     }
@@ -128,6 +144,18 @@ macro_rules! ctx {
             service_us: &mut $self.events.request_us,
         }
     };
+}
+
+/// What became of an ACK that may complete a SYN cookie handshake.
+enum CookieAck {
+    /// The cookie checked out and the connection is in the table.
+    Accepted,
+    /// Not a cookie of ours (forged, stale, or a segment of a connection we no longer have).
+    Invalid,
+    /// A good cookie, but the connection table has no room.
+    TableFull,
+    /// A good cookie, but the server takes no new connections.
+    ShuttingDown,
 }
 
 /// A record's answer to a segment, from Linux's tcp_timewait_state_process.
@@ -394,10 +422,23 @@ impl<A: App> Engine<A> {
         if f.ack() {
             // Second: an ACK is bad in LISTEN, unless it completes a SYN cookie handshake.
             if !f.syn() && self.cookies_recently_sent(now) {
-                if self.try_cookie(now, seg, sink) {
-                    return;
+                match self.try_cookie(now, seg, sink) {
+                    CookieAck::Accepted => return,
+                    // A good cookie and no room: dropped without a RST, as Linux does when
+                    // its accept queue overflows (tcp_abort_on_overflow = 0), so that the
+                    // client's retransmission may get in once there is room.
+                    CookieAck::TableFull => {
+                        self.counters.drop(TcpDrop::TableFull);
+                        return;
+                    }
+                    // A good cookie while shutting down: refused like a SYN would be.
+                    CookieAck::ShuttingDown => {
+                        self.counters.drop(TcpDrop::ShuttingDown);
+                        self.reset_for_no_connection(seg, sink);
+                        return;
+                    }
+                    CookieAck::Invalid => self.counters.syn_cookies_failed += 1,
                 }
-                self.counters.syn_cookies_failed += 1;
             }
             self.counters.drop(TcpDrop::NoAck);
             self.reset_for_no_connection(seg, sink);
@@ -509,13 +550,15 @@ impl<A: App> Engine<A> {
         now: Instant,
         seg: &SegmentIn<'_>,
         sink: &mut K,
-    ) -> bool {
+    ) -> CookieAck {
         let Some(mss) = self.cookies.check(&seg.tuple, seg.ack, seg.seq, now) else {
-            return false;
+            return CookieAck::Invalid;
         };
-        if self.table.is_full() || !self.accepting {
-            self.counters.drop(TcpDrop::TableFull);
-            return false;
+        if !self.accepting {
+            return CookieAck::ShuttingDown;
+        }
+        if self.table.is_full() {
+            return CookieAck::TableFull;
         }
         let mut syn = SynOptions {
             mss,
@@ -539,12 +582,9 @@ impl<A: App> Engine<A> {
                 self.half_open += 1;
                 self.note_opened(seg.tuple);
                 self.on_conn_segment(now, slot, seg, sink);
-                true
+                CookieAck::Accepted
             }
-            Err(_) => {
-                self.counters.drop(TcpDrop::TableFull);
-                false
-            }
+            Err(_) => CookieAck::TableFull,
         }
     }
 

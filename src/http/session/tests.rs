@@ -372,9 +372,15 @@ fn other_refusals() {
         RequestError::VersionNotSupported,
     );
     assert_refused(
-        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
         501,
         RequestError::UnsupportedTransferEncoding,
+    );
+    // RFC 9112 6.3 (4): chunked not last is 400, whatever the coding.
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+        400,
+        RequestError::ChunkedNotLast,
     );
     let long_uri = [
         b"GET /".as_slice(),
@@ -1006,4 +1012,18 @@ proptest! {
         let n = responses(&out).len() as u64;
         prop_assert_eq!(n, app.stats().responses + app.stats().continues);
     }
+}
+
+/// An HTTP/0.9 request line (`GET /`, no version) is answered at once (400, closed), not after
+/// the header timeout: nothing that follows could make it a valid HTTP/1.x request. (nginx
+/// answers it in HTTP/0.9, the bare body; synack serves only HTTP/1.x.)
+#[test]
+fn http_0_9_request_line_is_refused_at_once() {
+    let mut app = app();
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, b"GET /\r\n", T0);
+    assert!(c.closed, "waiting for a head that cannot come");
+    let r = one(&c.take());
+    assert_eq!(r.status, 400);
+    assert_eq!(app.stats().error_count(RequestError::BadRequestLine), 1);
 }
