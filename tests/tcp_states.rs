@@ -1086,8 +1086,18 @@ fn paws_trusts_ts_recent_no_longer_than_24_days_idle() {
 // HTTP's send timeout bounds a reader that never reads (nginx's send_timeout)
 // ---------------------------------------------------------------------------------------
 
-#[test]
-fn http_send_timeout_ends_a_zero_window_reader_after_60s_without_progress() {
+/// An engine with the HTTP responder; a client whose window is 0 from the handshake on has
+/// sent `req`. Returns (engine, sink, now, tuple, client's next seq, server's SND.UNA).
+fn http_zero_window_request(
+    req: &[u8],
+) -> (
+    Engine<synack::http::session::HttpApp>,
+    CollectSink,
+    Instant,
+    FourTuple,
+    u32,
+    u32,
+) {
     use std::sync::Arc;
     use synack::http::content::Content;
     use synack::http::session::{HttpApp, HttpConfig};
@@ -1097,45 +1107,56 @@ fn http_send_timeout_ends_a_zero_window_reader_after_60s_without_progress() {
     let mut e = Engine::new(config(), app);
     let mut out = CollectSink::default();
     let t = tuple(40100);
-    let mut now = Instant::from_millis(1_000_000);
+    let now = Instant::from_millis(1_000_000);
     let syn = TcpOptions {
         mss: Some(1460),
         ..TcpOptions::default()
     };
     e.on_segment(now, &segment(t, C_ISS, 0, S, 0, syn, &[]), &mut out);
     let s_iss = only(&out.take()).seq().raw();
-    let (c_nxt, mut una) = (C_ISS + 1, s_iss + 1);
-    let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (c_nxt, una) = (C_ISS + 1, s_iss + 1);
     let no = TcpOptions::default();
     e.on_segment(now, &segment(t, c_nxt, una, A, 0, no, &[]), &mut out);
     e.on_segment(now, &segment(t, c_nxt, una, A | P, 0, no, req), &mut out);
-    let c_nxt = c_nxt + req.len() as u32;
     assert!(out.take().iter().all(|s| s.payload.is_empty()));
+    (e, out, now, t, c_nxt + req.len() as u32, una)
+}
 
-    // Runs the clock, answering every probe with `win`; returns the time of the first RST.
-    let run = |e: &mut Engine<HttpApp>,
-               out: &mut CollectSink,
-               now: &mut Instant,
-               una: u32,
-               d: Duration| {
-        let end = *now + d;
-        while *now < end {
-            *now += Duration::from_millis(10);
-            e.on_tick(*now, out);
-            for s in out.take() {
-                if s.flags().rst() {
-                    return Some(*now);
-                }
-                if s.payload.is_empty() && s.seq().raw() == una - 1 {
-                    e.on_segment(*now, &segment(t, c_nxt, una, A, 0, no, &[]), out);
-                }
+/// Runs the clock for `d` in 10 ms steps, answering every zero-window probe with window 0;
+/// returns the time of the first RST, if one was sent.
+fn run_answering_probes(
+    e: &mut Engine<synack::http::session::HttpApp>,
+    out: &mut CollectSink,
+    now: &mut Instant,
+    (t, c_nxt, una): (FourTuple, u32, u32),
+    d: Duration,
+) -> Option<Instant> {
+    let end = *now + d;
+    while *now < end {
+        *now += Duration::from_millis(10);
+        e.on_tick(*now, out);
+        for s in out.take() {
+            if s.flags().rst() {
+                return Some(*now);
+            }
+            if s.payload.is_empty() && s.seq().raw() == una - 1 {
+                let ack = segment(t, c_nxt, una, A, 0, TcpOptions::default(), &[]);
+                e.on_segment(*now, &ack, out);
             }
         }
-        None
-    };
+    }
+    None
+}
+
+#[test]
+fn http_send_timeout_ends_a_zero_window_reader_after_60s_without_progress() {
+    let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (mut e, mut out, mut now, t, c_nxt, mut una) = http_zero_window_request(req);
+    let no = TcpOptions::default();
     // 50 s at window 0, then the reader takes 1000 bytes and shuts its window again: progress.
+    let d = Duration::from_secs(50);
     assert_eq!(
-        run(&mut e, &mut out, &mut now, una, Duration::from_secs(50)),
+        run_answering_probes(&mut e, &mut out, &mut now, (t, c_nxt, una), d),
         None
     );
     e.on_segment(now, &segment(t, c_nxt, una, A, 1000, no, &[]), &mut out);
@@ -1146,13 +1167,8 @@ fn http_send_timeout_ends_a_zero_window_reader_after_60s_without_progress() {
     e.on_segment(now, &segment(t, c_nxt, una, A, 0, no, &[]), &mut out);
     let progress = now;
     // No progress from here on: reset 60 s after the last acknowledgment, not before.
-    let rst = run(
-        &mut e,
-        &mut out,
-        &mut now,
-        una,
-        Duration::from_secs(30 * 60),
-    );
+    let d = Duration::from_secs(30 * 60);
+    let rst = run_answering_probes(&mut e, &mut out, &mut now, (t, c_nxt, una), d);
     let rst = rst.expect("the send timeout must end the connection");
     let after = rst - progress;
     assert!(
@@ -1162,4 +1178,22 @@ fn http_send_timeout_ends_a_zero_window_reader_after_60s_without_progress() {
     assert!(e.connection(&t).is_none());
     assert_eq!(e.app().stats().timeouts_send, 1);
     assert_eq!(e.app().stats().connections_closed, 1);
+}
+
+#[test]
+fn http_send_timeout_also_ends_a_closed_response_that_never_drains() {
+    // `Connection: close`: the responder has closed (FIN queued behind the response) before
+    // the window ever opens; the send timeout still applies.
+    let req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (mut e, mut out, mut now, t, c_nxt, una) = http_zero_window_request(req);
+    let start = now;
+    assert_eq!(e.connection(&t).map(|c| c.state()), Some(State::FinWait1));
+    let d = Duration::from_secs(30 * 60);
+    let rst = run_answering_probes(&mut e, &mut out, &mut now, (t, c_nxt, una), d);
+    let after = rst.expect("the send timeout must end the connection") - start;
+    assert!(
+        after >= Duration::from_secs(60) && after < Duration::from_secs(61),
+        "reset {after:?} after the response was queued"
+    );
+    assert_eq!(e.app().stats().timeouts_send, 1);
 }
