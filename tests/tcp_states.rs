@@ -1005,7 +1005,7 @@ fn sws_override_sends_what_a_small_window_allows() {
         "one full segment, the rest held back: {out:?}"
     );
     let mut got = data[0].payload.clone();
-    let mut una = b.s_nxt + got.len() as u32;
+    let mut una = b.s_nxt.wrapping_add(got.len() as u32);
     // Acknowledged with a 12-byte window, twice over.
     for round in 0..3 {
         let ack = segment(b.t, b.c_nxt, una, A, 12, TcpOptions::default(), &[]);
@@ -1019,7 +1019,7 @@ fn sws_override_sends_what_a_small_window_allows() {
         }
         assert!(
             !out.iter()
-                .any(|s| is_probe(&b, s) || s.seq().raw() == una - 1),
+                .any(|s| is_probe(&b, s) || s.seq().raw() == una.wrapping_sub(1)),
             "round {round}: a probe instead of data ({} segments, none with data)",
             out.len()
         );
@@ -1028,7 +1028,7 @@ fn sws_override_sends_what_a_small_window_allows() {
         assert_eq!(s.seq().raw(), una, "round {round}");
         assert_eq!(s.payload.len(), 12, "round {round}: what the window allows");
         got.extend_from_slice(&s.payload);
-        una += 12;
+        una = una.wrapping_add(12);
     }
     // The window opens: the rest at once, byte-exact.
     let ack = segment(b.t, b.c_nxt, una, A, 65535, TcpOptions::default(), &[]);
@@ -1114,7 +1114,7 @@ fn http_zero_window_request(
     };
     e.on_segment(now, &segment(t, C_ISS, 0, S, 0, syn, &[]), &mut out);
     let s_iss = only(&out.take()).seq().raw();
-    let (c_nxt, una) = (C_ISS + 1, s_iss + 1);
+    let (c_nxt, una) = (C_ISS + 1, s_iss.wrapping_add(1));
     let no = TcpOptions::default();
     e.on_segment(now, &segment(t, c_nxt, una, A, 0, no, &[]), &mut out);
     e.on_segment(now, &segment(t, c_nxt, una, A | P, 0, no, req), &mut out);
@@ -1139,7 +1139,7 @@ fn run_answering_probes(
             if s.flags().rst() {
                 return Some(*now);
             }
-            if s.payload.is_empty() && s.seq().raw() == una - 1 {
+            if s.payload.is_empty() && s.seq().raw() == una.wrapping_sub(1) {
                 let ack = segment(t, c_nxt, una, A, 0, TcpOptions::default(), &[]);
                 e.on_segment(*now, &ack, out);
             }
@@ -1162,7 +1162,7 @@ fn http_send_timeout_ends_a_zero_window_reader_after_60s_without_progress() {
     e.on_segment(now, &segment(t, c_nxt, una, A, 1000, no, &[]), &mut out);
     let sent: usize = out.take().iter().map(|s| s.payload.len()).sum();
     assert_eq!(sent, 1000);
-    una += 1000;
+    una = una.wrapping_add(1000);
     now += Duration::from_millis(100);
     e.on_segment(now, &segment(t, c_nxt, una, A, 0, no, &[]), &mut out);
     let progress = now;
