@@ -129,6 +129,10 @@ pub struct ServeArgs {
     /// Seconds an idle keep-alive connection is kept.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub keepalive_timeout: u64,
+    /// Seconds a response may go without the client acknowledging any of it before the
+    /// connection is reset (nginx's send_timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub send_timeout: u64,
     /// Requests served on one connection before it is closed.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_requests: u32,

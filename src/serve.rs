@@ -300,6 +300,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         let http_cfg = HttpConfig {
             header_timeout: Duration::from_secs(args.header_timeout),
             keepalive_timeout: Duration::from_secs(args.keepalive_timeout),
+            send_timeout: Duration::from_secs(args.send_timeout),
             max_requests: args.max_requests,
             max_body: args.max_body,
             // Request latency comes from the engine's send markers instead.
@@ -511,6 +512,7 @@ fn http_counters(s: &HttpStats) -> Vec<(&'static str, u64)> {
         ("timeouts_header", s.timeouts_header),
         ("timeouts_idle", s.timeouts_idle),
         ("timeouts_body", s.timeouts_body),
+        ("timeouts_send", s.timeouts_send),
         ("closed_max_requests", s.closed_max_requests),
         ("connections_opened", s.connections_opened),
         ("connections_closed", s.connections_closed),

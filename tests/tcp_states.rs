@@ -969,3 +969,294 @@ fn default_configs_draw_their_own_secret() {
     let same = (0..3).all(|_| iss(config()) == iss(config()));
     assert!(!same, "the ISN of a default engine is predictable");
 }
+
+// ---------------------------------------------------------------------------------------
+// Zero-window persist and the silly-window override (RFC 9293 3.8.6, RFC 1122 4.2.2.17)
+// ---------------------------------------------------------------------------------------
+
+/// The client's handshake-completing ACK and a request, both with window `win` (unscaled if
+/// the SYN carried no window scale).
+fn request_into_window(b: &mut Bench, win: u16) -> Vec<OwnedSegment> {
+    let seg = segment(b.t, b.c_nxt, b.s_nxt, A, win, TcpOptions::default(), &[]);
+    b.e.on_segment(b.now, &seg, &mut b.out);
+    let seg = segment(
+        b.t,
+        b.c_nxt,
+        b.s_nxt,
+        A | P,
+        win,
+        TcpOptions::default(),
+        b"q\n",
+    );
+    b.e.on_segment(b.now, &seg, &mut b.out);
+    b.c_nxt += 2;
+    b.out.take()
+}
+
+/// A zero-window probe: a bare ACK at SND.UNA - 1.
+fn is_probe(b: &Bench, s: &OwnedSegment) -> bool {
+    s.payload.is_empty() && s.flags() == A && s.seq().raw() == b.s_nxt.wrapping_sub(1)
+}
+
+#[test]
+fn persist_keeps_a_peer_that_answers_probes_and_backs_off_to_120s() {
+    let mut b = Bench::new(TestAppConfig {
+        response: Bytes::from(vec![b'z'; 3000]),
+        ..TestAppConfig::default()
+    });
+    b.syn(false);
+    let out = request_into_window(&mut b, 0);
+    assert!(out.iter().all(|s| s.payload.is_empty()), "{out:?}");
+    // 30 minutes at window 0, every probe answered at once (the old code reset it after
+    // 10 probes, about 5 minutes).
+    let start = b.now;
+    let mut probes: Vec<Instant> = Vec::new();
+    while b.now < start + Duration::from_secs(30 * 60) {
+        for s in b.advance(Duration::from_millis(10)) {
+            assert!(
+                !s.flags().rst(),
+                "reset after {:?} and {} answered probes",
+                b.now - start,
+                probes.len()
+            );
+            if is_probe(&b, &s) {
+                probes.push(b.now);
+                let ack = segment(b.t, b.c_nxt, b.s_nxt, A, 0, TcpOptions::default(), &[]);
+                b.e.on_segment(b.now, &ack, &mut b.out);
+                assert!(b.out.take().is_empty(), "nothing into a zero window");
+            }
+        }
+    }
+    assert_eq!(b.state(), Some(State::Established));
+    let gaps: Vec<Duration> = probes.windows(2).map(|w| w[1] - w[0]).collect();
+    // Exponential backoff, capped at TCP_RTO_MAX (120 s) like Linux's tcp_probe0_when.
+    assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "{gaps:?}");
+    assert_eq!(*gaps.last().unwrap(), Duration::from_secs(120), "{gaps:?}");
+    assert!(probes.len() >= 20, "{} probes", probes.len());
+    // The peer falls silent: only unanswered probes count, 10 of them, then a reset.
+    let out = b.advance(Duration::from_secs(11 * 120 + 10));
+    let silent = out.iter().filter(|s| is_probe(&b, s)).count();
+    assert_eq!(silent, 10, "{out:?}");
+    assert_eq!(out.last().unwrap().flags(), R | A);
+    assert_eq!(b.state(), None);
+    assert_eq!(b.e.app().closed[0].1, CloseReason::TimedOut);
+}
+
+#[test]
+fn sws_override_sends_what_a_small_window_allows() {
+    // A Linux client with a 2 KiB receive buffer: no window scaling, and once the first
+    // segment is in, a 12-byte window. The override timeout must send those 12 bytes, not
+    // probe the window forever.
+    let mut b = Bench::new(TestAppConfig {
+        response: Bytes::from(vec![b'z'; 5000]),
+        ..TestAppConfig::default()
+    });
+    let syn = TcpOptions {
+        mss: Some(1460),
+        sack_permitted: true,
+        ..TcpOptions::default()
+    };
+    let out = b.send_opts(C_ISS, 0, S, syn, &[]);
+    b.s_iss = only(&out).seq().raw();
+    b.c_nxt = C_ISS + 1;
+    b.s_nxt = b.s_iss + 1;
+    let out = request_into_window(&mut b, 2000);
+    let data: Vec<_> = out.iter().filter(|s| !s.payload.is_empty()).collect();
+    assert_eq!(
+        data.len(),
+        1,
+        "one full segment, the rest held back: {out:?}"
+    );
+    let mut got = data[0].payload.clone();
+    let mut una = b.s_nxt.wrapping_add(got.len() as u32);
+    // Acknowledged with a 12-byte window, twice over.
+    for round in 0..3 {
+        let ack = segment(b.t, b.c_nxt, una, A, 12, TcpOptions::default(), &[]);
+        b.e.on_segment(b.now, &ack, &mut b.out);
+        assert!(b.out.take().iter().all(|s| s.payload.is_empty()));
+        // The override timeout (the RTO, 200 ms here) passes; answered at once.
+        let mut out = Vec::new();
+        let until = b.now + Duration::from_millis(1500);
+        while out.is_empty() && b.now < until {
+            out = b.advance(Duration::from_millis(10));
+        }
+        assert!(
+            !out.iter()
+                .any(|s| is_probe(&b, s) || s.seq().raw() == una.wrapping_sub(1)),
+            "round {round}: a probe instead of data ({} segments, none with data)",
+            out.len()
+        );
+        assert_eq!(out.len(), 1, "round {round}");
+        let s = &out[0];
+        assert_eq!(s.seq().raw(), una, "round {round}");
+        assert_eq!(s.payload.len(), 12, "round {round}: what the window allows");
+        got.extend_from_slice(&s.payload);
+        una = una.wrapping_add(12);
+    }
+    // The window opens: the rest at once, byte-exact.
+    let ack = segment(b.t, b.c_nxt, una, A, 65535, TcpOptions::default(), &[]);
+    b.e.on_segment(b.now, &ack, &mut b.out);
+    for s in b.out.take() {
+        got.extend_from_slice(&s.payload);
+    }
+    assert_eq!(got, vec![b'z'; 5000]);
+}
+
+// ---------------------------------------------------------------------------------------
+// RFC 7323 5.5: TS.Recent expires after 24 days idle
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn paws_trusts_ts_recent_no_longer_than_24_days_idle() {
+    for (days, trusted) in [(23u64, true), (25, false)] {
+        let mut b = Bench::new(TestAppConfig::default());
+        b.syn(true);
+        assert!(b.send(b.c_nxt, b.s_nxt, A, &[]).is_empty());
+        assert_eq!(b.state(), Some(State::Established));
+        let recent = b.e.connection(&b.t).unwrap().ts_recent();
+        b.now += Duration::from_secs(days * 24 * 3600);
+        b.e.on_tick(b.now, &mut b.out);
+        assert!(b.out.take().is_empty());
+        // The peer's 1 ms clock ran past TS.Recent's sign bit meanwhile: by the wrapping
+        // comparison its TSval now looks older.
+        let tsval = recent.wrapping_add(0x8000_0000 + 1000);
+        let o = TcpOptions {
+            timestamps: Some((tsval, 0)),
+            ..TcpOptions::default()
+        };
+        let out = b.send_opts(b.c_nxt, b.s_nxt, A | P, o, b"x\n");
+        let c = b.e.connection(&b.t).unwrap();
+        if trusted {
+            // Still within 24 days: PAWS drops it and answers with a duplicate ACK.
+            assert_eq!(only(&out).ack().raw(), b.c_nxt, "{days} days");
+            assert_eq!(c.ts_recent(), recent);
+            assert_eq!(
+                b.e.counters().dropped(synack::tcp::counters::TcpDrop::Paws),
+                1
+            );
+        } else {
+            // Not rejected, and TS.Recent is replaced (Linux: TCP_PAWS_24DAYS).
+            assert_eq!(c.ts_recent(), tsval, "{days} days");
+            assert!(
+                out.iter().any(|s| s.ack().raw() == b.c_nxt + 2),
+                "{days} days: the request was taken: {out:?}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP's send timeout bounds a reader that never reads (nginx's send_timeout)
+// ---------------------------------------------------------------------------------------
+
+/// An engine with the HTTP responder; a client whose window is 0 from the handshake on has
+/// sent `req`. Returns (engine, sink, now, tuple, client's next seq, server's SND.UNA).
+fn http_zero_window_request(
+    req: &[u8],
+) -> (
+    Engine<synack::http::session::HttpApp>,
+    CollectSink,
+    Instant,
+    FourTuple,
+    u32,
+    u32,
+) {
+    use std::sync::Arc;
+    use synack::http::content::Content;
+    use synack::http::session::{HttpApp, HttpConfig};
+
+    let content = Arc::new(Content::fixed(vec![b'b'; 5000], "text/plain"));
+    let app = HttpApp::new(HttpConfig::default(), content);
+    let mut e = Engine::new(config(), app);
+    let mut out = CollectSink::default();
+    let t = tuple(40100);
+    let now = Instant::from_millis(1_000_000);
+    let syn = TcpOptions {
+        mss: Some(1460),
+        ..TcpOptions::default()
+    };
+    e.on_segment(now, &segment(t, C_ISS, 0, S, 0, syn, &[]), &mut out);
+    let s_iss = only(&out.take()).seq().raw();
+    let (c_nxt, una) = (C_ISS + 1, s_iss.wrapping_add(1));
+    let no = TcpOptions::default();
+    e.on_segment(now, &segment(t, c_nxt, una, A, 0, no, &[]), &mut out);
+    e.on_segment(now, &segment(t, c_nxt, una, A | P, 0, no, req), &mut out);
+    assert!(out.take().iter().all(|s| s.payload.is_empty()));
+    (e, out, now, t, c_nxt + req.len() as u32, una)
+}
+
+/// Runs the clock for `d` in 10 ms steps, answering every zero-window probe with window 0;
+/// returns the time of the first RST, if one was sent.
+fn run_answering_probes(
+    e: &mut Engine<synack::http::session::HttpApp>,
+    out: &mut CollectSink,
+    now: &mut Instant,
+    (t, c_nxt, una): (FourTuple, u32, u32),
+    d: Duration,
+) -> Option<Instant> {
+    let end = *now + d;
+    while *now < end {
+        *now += Duration::from_millis(10);
+        e.on_tick(*now, out);
+        for s in out.take() {
+            if s.flags().rst() {
+                return Some(*now);
+            }
+            if s.payload.is_empty() && s.seq().raw() == una.wrapping_sub(1) {
+                let ack = segment(t, c_nxt, una, A, 0, TcpOptions::default(), &[]);
+                e.on_segment(*now, &ack, out);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn http_send_timeout_ends_a_zero_window_reader_after_60s_without_progress() {
+    let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (mut e, mut out, mut now, t, c_nxt, mut una) = http_zero_window_request(req);
+    let no = TcpOptions::default();
+    // 50 s at window 0, then the reader takes 1000 bytes and shuts its window again: progress.
+    let d = Duration::from_secs(50);
+    assert_eq!(
+        run_answering_probes(&mut e, &mut out, &mut now, (t, c_nxt, una), d),
+        None
+    );
+    e.on_segment(now, &segment(t, c_nxt, una, A, 1000, no, &[]), &mut out);
+    let sent: usize = out.take().iter().map(|s| s.payload.len()).sum();
+    assert_eq!(sent, 1000);
+    una = una.wrapping_add(1000);
+    now += Duration::from_millis(100);
+    e.on_segment(now, &segment(t, c_nxt, una, A, 0, no, &[]), &mut out);
+    let progress = now;
+    // No progress from here on: reset 60 s after the last acknowledgment, not before.
+    let d = Duration::from_secs(30 * 60);
+    let rst = run_answering_probes(&mut e, &mut out, &mut now, (t, c_nxt, una), d);
+    let rst = rst.expect("the send timeout must end the connection");
+    let after = rst - progress;
+    assert!(
+        after >= Duration::from_secs(60) && after < Duration::from_secs(61),
+        "reset {after:?} after the last progress"
+    );
+    assert!(e.connection(&t).is_none());
+    assert_eq!(e.app().stats().timeouts_send, 1);
+    assert_eq!(e.app().stats().connections_closed, 1);
+}
+
+#[test]
+fn http_send_timeout_also_ends_a_closed_response_that_never_drains() {
+    // `Connection: close`: the responder has closed (FIN queued behind the response) before
+    // the window ever opens; the send timeout still applies.
+    let req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (mut e, mut out, mut now, t, c_nxt, una) = http_zero_window_request(req);
+    let start = now;
+    assert_eq!(e.connection(&t).map(|c| c.state()), Some(State::FinWait1));
+    let d = Duration::from_secs(30 * 60);
+    let rst = run_answering_probes(&mut e, &mut out, &mut now, (t, c_nxt, una), d);
+    let after = rst.expect("the send timeout must end the connection") - start;
+    assert!(
+        after >= Duration::from_secs(60) && after < Duration::from_secs(61),
+        "reset {after:?} after the response was queued"
+    );
+    assert_eq!(e.app().stats().timeouts_send, 1);
+}

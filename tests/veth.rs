@@ -874,3 +874,52 @@ except Exception as e:
     let (_, log) = server.stop();
     assert!(!log.contains("timeouts_idle"), "{log}");
 }
+
+#[test]
+fn a_tiny_receive_buffer_still_gets_the_whole_body() {
+    // A Linux client with SO_RCVBUF 2048 offers 1460 bytes, and once the first 1448-byte
+    // segment is in, the 12 bytes left of that window. This client waits for a whole
+    // 1460-byte record before it reads anything, so its window stays at 12. Sender
+    // silly-window avoidance holds such a window back; its override timeout (RFC 9293
+    // 3.8.6.2.1) must then send the 12 bytes, as Linux does, not probe the window forever.
+    let Some(env) = testbed::setup("trcv") else {
+        return;
+    };
+    let bed = &env.bed;
+    let root = TempDir::new("root");
+    write_seeded(&root, "body", 100 << 10, 21);
+    let server = Server::start(bed, &["--root", root.as_str()]);
+    let script = r#"
+root = sys.argv[1]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+s.settimeout(60)
+t0 = time.monotonic()
+s.connect(SRV)
+s.sendall(b"GET /body HTTP/1.1\r\nHost: t\r\n\r\n")
+# Wait for the first 1460-byte record without consuming (polling MSG_PEEK, bounded).
+seen = b""
+while len(seen) < 1460 and time.monotonic() - t0 < 60:
+    seen = s.recv(1460, socket.MSG_PEEK)
+    if len(seen) < 1460:
+        time.sleep(0.005)
+r = Reader(s)
+try:
+    if len(seen) < 1460:
+        raise TimeoutError("only %d bytes came in" % len(seen))
+    st, h, b = r.response()
+    print(st.split(" ")[1], b == open(root + "/body", "rb").read(), len(b), "%.1f" % (time.monotonic() - t0))
+except Exception as e:
+    print("failed after %.1f s with %d bytes: %r" % (time.monotonic() - t0, len(r.buf), e))
+"#;
+    let out = ok(&bed.python(90, script, &[root.as_str()]), "tiny SO_RCVBUF");
+    eprintln!("{}", out.trim());
+    let (_, log) = server.stop();
+    let line = out.lines().next().unwrap_or_default();
+    assert!(
+        line.starts_with(&format!("200 True {} ", 100 << 10)),
+        "the body must arrive whole and byte-exact: {out}\n{log}"
+    );
+    let secs: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(secs < 60.0, "took {secs} s: {out}");
+}

@@ -43,6 +43,11 @@ pub struct HttpConfig {
     pub keepalive_timeout: Duration,
     /// Longest pause while a request body streams in. Default 60 s.
     pub body_timeout: Duration,
+    /// Longest time queued response bytes may go without the peer acknowledging any of them
+    /// (nginx's send_timeout: between two successive writes that make progress); then the
+    /// connection is reset. This is what bounds a client that never reads: TCP keeps a
+    /// connection whose peer answers zero-window probes (RFC 1122 4.2.2.17). Default 60 s.
+    pub send_timeout: Duration,
     /// Requests served on one connection; the last gets `Connection: close`. Default 1000
     /// (nginx: keepalive_requests).
     pub max_requests: u32,
@@ -63,6 +68,7 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             max_requests: 1000,
             send_408: true,
             service_time_capacity: 4096,
@@ -91,6 +97,8 @@ pub struct HttpStats {
     pub timeouts_idle: u64,
     /// Body timeouts (a request body stalled).
     pub timeouts_body: u64,
+    /// Send timeouts (queued response bytes saw no progress for `send_timeout`).
+    pub timeouts_send: u64,
     /// Connections closed because they reached `max_requests`.
     pub closed_max_requests: u64,
     /// Interim `100 Continue` responses sent.
@@ -134,6 +142,9 @@ pub struct HttpSession {
     idle_since: Instant,
     /// When the body being skipped last made progress.
     body_progress: Instant,
+    /// When the send queue last went from empty to not empty (the send timeout counts from
+    /// here or from the peer's last acknowledgment, whichever is later).
+    send_since: Instant,
     /// Final responses queued on this connection.
     requests: u32,
 }
@@ -163,6 +174,7 @@ impl HttpSession {
             head_started: None,
             idle_since: now,
             body_progress: now,
+            send_since: now,
             requests: 0,
         }
     }
@@ -173,6 +185,12 @@ impl HttpSession {
     /// True once the server has decided to close (after `io.close()`).
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
+    }
+    /// Called before queueing bytes: an empty queue starts the send timeout's clock.
+    fn note_send(&mut self, io: &AppIo<'_>, now: Instant) {
+        if io.send_queued() == 0 {
+            self.send_since = now;
+        }
     }
 }
 
@@ -303,6 +321,7 @@ impl HttpApp {
                             // RFC 9110 10.1.1: answer 100-continue before reading the body,
                             // unless the client did not wait for it.
                             if expect_continue && !body_bytes_waiting {
+                                s.note_send(io, now);
                                 io.send(Bytes::from_static(CONTINUE_100));
                                 self.stats.continues += 1;
                                 self.stats.responses_by_class[1] += 1;
@@ -374,6 +393,7 @@ impl HttpApp {
         let head = self
             .heads
             .head(reply.resource.0 as usize, res, reply.conn, &self.date);
+        s.note_send(io, now);
         io.send(head.clone());
         let mut queued = head.len();
         if reply.head_only {
@@ -440,8 +460,24 @@ impl HttpApp {
         s.head_started = None;
     }
 
+    /// The deadline to ask for: the phase's, or the send timeout's if that comes first.
+    fn deadline(&self, s: &HttpSession, io: &AppIo<'_>) -> Option<Instant> {
+        match (self.phase_deadline(s), self.send_deadline(s, io)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// While response bytes are queued: the last progress (the peer's last acknowledgment
+    /// of new bytes, or the queue's start) plus `send_timeout`. It applies in every phase,
+    /// also after the server closed (the FIN waits behind those bytes).
+    fn send_deadline(&self, s: &HttpSession, io: &AppIo<'_>) -> Option<Instant> {
+        (io.send_queued() > 0)
+            .then(|| io.send_progress().max(s.send_since) + self.config.send_timeout)
+    }
+
     /// The deadline of the phase the connection is in.
-    fn deadline(&self, s: &HttpSession) -> Option<Instant> {
+    fn phase_deadline(&self, s: &HttpSession) -> Option<Instant> {
         match s.phase {
             Phase::Closed => None,
             Phase::Body { .. } => Some(s.body_progress + self.config.body_timeout),
@@ -473,11 +509,20 @@ impl App for HttpApp {
 
     fn on_readable(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>, now: Instant) {
         self.drive(s, io, now);
-        io.set_deadline(self.deadline(s));
+        io.set_deadline(self.deadline(s, io));
     }
 
     fn on_deadline(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>, now: Instant) {
-        match self.deadline(s) {
+        if self.send_deadline(s, io).is_some_and(|due| now >= due) {
+            // nginx closes the connection when send_timeout expires. Nothing queued was
+            // acknowledged for that long, so a FIN would only wait behind bytes that do not
+            // drain (Linux would then keep the orphan until its probes ran out): reset now,
+            // as nginx's `reset_timedout_connection on` does, and free the connection.
+            self.stats.timeouts_send += 1;
+            io.abort();
+            return;
+        }
+        match self.phase_deadline(s) {
             Some(due) if now >= due => match s.phase {
                 Phase::Head if s.head_started.is_some() => {
                     self.stats.timeouts_header += 1;
@@ -498,7 +543,7 @@ impl App for HttpApp {
             },
             _ => {}
         }
-        io.set_deadline(self.deadline(s));
+        io.set_deadline(self.deadline(s, io));
     }
 
     fn on_close(&mut self, _s: HttpSession, _reason: CloseReason, _now: Instant) {

@@ -49,6 +49,8 @@ pub struct AppIo<'a> {
     pub(crate) sent_any: bool,
     /// A latency marker: (stream offset of the last byte queued so far, start time).
     pub(crate) marker: Option<(u64, Instant)>,
+    /// When the peer last acknowledged new data (see [`AppIo::send_progress`]).
+    pub(crate) send_progress: Instant,
 }
 
 impl<'a> AppIo<'a> {
@@ -67,6 +69,7 @@ impl<'a> AppIo<'a> {
             deadline,
             sent_any: false,
             marker: None,
+            send_progress: Instant::ZERO,
         }
     }
 
@@ -90,6 +93,11 @@ impl<'a> AppIo<'a> {
     /// Bytes queued and not yet acknowledged by the peer.
     pub fn send_queued(&self) -> usize {
         self.send.len()
+    }
+    /// When the peer last acknowledged new bytes (or the connection opened, if it has not
+    /// yet): how an application tells a slow reader from one that makes no progress at all.
+    pub fn send_progress(&self) -> Instant {
+        self.send_progress
     }
     /// Send FIN after everything queued (a graceful close).
     pub fn close(&mut self) {

@@ -13,8 +13,12 @@ pub struct TcpConfig {
     pub rto: RtoConfig,
     /// RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: an ACK may wait at most this long (Linux: 40 ms).
     pub delayed_ack: Duration,
-    /// Data retransmissions (and zero-window probes) before the connection is reset.
+    /// Data retransmissions before the connection is reset.
     pub max_retries: u32,
+    /// Zero-window probes in a row left unanswered before the connection is reset. A peer
+    /// that answers them keeps its connection however long its window stays shut (RFC 1122
+    /// 4.2.2.17; Linux's tcp_probe_timer, whose limit is tcp_retries2 like data's).
+    pub max_probes: u32,
     /// SYN/ACK retransmissions before a half-open connection is forgotten (Linux: 5).
     pub synack_retries: u32,
     /// Maximum segment lifetime; TIME-WAIT lasts 2*MSL (default 60 s, as Linux).
@@ -34,6 +38,7 @@ impl Default for TcpConfig {
             rto: RtoConfig::default(),
             delayed_ack: Duration::from_millis(40),
             max_retries: 10,
+            max_probes: 10,
             synack_retries: 5,
             msl: Duration::from_secs(30),
             fin_wait_2_timeout: Duration::from_secs(60),

@@ -25,6 +25,10 @@ use super::seq::SeqNumber;
 use super::state::State;
 use crate::time::Instant;
 
+/// RFC 7323 5.5: TS.Recent is not trusted after this long without an update (Linux's
+/// TCP_PAWS_24DAYS: 24 days, below the 2^31 ms it takes a 1 ms clock to wrap its sign).
+const PAWS_IDLE_LIMIT: Duration = Duration::from_secs(24 * 24 * 60 * 60);
+
 /// Everything a connection needs from its engine while it handles one event.
 pub struct Ctx<'a, A: App, K: SegmentSink> {
     pub now: Instant,
@@ -137,6 +141,8 @@ pub struct Conn<S> {
     syn: SynOptions,
     ts_enabled: bool,
     ts_recent: u32,
+    /// When TS.Recent was last set (RFC 7323 5.5; Linux's `ts_recent_stamp`).
+    ts_recent_stamp: Instant,
     ts_offset: u32,
     sack_ok: bool,
 
@@ -155,8 +161,14 @@ pub struct Conn<S> {
     rtt: RttEstimator,
     /// Karn's rule: the segment being timed (its end sequence) and when it was sent.
     rtt_probe: Option<(SeqNumber, Instant)>,
-    /// Retransmissions (or probes) since the last forward progress.
+    /// Retransmissions since the last forward progress (not zero-window probes).
     retries: u32,
+    /// Zero-window probes sent and not answered (Linux's `icsk_probes_out`): any acceptable
+    /// ACK resets it, so a peer that answers keeps its connection (RFC 1122 4.2.2.17).
+    probes_out: u32,
+    /// When the peer last acknowledged new data (or the connection was created): the
+    /// application's measure of send progress ([`AppIo::send_progress`]).
+    acked_at: Instant,
     /// RFC 6675-style scoreboard: what the peer's SACK blocks say it holds above SND.UNA.
     sack_board: [(SeqNumber, SeqNumber); 4],
     sack_board_len: u8,
@@ -279,6 +291,7 @@ impl<S> Conn<S> {
             syn,
             ts_enabled,
             ts_recent: syn.tsval.unwrap_or(0),
+            ts_recent_stamp: now,
             ts_offset,
             sack_ok: syn.sack_permitted,
             send,
@@ -291,6 +304,8 @@ impl<S> Conn<S> {
             rtt: RttEstimator::new(&cfg.rto),
             rtt_probe: None,
             retries: 0,
+            probes_out: 0,
+            acked_at: now,
             sack_board: [(iss, iss); 4],
             sack_board_len: 0,
             rexmit_next: iss,
@@ -640,7 +655,7 @@ impl<S> Conn<S> {
             just_opened = true;
         } else {
             // RFC 7323 5.3 (R1): PAWS, before the window check.
-            if self.paws_rejects(seg) {
+            if self.paws_rejects(seg, cx.now) {
                 cx.counters.drop(TcpDrop::Paws);
                 if !seg.flags.rst() {
                     self.send_rate_limited_ack(cx, seg, false);
@@ -690,7 +705,7 @@ impl<S> Conn<S> {
             self.send_rate_limited_ack(cx, seg, true);
             return Next::Keep;
         }
-        self.update_ts_recent(seg);
+        self.update_ts_recent(seg, cx.now);
         self.process_ack(seg, cx);
         match self.state {
             State::FinWait1 if self.fin_acked() => {
@@ -757,7 +772,7 @@ impl<S> Conn<S> {
             self.send_syn_ack(cx);
             return Some(Next::Keep);
         }
-        if self.paws_rejects(seg) {
+        if self.paws_rejects(seg, cx.now) {
             cx.counters.drop(TcpDrop::Paws);
             if !seg.flags.rst() {
                 self.send_rate_limited_ack(cx, seg, false);
@@ -836,26 +851,37 @@ impl<S> Conn<S> {
 
     /// RFC 7323 5.3: reject a segment whose TSval is older than TS.Recent (RST excepted by
     /// the caller's checks: PAWS applies to RSTs too, Linux answers none).
-    fn paws_rejects(&self, seg: &SegmentIn<'_>) -> bool {
+    fn paws_rejects(&self, seg: &SegmentIn<'_>, now: Instant) -> bool {
         if !self.ts_enabled || seg.flags.rst() {
             return false;
         }
         match seg.options.timestamps {
-            Some((tsval, _)) => (tsval.wrapping_sub(self.ts_recent) as i32) < 0,
+            Some((tsval, _)) => {
+                (tsval.wrapping_sub(self.ts_recent) as i32) < 0 && !self.ts_recent_expired(now)
+            }
             None => false,
         }
     }
 
-    /// RFC 7323 4.3 (2): TS.Recent <- SEG.TSval if SEG.SEQ <= Last.ACK.sent.
-    fn update_ts_recent(&mut self, seg: &SegmentIn<'_>) {
+    /// RFC 7323 5.5: after an idle time longer than 24 days the peer's timestamp clock may
+    /// have wrapped past TS.Recent's sign bit, so TS.Recent is no longer trusted (Linux's
+    /// TCP_PAWS_24DAYS, measured from `ts_recent_stamp`).
+    fn ts_recent_expired(&self, now: Instant) -> bool {
+        now.saturating_since(self.ts_recent_stamp) >= PAWS_IDLE_LIMIT
+    }
+
+    /// RFC 7323 4.3 (2): TS.Recent <- SEG.TSval if SEG.SEQ <= Last.ACK.sent; an older TSval
+    /// replaces it too once TS.Recent has expired (RFC 7323 5.5, Linux's tcp_paws_check).
+    fn update_ts_recent(&mut self, seg: &SegmentIn<'_>, now: Instant) {
         if !self.ts_enabled {
             return;
         }
         if let Some((tsval, _)) = seg.options.timestamps
             && seg.seq.le(self.rcv_nxt)
-            && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0
+            && ((tsval.wrapping_sub(self.ts_recent) as i32) >= 0 || self.ts_recent_expired(now))
         {
             self.ts_recent = tsval;
+            self.ts_recent_stamp = now;
         }
     }
 
@@ -880,6 +906,7 @@ impl<S> Conn<S> {
             self.snd_una = una;
         }
         if ack.gt(self.snd_una) {
+            self.acked_at = cx.now;
             let acked = ack - self.snd_una;
             let acked = acked as u32;
             let flight = self.snd_max.distance_from(self.snd_una);
@@ -947,19 +974,24 @@ impl<S> Conn<S> {
         }
         // RFC 9293 3.10.7.4: update the send window if the segment is not older than the one
         // that last set it.
+        if ack.ge(self.snd_una) {
+            // Linux's tcp_ack: any acceptable ACK answers the zero-window probes sent so far.
+            self.probes_out = 0;
+        }
         if ack.ge(self.snd_una)
             && (self.snd_wl1.lt(seg.seq) || (self.snd_wl1 == seg.seq && self.snd_wl2.le(ack)))
         {
-            let opened = self.snd_wnd == 0 && new_wnd > 0;
+            let opened = new_wnd > self.snd_wnd;
             self.snd_wnd = new_wnd;
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = ack;
             self.max_snd_wnd = self.max_snd_wnd.max(new_wnd);
             if opened && self.persist {
-                // Zero window over: data resumes at once.
+                // The window grew: data resumes at once if it now may (output() runs next),
+                // else transmit() arms the persist timer again from the base timeout
+                // (Linux's tcp_ack_probe).
                 self.persist = false;
                 self.rtx_at = None;
-                self.retries = 0;
                 self.rtt.reset_backoff();
             }
         }
@@ -1182,6 +1214,7 @@ impl<S> Conn<S> {
             self.peer_fin,
             self.app_deadline,
         );
+        io.send_progress = self.acked_at;
         cx.app.on_readable(session, &mut io, cx.now);
         let (close, abort, deadline) = (io.close_requested, io.abort_requested, io.deadline);
         if let Some(m) = io.marker {
@@ -1246,7 +1279,8 @@ impl<S> Conn<S> {
             return;
         }
         self.fin_queued = true;
-        self.app_deadline = None;
+        // The application's deadline stays: it may bound how long its last bytes take to
+        // drain (HTTP's send timeout). It hears of no more received bytes.
         self.state = match self.state {
             State::Established => State::FinWait1,
             State::CloseWait => State::LastAck,
@@ -1409,6 +1443,7 @@ impl<S> Conn<S> {
             if let Some(session) = self.session.as_mut() {
                 let before = self.recv.window();
                 let mut io = AppIo::new(&mut self.recv, &mut self.send, self.peer_fin, None);
+                io.send_progress = self.acked_at;
                 cx.app.on_deadline(session, &mut io, now);
                 let (close, abort, deadline) =
                     (io.close_requested, io.abort_requested, io.deadline);
@@ -1439,20 +1474,14 @@ impl<S> Conn<S> {
             self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
             return None;
         }
+        if self.persist {
+            return self.on_persist_timer(cx);
+        }
         self.retries += 1;
         if self.retries > cx.cfg.max_retries {
             return Some(self.abort(cx, CloseReason::TimedOut));
         }
         self.rtt.backoff();
-        if self.persist {
-            // RFC 9293 3.8.6.1: probe the zero window. Linux sends a bare ACK with an old
-            // sequence number (SND.UNA - 1), which the peer must answer with its window.
-            cx.counters.zero_window_probes += 1;
-            let hdr = self.header(self.snd_una - 1u32, TcpFlags::ACK, cx.now);
-            cx.emit(&hdr, EMPTY);
-            self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
-            return None;
-        }
         // RFC 6298 (5.4-5.6) and RFC 5681 (eq. 4): retransmit from SND.UNA, back off,
         // collapse the window to one segment; go-back-N resends the rest as ACKs return.
         cx.counters.rto_expirations += 1;
@@ -1468,6 +1497,46 @@ impl<S> Conn<S> {
         let len = self.send.len().min(self.data_mss() as usize);
         let fin = self.fin_sent && len == self.send.len();
         self.send_data(cx, 0, len, fin);
+        self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
+        None
+    }
+
+    /// The persist timer fired: nothing is in flight and the peer's window holds data back
+    /// (Linux's tcp_probe_timer and tcp_write_wakeup).
+    fn on_persist_timer<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+    ) -> Option<Next> {
+        let in_flight = self.snd_nxt.distance_from(self.snd_una) as usize;
+        let avail = self.send.len().saturating_sub(in_flight);
+        let usable = (self.snd_wnd as usize).saturating_sub(in_flight);
+        if usable > 0 && avail > 0 {
+            // RFC 9293 3.8.6.2.1: the override timeout of sender silly-window avoidance. Send
+            // what the window allows, even less than a segment (Linux sends a window-sized
+            // piece of its send head). From now on it is data in flight, under the RTO.
+            let len = avail.min(usable).min(self.data_mss() as usize);
+            let fin = self.fin_queued && len == avail;
+            self.persist = false;
+            self.probes_out = 0;
+            self.send_data(cx, in_flight, len, fin);
+            return None;
+        }
+        // RFC 9293 3.8.6.1, RFC 1122 4.2.2.17: the window is zero. The connection stays open
+        // for as long as the peer answers probes; only unanswered ones count toward the limit
+        // (every acceptable ACK resets `probes_out`). Bounding a reader that never reads is
+        // the application's business (HTTP's send timeout).
+        if self.probes_out >= cx.cfg.max_probes {
+            return Some(self.abort(cx, CloseReason::TimedOut));
+        }
+        self.probes_out += 1;
+        cx.counters.zero_window_probes += 1;
+        // Linux sends a bare ACK with an old sequence number (SND.UNA - 1), which the peer
+        // must answer with its window (RFC 9293 3.10.7.4).
+        let hdr = self.header(self.snd_una - 1u32, TcpFlags::ACK, cx.now);
+        cx.emit(&hdr, EMPTY);
+        // Exponential backoff capped at the RTO ceiling (Linux's tcp_probe0_when with
+        // TCP_RTO_MAX); an answer that leaves the window shut does not reset it.
+        self.rtt.backoff();
         self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
         None
     }

@@ -283,7 +283,8 @@ fn assert_refused(req: &[u8], status: u16, reason: RequestError) {
     assert_eq!(r.status, status, "{:?}", String::from_utf8_lossy(req));
     assert_eq!(r.header("Connection"), Some("close"));
     assert!(c.closed, "closed after {status}");
-    assert_eq!(c.deadline, None);
+    // Only the send timeout is left, for the response still queued when it was decided.
+    assert_eq!(c.deadline, Some(T0 + HttpConfig::default().send_timeout));
     assert_eq!(app.stats().error_count(reason), 1, "{reason}");
     assert_eq!(c.recv.len(), 0);
     // whatever comes later is dropped
@@ -730,7 +731,7 @@ fn header_timeout_sends_408_and_closes() {
     assert_eq!(r.status, 408);
     assert_eq!(r.header("Connection"), Some("close"));
     assert!(c.closed);
-    assert_eq!(c.deadline, None);
+    assert_eq!(c.deadline, Some(due + HttpConfig::default().send_timeout));
     assert_eq!(app.stats().timeouts_header, 1);
 }
 
@@ -1026,4 +1027,113 @@ fn http_0_9_request_line_is_refused_at_once() {
     let r = one(&c.take());
     assert_eq!(r.status, 400);
     assert_eq!(app.stats().error_count(RequestError::BadRequestLine), 1);
+}
+
+// ---------------------------------------------------------------- send timeout
+
+/// A connection whose peer acknowledges only what the test says (unlike [`Conn`]).
+struct SlowReader {
+    recv: RecvBuf,
+    send: SendBuf,
+    session: HttpSession,
+    deadline: Option<Instant>,
+    /// When the peer last acknowledged new bytes, as the engine reports it.
+    progress: Instant,
+    closed: bool,
+    aborted: bool,
+}
+
+impl SlowReader {
+    fn open(app: &mut HttpApp, now: Instant) -> SlowReader {
+        SlowReader {
+            recv: RecvBuf::new(64 * 1024),
+            send: SendBuf::new(),
+            session: app.on_open(&FourTuple::default(), now),
+            deadline: None,
+            progress: now,
+            closed: false,
+            aborted: false,
+        }
+    }
+
+    fn call(&mut self, f: impl FnOnce(&mut HttpSession, &mut AppIo<'_>)) {
+        let mut io = AppIo::new(&mut self.recv, &mut self.send, false, self.deadline);
+        io.send_progress = self.progress;
+        f(&mut self.session, &mut io);
+        self.deadline = io.deadline;
+        self.closed |= io.close_requested;
+        self.aborted |= io.abort_requested;
+    }
+
+    fn request(&mut self, app: &mut HttpApp, req: &[u8], now: Instant) {
+        self.recv.write_at(0, req);
+        self.call(|s, io| app.on_readable(s, io, now));
+    }
+
+    fn fire(&mut self, app: &mut HttpApp, now: Instant) {
+        self.call(|s, io| app.on_deadline(s, io, now));
+    }
+
+    /// The peer acknowledges `n` bytes at `now`.
+    fn ack(&mut self, n: usize, now: Instant) {
+        self.send.ack(n);
+        self.progress = now;
+    }
+}
+
+#[test]
+fn send_timeout_resets_a_response_without_progress() {
+    let secs = Duration::from_secs;
+    let mut app = app_with(HttpConfig {
+        keepalive_timeout: secs(75),
+        ..HttpConfig::default()
+    });
+    let mut c = SlowReader::open(&mut app, T0);
+    c.request(&mut app, b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", T0);
+    assert!(c.send.len() > 100);
+    // The send timeout comes before the keep-alive period.
+    assert_eq!(c.deadline, Some(T0 + secs(60)));
+    // Progress at 30 s: the next check is 60 s after it.
+    c.ack(100, T0 + secs(30));
+    c.fire(&mut app, T0 + secs(60));
+    assert!(!c.aborted, "progress 30 s ago");
+    // (the keep-alive check in between sees a response still going, and waits on)
+    assert_eq!(c.deadline, Some(T0 + secs(75)));
+    c.fire(&mut app, T0 + secs(75));
+    assert!(!c.aborted);
+    assert_eq!(c.deadline, Some(T0 + secs(90)));
+    c.fire(&mut app, T0 + secs(90));
+    assert!(c.aborted, "60 s without progress");
+    assert_eq!(app.stats().timeouts_send, 1);
+    assert_eq!(app.stats().timeouts_idle, 0);
+}
+
+#[test]
+fn send_timeout_applies_after_the_server_closed() {
+    let secs = Duration::from_secs;
+    let mut app = app();
+    let mut c = SlowReader::open(&mut app, T0);
+    c.request(
+        &mut app,
+        b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        T0 + secs(1),
+    );
+    assert!(c.closed && !c.send.is_empty());
+    // Nothing else can end it (the FIN waits behind the response): the send timeout does.
+    assert_eq!(c.deadline, Some(T0 + secs(61)));
+    c.fire(&mut app, T0 + secs(61));
+    assert!(c.aborted);
+    assert_eq!(app.stats().timeouts_send, 1);
+    // Once all is acknowledged, no deadline is left.
+    let mut c = SlowReader::open(&mut app, T0);
+    c.request(
+        &mut app,
+        b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        T0,
+    );
+    let n = c.send.len();
+    c.ack(n, T0 + secs(2));
+    c.fire(&mut app, T0 + secs(60));
+    assert!(!c.aborted);
+    assert_eq!(c.deadline, None);
 }
