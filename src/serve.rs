@@ -405,6 +405,7 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
                 .set_wall_clock(unix_micros() / 1_000_000);
         }
         iterations += 1;
+        let sent_before = dp.counters.tx_frames;
         let n = dp.poll(now, unix_micros());
         let iteration = t0.elapsed();
         if n > 0 {
@@ -467,7 +468,11 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
         if done {
             return;
         }
-        if n == 0 {
+        // Idle: wait for input (bounded). Connections that wait for transmit room and got
+        // some this iteration go on at once; if the ring gave none, the loop waits as well
+        // (the kernel completes frames meanwhile) rather than spin.
+        let tx_progress = dp.engine.tx_waiting() > 0 && dp.counters.tx_frames > sent_before;
+        if n == 0 && !tx_progress {
             dp.io.idle_wait(Duration::from_millis(1));
         }
     }
