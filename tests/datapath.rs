@@ -859,3 +859,31 @@ fn timer_driven_segments_go_to_their_connections_mac() {
     let got = a.take(&rig.deliver(vec![fin]));
     assert!(!got.is_empty(), "the FIN is answered, at the new MAC");
 }
+
+/// A pending ACK is not lost to a full ring: the delayed-ACK timer fires while there is no
+/// room, the ACK stays pending, and it leaves (acknowledging everything) at the first poll
+/// with room.
+#[test]
+fn a_pending_ack_waits_for_room() {
+    let mut rig = Rig::new(body(10), 64);
+    let mut c = Client::new(16, 49000);
+    rig.handshake(&mut c);
+    rig.dp.io.tx.free = Some(0);
+    // Half a request: nothing to answer yet, only a delayed ACK.
+    let part = c.send(b"GET / HTTP/1.1\r\n");
+    assert!(rig.deliver(vec![part]).is_empty());
+    assert!(rig.advance(Duration::from_millis(50)).is_empty(), "no room");
+    assert!(
+        rig.advance(Duration::from_millis(50)).is_empty(),
+        "still none"
+    );
+    assert_eq!(rig.dp.engine.tx_waiting(), 1);
+    rig.dp.io.tx.free = None;
+    let got = c.take(&rig.advance(Duration::from_millis(1)));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].flags, TcpFlags::ACK);
+    assert_eq!(got[0].ack, c.snd_nxt, "everything received is acknowledged");
+    assert!(got[0].payload.is_empty());
+    assert_eq!(rig.dp.engine.tx_waiting(), 0);
+    assert_eq!(rig.dp.io.tx.refused, 0);
+}

@@ -788,3 +788,61 @@ impl<A: App> Engine<A> {
         self.accepting
     }
 }
+
+#[cfg(test)]
+mod tx_room_tests {
+    use super::*;
+    use crate::tcp::testkit::{CollectSink, TestApp, TestAppConfig, segment};
+
+    fn tuple(port: u16) -> FourTuple {
+        FourTuple {
+            remote_ip: u32::from_be_bytes([198, 18, 0, 2]),
+            remote_port: port,
+            local_ip: u32::from_be_bytes([198, 18, 0, 1]),
+            local_port: 8080,
+        }
+    }
+
+    /// Connections that wait for room and then go away leave stale entries in the queue; it
+    /// stays within the table's capacity (compacted in place), and stale entries send nothing.
+    #[test]
+    fn the_tx_room_queue_stays_within_the_table_capacity() {
+        let cfg = EngineConfig {
+            max_conns: 2,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(cfg, TestApp::new(TestAppConfig::default()));
+        let now = Instant::from_millis(1000);
+        let mut full = CollectSink::with_room(0);
+        let syn_opts = TcpOptions {
+            mss: Some(1460),
+            ..TcpOptions::default()
+        };
+        for i in 0..10u16 {
+            let t = tuple(40000 + i);
+            e.on_segment(
+                now,
+                &segment(t, 100, 0, TcpFlags::SYN, 65535, syn_opts, &[]),
+                &mut full,
+            );
+            assert_eq!(
+                e.connections(),
+                1,
+                "the SYN/ACK waits, the connection exists"
+            );
+            // The peer gives up: its RST (at RCV.NXT) frees the connection.
+            e.on_segment(
+                now,
+                &segment(t, 101, 0, TcpFlags::RST, 0, TcpOptions::default(), &[]),
+                &mut full,
+            );
+            assert_eq!(e.connections(), 0);
+            assert!(e.tx_waiting() <= 2, "{} entries", e.tx_waiting());
+        }
+        assert!(full.segments.is_empty());
+        let mut open = CollectSink::default();
+        e.on_tx_room(now, &mut open);
+        assert!(open.segments.is_empty(), "{:?}", open.segments);
+        assert_eq!(e.tx_waiting(), 0);
+    }
+}
