@@ -100,6 +100,7 @@ fn tuple(i: usize) -> FourTuple {
 fn seg(t: FourTuple, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) -> SegmentIn<'_> {
     SegmentIn {
         tuple: t,
+        link: CLIENT_MAC,
         seq: SeqNumber::new(seq),
         ack: SeqNumber::new(ack),
         flags,
@@ -244,6 +245,9 @@ struct BenchTx {
 }
 
 impl TxQueue for BenchTx {
+    fn room(&mut self) -> usize {
+        usize::MAX
+    }
     fn frame(&mut self) -> Option<&mut [u8]> {
         Some(&mut self.buf[..])
     }

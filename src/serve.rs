@@ -408,6 +408,7 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
                 .set_wall_clock(unix_micros() / 1_000_000);
         }
         iterations += 1;
+        let sent_before = dp.counters.tx_frames;
         let n = dp.poll(now, unix_micros());
         let iteration = t0.elapsed();
         if n > 0 {
@@ -470,10 +471,20 @@ fn worker_loop<IO: crate::worker::FrameIo + xdp::QueueStats>(
         if done {
             return;
         }
-        if n == 0 {
-            // Idle: wait for frames, or until the engine's next timer (bounded). Only this path
-            // reads the clock again and asks for the deadline; a busy loop never gets here.
-            let wait = idle_timeout(clock(), dp.engine.next_deadline(), idle_cap);
+        // Idle: wait for frames, or until the engine's next timer (bounded). Only this path
+        // reads the clock again and asks for the deadline; a busy loop never gets here.
+        // Connections that wait for transmit room and got some this iteration go on at once;
+        // if the ring gave none, the loop waits at most 1 ms (the kernel completes frames
+        // meanwhile, and completions do not wake the wait) rather than spin.
+        let tx_waiting = dp.engine.tx_waiting() > 0;
+        let tx_progress = tx_waiting && dp.counters.tx_frames > sent_before;
+        if n == 0 && !tx_progress {
+            let cap = if tx_waiting {
+                idle_cap.min(Duration::from_millis(1))
+            } else {
+                idle_cap
+            };
+            let wait = idle_timeout(clock(), dp.engine.next_deadline(), cap);
             dp.io.idle_wait(wait);
         }
     }

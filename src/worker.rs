@@ -3,12 +3,18 @@
 //! The loop is written against [`FrameIo`], so the same code runs over an AF_XDP socket in the
 //! server and over memory in tests. Each iteration:
 //! 1. reads the clock once (`now`);
-//! 2. takes a batch of received frames; each is parsed (`wire::parse_frame`), handed to the
+//! 2. resumes the connections that waited for transmit room (`Engine::on_tx_room`), now that
+//!    the last flush recycled completed frames;
+//! 3. takes a batch of received frames; each is parsed (`wire::parse_frame`), handed to the
 //!    engine, and whatever the engine answers is written straight into free TX frames;
-//! 3. runs the timers that are due (`Engine::on_tick`);
-//! 4. submits the whole TX batch with one kick (`FrameIo::flush`).
+//! 4. runs the timers that are due (`Engine::on_tick`);
+//! 5. submits the whole TX batch with one kick (`FrameIo::flush`).
 //!
 //! So all the SYN/ACKs and FIN/ACKs answering one RX batch leave in one TX batch.
+//!
+//! Backpressure: the sink reports its room ([`TxQueue::room`]: free TX frames and ring slots)
+//! and the engine sends only what fits; the rest waits in the engine, not lost. Replies go to
+//! the link-layer address the engine keeps per connection (`SegmentOut::link`).
 
 use std::sync::Arc;
 
@@ -23,6 +29,9 @@ use crate::wire::{self, DropReason, FrameSpec};
 
 /// Free TX frames of a queue, written in place.
 pub trait TxQueue {
+    /// Frames that `frame` + `commit` will surely take now: free frames and free ring slots,
+    /// whichever is fewer (a lower bound; it may reap completions to find out).
+    fn room(&mut self) -> usize;
     /// A free frame to write into, or `None` when no frame or ring slot is free.
     fn frame(&mut self) -> Option<&mut [u8]>;
     /// Queues the frame last returned by `frame`, `len` bytes long.
@@ -44,7 +53,8 @@ pub trait FrameIo {
 /// Why the worker itself dropped a frame (beside the wire layer's reasons).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WorkerDrop {
-    /// No free TX frame: the reply was dropped (TCP retransmits it).
+    /// No free TX frame although the sink reported room (a `TxQueue` whose `room` is not
+    /// honest): the segment was dropped. The engine normally waits for room instead.
     TxFull,
     /// A segment too large for a frame.
     TxTooBig,
@@ -85,40 +95,6 @@ pub struct FrameCounters {
     pub worker_drops: [u64; WorkerDrop::COUNT],
 }
 
-/// Remembers the source MAC of each peer, so that segments sent by timers (retransmissions)
-/// go where the peer's last frame came from. Direct-mapped and fixed in size: no allocation
-/// on the datapath. A miss falls back to the MAC seen last (the usual case behind a router).
-pub struct MacCache {
-    slots: Box<[(u32, [u8; 6])]>,
-    last: [u8; 6],
-}
-
-impl MacCache {
-    pub fn new(slots: usize) -> Self {
-        MacCache {
-            slots: vec![(0u32, [0u8; 6]); slots.next_power_of_two()].into_boxed_slice(),
-            last: [0xff; 6],
-        }
-    }
-
-    fn index(&self, ip: u32) -> usize {
-        (ip.wrapping_mul(0x9E37_79B1) >> 8) as usize & (self.slots.len() - 1)
-    }
-
-    #[inline]
-    pub fn learn(&mut self, ip: u32, mac: [u8; 6]) {
-        let i = self.index(ip);
-        self.slots[i] = (ip, mac);
-        self.last = mac;
-    }
-
-    #[inline]
-    pub fn lookup(&self, ip: u32) -> [u8; 6] {
-        let (k, mac) = self.slots[self.index(ip)];
-        if k == ip && ip != 0 { mac } else { self.last }
-    }
-}
-
 /// Writes the engine's segments as Ethernet/IPv4/TCP frames into TX frames.
 struct FrameSink<'a> {
     tx: &'a mut dyn TxQueue,
@@ -127,11 +103,10 @@ struct FrameSink<'a> {
     capture: Option<(&'a crate::pcap::Capture, u64)>,
 }
 
-/// What every frame a worker sends needs besides the segment: our MAC, the peers' MACs, and
-/// the IPv4 identification counter.
+/// What every frame a worker sends needs besides the segment: our MAC and the IPv4
+/// identification counter. The destination MAC comes with each segment (`SegmentOut::link`).
 struct Addressing {
     local_mac: [u8; 6],
-    macs: MacCache,
     ip_id: u16,
 }
 
@@ -153,10 +128,15 @@ impl Addressing {
 }
 
 impl SegmentSink for FrameSink<'_> {
+    #[inline]
+    fn room(&mut self) -> usize {
+        self.tx.room()
+    }
+
     fn emit(&mut self, seg: &SegmentOut, payload: &dyn PayloadSource) {
         let spec = FrameSpec {
             src_mac: self.addr.local_mac,
-            dst_mac: self.addr.macs.lookup(seg.tuple.remote_ip),
+            dst_mac: seg.link,
             src_ip: seg.tuple.local_ip,
             dst_ip: seg.tuple.remote_ip,
             ttl: 64,
@@ -271,7 +251,6 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             counters: FrameCounters::default(),
             addr: Addressing {
                 local_mac,
-                macs: MacCache::new(4096),
                 ip_id: 0,
             },
             batch: batch.max(1),
@@ -314,6 +293,14 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
         } = self;
         let capture = capture.as_ref().map(|c| (c, unix_us));
         let steering = steering.as_ref();
+        if engine.tx_waiting() > 0 {
+            // The last flush recycled completed frames: connections that found the ring full
+            // go first, before new input takes the room.
+            io.transmit(&mut |tx| {
+                let mut sink = addr.sink(tx, counters, capture);
+                engine.on_tx_room(now, &mut sink);
+            });
+        }
         let n = io.receive(*batch, &mut |frame, tx| {
             counters.rx_frames += 1;
             if let Some((cap, ts)) = capture {
@@ -330,7 +317,6 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
                     return;
                 }
             };
-            addr.macs.learn(parsed.src_ip(), parsed.src_mac());
             let seg = parsed.to_segment_in();
             // A segment of a connection this worker does not know, which another worker
             // owns (RSS moved the flow): hand the frame to the owner.
@@ -362,7 +348,6 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
                     let Ok(parsed) = wire::parse_frame(&frame) else {
                         continue;
                     };
-                    addr.macs.learn(parsed.src_ip(), parsed.src_mac());
                     let seg = parsed.to_segment_in();
                     let mut sink = addr.sink(tx, counters, capture);
                     engine.on_segment(now, &seg, &mut sink);
@@ -404,6 +389,9 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
 
 /// A `SegmentSink` behind a `dyn`, so engine methods generic over the sink accept it.
 impl SegmentSink for &mut dyn SegmentSink {
+    fn room(&mut self) -> usize {
+        (**self).room()
+    }
     fn emit(&mut self, seg: &SegmentOut, payload: &dyn PayloadSource) {
         (**self).emit(seg, payload)
     }
@@ -412,20 +400,6 @@ impl SegmentSink for &mut dyn SegmentSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mac_cache_learns_and_falls_back() {
-        let mut m = MacCache::new(16);
-        m.learn(1, [1; 6]);
-        m.learn(2, [2; 6]);
-        assert_eq!(m.lookup(1), [1; 6]);
-        assert_eq!(m.lookup(2), [2; 6]);
-        assert_eq!(
-            m.lookup(99),
-            [2; 6],
-            "unknown peers go to the last MAC seen"
-        );
-    }
 
     #[test]
     fn injector_rate_is_close_to_asked() {
@@ -454,6 +428,9 @@ mod steering_tests {
     }
 
     impl TxQueue for MemIo {
+        fn room(&mut self) -> usize {
+            usize::MAX
+        }
         fn frame(&mut self) -> Option<&mut [u8]> {
             self.frame = vec![0u8; 2048];
             Some(&mut self.frame)

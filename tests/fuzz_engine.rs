@@ -24,7 +24,7 @@ use synack::tcp::engine::{Engine, EngineConfig, SynCookieMode};
 use synack::tcp::segment::{FourTuple, SackBlock, SegmentIn, TcpFlags, TcpOptions};
 use synack::tcp::seq::SeqNumber;
 use synack::tcp::state::State;
-use synack::tcp::testkit::{CollectSink, OwnedSegment, TestApp, TestAppConfig};
+use synack::tcp::testkit::{CollectSink, OwnedSegment, PEER_LINK, TestApp, TestAppConfig};
 use synack::time::Instant;
 use synack::wire::{self, DropReason};
 use synack::worker::{Datapath, FrameIo, TxQueue, WorkerDrop};
@@ -670,6 +670,7 @@ impl<A: Accounting> Harness<A> {
         };
         let seg = SegmentIn {
             tuple,
+            link: PEER_LINK,
             seq: SeqNumber::new(seq),
             ack: SeqNumber::new(ack),
             flags,
@@ -719,6 +720,7 @@ impl<A: Accounting> Harness<A> {
         }
         self.send(SegmentIn {
             tuple: TUPLES[t],
+            link: PEER_LINK,
             seq: SeqNumber::new(self.resolve(t, r.seq)),
             ack: SeqNumber::new(self.resolve(t, r.ack)),
             flags: TcpFlags(r.flags),
@@ -1246,6 +1248,7 @@ fn data_segments_with_sack_blocks_fit_the_mss() {
     let seg = |seq: u32, ack: u32, flags: TcpFlags, options: TcpOptions, payload: &'static [u8]| {
         SegmentIn {
             tuple: t,
+            link: PEER_LINK,
             seq: SeqNumber::new(seq),
             ack: SeqNumber::new(ack),
             flags,
@@ -1317,6 +1320,7 @@ fn scaled_window_edge_never_moves_left() {
     let seg = |seq: u32, ack: u32, flags: TcpFlags, options: TcpOptions, payload: &'static [u8]| {
         SegmentIn {
             tuple: t,
+            link: PEER_LINK,
             seq: SeqNumber::new(seq),
             ack: SeqNumber::new(ack),
             flags,
@@ -1368,6 +1372,9 @@ struct MemTx {
 }
 
 impl TxQueue for MemTx {
+    fn room(&mut self) -> usize {
+        usize::MAX
+    }
     fn frame(&mut self) -> Option<&mut [u8]> {
         Some(&mut self.scratch[..])
     }

@@ -446,6 +446,7 @@ fn run(seed: u64, conns: usize, concurrency: usize, body: usize, faults: Faults)
             if w.to_server {
                 let seg = SegmentIn {
                     tuple: w.tuple,
+                    link: [2, 0, 0, 0, 0, 2],
                     seq: SeqNumber::new(w.seq),
                     ack: SeqNumber::new(w.ack),
                     flags: w.flags,

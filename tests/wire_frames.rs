@@ -429,6 +429,7 @@ fn frame_spec_for_an_engine_segment_reaches_the_remote_end() {
     let seg_in = syn.to_segment_in();
     let out = SegmentOut {
         tuple: seg_in.tuple,
+        link: seg_in.link,
         seq: SeqNumber::new(326382961),
         ack: seg_in.seq + 1u32,
         flags: TcpFlags::SYN | TcpFlags::ACK,

@@ -197,7 +197,7 @@ pub fn summary(t: &Totals) -> String {
     for r in t.last.iter().flatten() {
         let _ = writeln!(
             s,
-            "  worker {} (queue {}, core {}): rx {} tx {} frames, established {}, resets sent {}, retransmits {}, syn cookies {}/{} (sent/valid)",
+            "  worker {} (queue {}, core {}): rx {} tx {} frames, established {}, resets sent {}, retransmits {}, syn cookies {}/{} (sent/valid), tx waits {}",
             r.worker,
             r.queue,
             r.core.map_or("-".to_string(), |c| c.to_string()),
@@ -208,6 +208,7 @@ pub fn summary(t: &Totals) -> String {
             r.tcp.retransmits,
             r.tcp.syn_cookies_sent,
             r.tcp.syn_cookies_validated,
+            r.tcp.tx_deferred,
         );
         let drops: Vec<String> = r
             .drops()

@@ -18,8 +18,8 @@ use super::congestion::{AckAction, Congestion};
 use super::counters::{TcpCounters, TcpDrop};
 use super::rto::RttEstimator;
 use super::segment::{
-    EMPTY, FourTuple, PayloadSource, SackBlock, SegmentIn, SegmentOut, SegmentSink, TcpFlags,
-    TcpOptions,
+    EMPTY, FourTuple, LinkAddr, PayloadSource, SackBlock, SegmentIn, SegmentOut, SegmentSink,
+    TcpFlags, TcpOptions,
 };
 use super::seq::SeqNumber;
 use super::state::State;
@@ -41,6 +41,14 @@ pub struct Ctx<'a, A: App, K: SegmentSink> {
 }
 
 impl<A: App, K: SegmentSink> Ctx<'_, A, K> {
+    /// Whether the sink takes one more segment now. Every send asks first, before it changes
+    /// any state, so that a segment that cannot go is deferred, not counted as sent.
+    #[inline]
+    fn has_room(&mut self) -> bool {
+        self.sink.room() > 0
+    }
+
+    /// Emits a segment the caller checked room for.
     fn emit(&mut self, seg: &SegmentOut, payload: &dyn PayloadSource) {
         self.counters.segments_out += 1;
         if seg.flags.rst() {
@@ -117,6 +125,16 @@ enum AckDue {
 pub struct Conn<S> {
     pub tuple: FourTuple,
     state: State,
+    /// The link-layer address the peer's segments come from: every segment we send goes
+    /// there. Set by the SYN, then updated by each acceptable segment (a neighbour entry).
+    link: LinkAddr,
+    /// Output waits for transmit room (the sink was full): the engine queues the connection
+    /// and calls `on_tx_room` when room returns. Pending ACKs stay pending meanwhile.
+    tx_wait: bool,
+    /// The SYN/ACK has never gone out (no room when the SYN arrived).
+    synack_due: bool,
+    /// The engine's transmit-room queue holds this connection.
+    pub tx_queued: bool,
 
     // Send sequence space (RFC 9293 3.3.1). SND.MAX is the highest sequence sent; SND.NXT falls
     // back to SND.UNA after a timeout (go-back-N).
@@ -222,8 +240,14 @@ impl<S> Conn<S> {
             tuple, iss, syn.seq, opts, ts_offset, recv, send, cx.cfg, cx.now,
         );
         c.state = State::SynReceived;
-        c.send_syn_ack(cx);
-        c.rtx_at = Some(cx.now + c.rtt.rto(&cx.cfg.rto));
+        c.link = syn.link;
+        if c.send_syn_ack(cx) {
+            c.rtx_at = Some(cx.now + c.rtt.rto(&cx.cfg.rto));
+        } else {
+            // No room: the SYN/ACK waits for it (`output`); its timer starts when it leaves.
+            c.synack_due = true;
+            c.defer(cx);
+        }
         c
     }
 
@@ -246,6 +270,7 @@ impl<S> Conn<S> {
         // The SYN/ACK we sent advertised the unscaled initial window.
         c.rcv_adv = c.rcv_nxt + c.initial_window(cx.cfg) as u32;
         c.state = State::SynReceived;
+        c.link = ack.link;
         c.from_cookie = true;
         c
     }
@@ -274,6 +299,10 @@ impl<S> Conn<S> {
         Conn {
             tuple,
             state: State::SynReceived,
+            link: [0; 6],
+            tx_wait: false,
+            synack_due: false,
+            tx_queued: false,
             iss,
             snd_una: iss,
             snd_nxt: iss + 1u32,
@@ -505,12 +534,39 @@ impl<S> Conn<S> {
         let with_sack = self.sack_due;
         SegmentOut {
             tuple: self.tuple,
+            link: self.link,
             seq,
             ack: self.rcv_nxt,
             flags,
             window,
             options: self.options_for_data(now, with_sack),
         }
+    }
+
+    /// Whether output waits for transmit room.
+    pub fn wants_tx(&self) -> bool {
+        self.tx_wait
+    }
+
+    /// A send found no room: wait for it (the engine queues the connection).
+    fn defer<A: App, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
+        if !self.tx_wait {
+            self.tx_wait = true;
+            cx.counters.tx_deferred += 1;
+        }
+    }
+
+    /// Transmit room is back: send what waited (the SYN/ACK, data, FIN, a pending ACK, a
+    /// retransmission whose timer stayed due). Called by the engine's transmit-room queue.
+    pub fn on_tx_room<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+    ) -> Next {
+        self.tx_wait = false;
+        if self.next_deadline() <= cx.now {
+            return self.on_timer(cx);
+        }
+        self.output(cx)
     }
 
     /// Any segment with ACK set acknowledges everything received.
@@ -521,7 +577,11 @@ impl<S> Conn<S> {
         self.sack_due = false;
     }
 
-    fn send_syn_ack<A: App, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
+    /// Sends the SYN/ACK; false (and nothing changed) when there is no transmit room.
+    fn send_syn_ack<A: App, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) -> bool {
+        if !cx.has_room() {
+            return false;
+        }
         let mut o = TcpOptions {
             mss: Some(cx.cfg.mss),
             ..TcpOptions::default()
@@ -538,6 +598,7 @@ impl<S> Conn<S> {
         self.rcv_adv = self.rcv_nxt + window as u32;
         let seg = SegmentOut {
             tuple: self.tuple,
+            link: self.link,
             seq: self.iss,
             ack: self.rcv_nxt,
             flags: TcpFlags::SYN | TcpFlags::ACK,
@@ -546,10 +607,17 @@ impl<S> Conn<S> {
         };
         cx.counters.synacks_sent += 1;
         cx.emit(&seg, EMPTY);
+        true
     }
 
-    /// A bare ACK `<SEQ=SND.NXT><ACK=RCV.NXT>`.
+    /// A bare ACK `<SEQ=SND.NXT><ACK=RCV.NXT>`. Without transmit room the ACK stays pending
+    /// (sent when room returns), not lost.
     fn send_ack<A: App, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
+        if !cx.has_room() {
+            self.ack_due = AckDue::Now;
+            self.defer(cx);
+            return;
+        }
         let seg = self.header(self.snd_nxt, TcpFlags::ACK, cx.now);
         self.acked_now();
         cx.emit(&seg, EMPTY);
@@ -578,8 +646,11 @@ impl<S> Conn<S> {
             cx.counters.challenge_acks += 1;
         }
         if self.state == State::SynReceived {
-            // Not synchronized yet: the peer still waits for our SYN/ACK.
-            self.send_syn_ack(cx);
+            // Not synchronized yet: the peer still waits for our SYN/ACK. Without room this
+            // answer is dropped (the peer retransmits).
+            if !self.send_syn_ack(cx) {
+                cx.counters.drop(TcpDrop::NoTxRoom);
+            }
         } else {
             self.send_ack(cx);
         }
@@ -591,8 +662,13 @@ impl<S> Conn<S> {
         cx: &mut Ctx<'_, A, K>,
         reason: CloseReason,
     ) -> Next {
-        let seg = self.header(self.snd_nxt, TcpFlags::RST | TcpFlags::ACK, cx.now);
-        cx.emit(&seg, EMPTY);
+        if cx.has_room() {
+            let seg = self.header(self.snd_nxt, TcpFlags::RST | TcpFlags::ACK, cx.now);
+            cx.emit(&seg, EMPTY);
+        } else {
+            // The connection is gone either way; the peer's next segment meets a RST.
+            cx.counters.drop(TcpDrop::NoTxRoom);
+        }
         self.closed(cx, reason)
     }
 
@@ -705,6 +781,8 @@ impl<S> Conn<S> {
             self.send_rate_limited_ack(cx, seg, true);
             return Next::Keep;
         }
+        // An acceptable segment: replies go where it came from (a neighbour entry's update).
+        self.link = seg.link;
         self.update_ts_recent(seg, cx.now);
         self.process_ack(seg, cx);
         match self.state {
@@ -768,8 +846,15 @@ impl<S> Conn<S> {
                 return Some(Next::Keep);
             }
             self.last_rate_limited_ack = Some(cx.now);
-            cx.counters.synack_retransmits += 1;
-            self.send_syn_ack(cx);
+            if !self.send_syn_ack(cx) {
+                cx.counters.drop(TcpDrop::NoTxRoom);
+            } else if self.synack_due {
+                // The first SYN/ACK, which waited for room.
+                self.synack_due = false;
+                self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
+            } else {
+                cx.counters.synack_retransmits += 1;
+            }
             return Some(Next::Keep);
         }
         if self.paws_rejects(seg, cx.now) {
@@ -805,13 +890,18 @@ impl<S> Conn<S> {
             cx.counters.drop(TcpDrop::BadAck);
             let rst = SegmentOut {
                 tuple: self.tuple,
+                link: seg.link,
                 seq: seg.ack,
                 ack: SeqNumber::new(0),
                 flags: TcpFlags::RST,
                 window: 0,
                 options: TcpOptions::default(),
             };
-            cx.emit(&rst, EMPTY);
+            if cx.has_room() {
+                cx.emit(&rst, EMPTY);
+            } else {
+                cx.counters.drop(TcpDrop::NoTxRoom);
+            }
             return Some(Next::Keep);
         }
         self.establish(seg, cx);
@@ -1068,6 +1158,10 @@ impl<S> Conn<S> {
             if len == 0 {
                 return;
             }
+            if !cx.has_room() {
+                self.defer(cx);
+                return;
+            }
             let hdr = self.header(seq, TcpFlags::ACK, cx.now);
             self.acked_now();
             cx.emit(&hdr, &self.send.range(offset, len));
@@ -1088,6 +1182,10 @@ impl<S> Conn<S> {
         let len = data.min(self.data_mss() as usize);
         let fin = self.fin_sent && len == data && outstanding > data;
         if len == 0 && !fin {
+            return;
+        }
+        if !cx.has_room() {
+            self.defer(cx);
             return;
         }
         let mut flags = TcpFlags::ACK;
@@ -1292,9 +1390,14 @@ impl<S> Conn<S> {
         &mut self,
         cx: &mut Ctx<'_, A, K>,
     ) -> Next {
-        // The ACK of the peer's FIN goes out now; TIME-WAIT answers retransmissions.
+        // The ACK of the peer's FIN goes out now; TIME-WAIT answers retransmissions (so
+        // without transmit room it is dropped: the peer's retransmitted FIN gets it).
         if self.ack_due != AckDue::None {
-            self.send_ack(cx);
+            if cx.has_room() {
+                self.send_ack(cx);
+            } else {
+                cx.counters.drop(TcpDrop::NoTxRoom);
+            }
         }
         cx.counters.closed_normal += 1;
         cx.counters.time_wait_entered += 1;
@@ -1304,6 +1407,14 @@ impl<S> Conn<S> {
 
     /// Sends what the windows allow, the FIN when due, and a pending ACK.
     fn output<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) -> Next {
+        if self.synack_due {
+            if !self.send_syn_ack(cx) {
+                self.defer(cx);
+                return Next::Keep;
+            }
+            self.synack_due = false;
+            self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
+        }
         if matches!(
             self.state,
             State::Established
@@ -1333,7 +1444,9 @@ impl<S> Conn<S> {
                 // A bare FIN, if it is due and not yet sent at this point.
                 if self.fin_queued && !(self.fin_sent && self.snd_nxt == self.snd_max) && usable > 0
                 {
-                    self.send_data(cx, offset, 0, true);
+                    if !self.send_data(cx, offset, 0, true) {
+                        break; // no transmit room: resumed by `on_tx_room`
+                    }
                     continue;
                 }
                 if self.fin_queued && usable == 0 && self.snd_wnd == 0 {
@@ -1353,7 +1466,9 @@ impl<S> Conn<S> {
                 break;
             }
             let fin = fin_now && len == avail;
-            self.send_data(cx, offset, len, fin);
+            if !self.send_data(cx, offset, len, fin) {
+                break; // no transmit room: resumed by `on_tx_room`
+            }
         }
     }
 
@@ -1370,14 +1485,20 @@ impl<S> Conn<S> {
         }
     }
 
-    /// Sends `len` bytes at `offset` from SND.UNA (and the FIN after them if `fin`).
+    /// Sends `len` bytes at `offset` from SND.UNA (and the FIN after them if `fin`). Without
+    /// transmit room nothing is sent or changed (SND.NXT, counters, timers, markers): returns
+    /// false and the connection waits for room.
     fn send_data<A: App<Session = S>, K: SegmentSink>(
         &mut self,
         cx: &mut Ctx<'_, A, K>,
         offset: usize,
         len: usize,
         fin: bool,
-    ) {
+    ) -> bool {
+        if !cx.has_room() {
+            self.defer(cx);
+            return false;
+        }
         let seq = self.snd_una + offset;
         let mut flags = TcpFlags::ACK;
         if len > 0 && offset + len == self.send.len() {
@@ -1413,6 +1534,7 @@ impl<S> Conn<S> {
             self.persist = false;
             self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
         }
+        true
     }
 
     /// Runs the timers whose time has come.
@@ -1427,9 +1549,15 @@ impl<S> Conn<S> {
             return self.closed(cx, CloseReason::TimedOut);
         }
         if self.rtx_at.is_some_and(|t| t <= now) {
-            self.rtx_at = None;
-            if let Some(next) = self.on_retransmit_timer(cx) {
-                return next;
+            if !cx.has_room() {
+                // No transmit room: the timer stays due and runs when room returns (nothing
+                // counted, no backoff).
+                self.defer(cx);
+            } else {
+                self.rtx_at = None;
+                if let Some(next) = self.on_retransmit_timer(cx) {
+                    return next;
+                }
             }
         }
         if self.delack_at.is_some_and(|t| t <= now) {

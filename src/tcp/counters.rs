@@ -29,10 +29,13 @@ pub enum TcpDrop {
     NotOurPort,
     /// The server is shutting down and takes no new connections.
     ShuttingDown,
+    /// The answer to the segment (a RST, a SYN cookie's SYN/ACK, a TIME-WAIT ACK, a
+    /// rate-limited ACK) found no transmit room and was not sent; the peer retransmits.
+    NoTxRoom,
 }
 
 impl TcpDrop {
-    pub const ALL: [TcpDrop; 12] = [
+    pub const ALL: [TcpDrop; 13] = [
         TcpDrop::OutOfWindow,
         TcpDrop::Paws,
         TcpDrop::NoAck,
@@ -45,6 +48,7 @@ impl TcpDrop {
         TcpDrop::NoRoom,
         TcpDrop::NotOurPort,
         TcpDrop::ShuttingDown,
+        TcpDrop::NoTxRoom,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -62,6 +66,7 @@ impl TcpDrop {
             TcpDrop::NoRoom => "no_room",
             TcpDrop::NotOurPort => "not_our_port",
             TcpDrop::ShuttingDown => "shutting_down",
+            TcpDrop::NoTxRoom => "no_tx_room",
         }
     }
 }
@@ -93,6 +98,8 @@ pub struct TcpCounters {
     pub time_wait_entered: u64,
     pub time_wait_reused: u64,
     pub time_wait_overflow: u64,
+    /// Times a connection's output had to wait for transmit room (resumed, not lost).
+    pub tx_deferred: u64,
     pub drops: [u64; TcpDrop::COUNT],
 }
 

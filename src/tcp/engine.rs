@@ -2,13 +2,23 @@
 //! SYN cookies and the timer wheel. Sans-IO: segments and time in, segments and application
 //! callbacks out.
 //!
-//! Call order: for every received segment `on_segment(now, seg, sink)`; once per loop
-//! iteration `on_tick(now, sink)`; `next_deadline()` says when the next timer is due.
+//! Call order: once per loop iteration, when connections wait for transmit room
+//! (`tx_waiting() > 0`) and the sink has room again, `on_tx_room(now, sink)`; for every
+//! received segment `on_segment(now, seg, sink)`; then `on_tick(now, sink)`;
+//! `next_deadline()` says when the next timer is due.
+//!
+//! Transmit backpressure: every send asks the sink for room before it changes any state. A
+//! connection that finds none keeps what it wanted to send (data stays unsent, an ACK stays
+//! pending, a timer stays due) and joins a FIFO of waiting connections, preallocated for the
+//! table's capacity; `on_tx_room` resumes them in order. Stateless answers (RST to no
+//! connection, cookie SYN/ACK, TIME-WAIT ACK) are dropped and counted instead
+//! (`TcpDrop::NoTxRoom`): the peer retransmits.
 //!
 //! RFC 9293 3.10.7.1 (no connection) and 3.10.7.2 (LISTEN) are here; the states after the
 //! SYN are in `conn.rs`; TIME-WAIT (with RFC 6191's reuse rule, as Linux) is here because a
 //! TIME-WAIT connection is only a record.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::app::App;
@@ -127,6 +137,9 @@ pub struct Engine<A: App> {
     recv_pool: Vec<RecvBuf>,
     send_pool: Vec<SendBuf>,
     fired: Vec<(u32, u32)>,
+    /// Connections waiting for transmit room, oldest first: (slot, generation). Its capacity
+    /// is the table's, so it never grows on the datapath (see `queue_for_tx`).
+    tx_waiting: VecDeque<(u32, u32)>,
     accepting: bool,
     track_flows: bool,
     pub events: EngineEvents,
@@ -186,6 +199,7 @@ impl<A: App> Engine<A> {
             recv_pool: Vec::new(),
             send_pool: Vec::new(),
             fired: Vec::new(),
+            tx_waiting: VecDeque::with_capacity(cfg.max_conns),
             accepting: true,
             track_flows: false,
             events: EngineEvents::default(),
@@ -311,6 +325,13 @@ impl<A: App> Engine<A> {
         }
         match next {
             Next::Keep => {
+                if conn.wants_tx() && !conn.tx_queued {
+                    conn.tx_queued = true;
+                    self.queue_for_tx(slot, generation);
+                }
+                let Some(conn) = self.table.get_mut(slot) else {
+                    return;
+                };
                 let due = conn.next_deadline();
                 if due != Instant::NEVER && (due < conn.scheduled || conn.scheduled <= now) {
                     conn.scheduled = due;
@@ -359,6 +380,52 @@ impl<A: App> Engine<A> {
         }
     }
 
+    /// Appends a connection to the transmit-room queue. Each live connection is in it at most
+    /// once (`Conn::tx_queued`), so when it is full only entries of freed connections can be
+    /// dropped to make room: done in place, without allocating.
+    fn queue_for_tx(&mut self, slot: u32, generation: u32) {
+        if self.tx_waiting.len() == self.tx_waiting.capacity() {
+            let table = &self.table;
+            self.tx_waiting.retain(|&(s, g)| {
+                table.generation(s) == g && table.get(s).is_some_and(|c| c.tx_queued)
+            });
+        }
+        self.tx_waiting.push_back((slot, generation));
+    }
+
+    /// Connections waiting for transmit room.
+    pub fn tx_waiting(&self) -> usize {
+        self.tx_waiting.len()
+    }
+
+    /// Transmit room is back: resumes waiting connections, oldest first, while the sink has
+    /// room. One that fills the sink again goes to the back of the queue.
+    pub fn on_tx_room<K: SegmentSink>(&mut self, now: Instant, sink: &mut K) {
+        let mut budget = self.tx_waiting.len();
+        while budget > 0 && sink.room() > 0 {
+            budget -= 1;
+            let Some((slot, generation)) = self.tx_waiting.pop_front() else {
+                break;
+            };
+            if self.table.generation(slot) != generation {
+                continue; // freed meanwhile
+            }
+            let Some(conn) = self.table.get_mut(slot) else {
+                continue;
+            };
+            if !conn.tx_queued {
+                continue;
+            }
+            conn.tx_queued = false;
+            let before = conn.state();
+            let next = {
+                let mut cx = ctx!(self, now, sink);
+                conn.on_tx_room(&mut cx)
+            };
+            self.after_event(now, slot, before, next);
+        }
+    }
+
     fn note_opened(&mut self, tuple: FourTuple) {
         if self.track_flows && self.events.opened.len() < EngineEvents::LIMIT {
             self.events.opened.push(tuple);
@@ -379,10 +446,15 @@ impl<A: App> Engine<A> {
         if seg.flags.rst() {
             return;
         }
+        if sink.room() == 0 {
+            self.counters.drop(TcpDrop::NoTxRoom);
+            return;
+        }
         let out = if seg.flags.ack() {
             // <SEQ=SEG.ACK><CTL=RST>
             SegmentOut {
                 tuple: seg.tuple,
+                link: seg.link,
                 seq: seg.ack,
                 ack: SeqNumber::new(0),
                 flags: TcpFlags::RST,
@@ -393,6 +465,7 @@ impl<A: App> Engine<A> {
             // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
             SegmentOut {
                 tuple: seg.tuple,
+                link: seg.link,
                 seq: SeqNumber::new(0),
                 ack: seg.seq + seg.seg_len(),
                 flags: TcpFlags::RST | TcpFlags::ACK,
@@ -511,6 +584,11 @@ impl<A: App> Engine<A> {
         seg: &SegmentIn<'_>,
         sink: &mut K,
     ) {
+        if sink.room() == 0 {
+            // Stateless: nothing to resume later; the peer retransmits its SYN.
+            self.counters.drop(TcpDrop::NoTxRoom);
+            return;
+        }
         let syn = SynOptions::from_segment(&seg.options);
         let (iss, _mss) = self.cookies.make(&seg.tuple, seg.seq, syn.mss, now);
         let mut o = TcpOptions {
@@ -531,6 +609,7 @@ impl<A: App> Engine<A> {
         let window = initial_window(&self.cfg.tcp, ts);
         let out = SegmentOut {
             tuple: seg.tuple,
+            link: seg.link,
             seq: iss,
             ack: seg.seq + 1u32,
             flags: TcpFlags::SYN | TcpFlags::ACK,
@@ -650,6 +729,7 @@ impl<A: App> Engine<A> {
             && (now_ms.wrapping_sub(rec.last_ack_ms) as u64) < rate.as_millis() as u64;
         let out = SegmentOut {
             tuple: seg.tuple,
+            link: seg.link,
             seq: rec.snd_nxt,
             ack: rec.rcv_nxt,
             flags: TcpFlags::ACK,
@@ -670,6 +750,8 @@ impl<A: App> Engine<A> {
         }
         if limited {
             self.counters.acks_rate_limited += 1;
+        } else if sink.room() == 0 {
+            self.counters.drop(TcpDrop::NoTxRoom);
         } else {
             self.counters.segments_out += 1;
             sink.emit(&out, EMPTY);
@@ -744,5 +826,63 @@ impl<A: App> Engine<A> {
 
     pub fn is_accepting(&self) -> bool {
         self.accepting
+    }
+}
+
+#[cfg(test)]
+mod tx_room_tests {
+    use super::*;
+    use crate::tcp::testkit::{CollectSink, TestApp, TestAppConfig, segment};
+
+    fn tuple(port: u16) -> FourTuple {
+        FourTuple {
+            remote_ip: u32::from_be_bytes([198, 18, 0, 2]),
+            remote_port: port,
+            local_ip: u32::from_be_bytes([198, 18, 0, 1]),
+            local_port: 8080,
+        }
+    }
+
+    /// Connections that wait for room and then go away leave stale entries in the queue; it
+    /// stays within the table's capacity (compacted in place), and stale entries send nothing.
+    #[test]
+    fn the_tx_room_queue_stays_within_the_table_capacity() {
+        let cfg = EngineConfig {
+            max_conns: 2,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(cfg, TestApp::new(TestAppConfig::default()));
+        let now = Instant::from_millis(1000);
+        let mut full = CollectSink::with_room(0);
+        let syn_opts = TcpOptions {
+            mss: Some(1460),
+            ..TcpOptions::default()
+        };
+        for i in 0..10u16 {
+            let t = tuple(40000 + i);
+            e.on_segment(
+                now,
+                &segment(t, 100, 0, TcpFlags::SYN, 65535, syn_opts, &[]),
+                &mut full,
+            );
+            assert_eq!(
+                e.connections(),
+                1,
+                "the SYN/ACK waits, the connection exists"
+            );
+            // The peer gives up: its RST (at RCV.NXT) frees the connection.
+            e.on_segment(
+                now,
+                &segment(t, 101, 0, TcpFlags::RST, 0, TcpOptions::default(), &[]),
+                &mut full,
+            );
+            assert_eq!(e.connections(), 0);
+            assert!(e.tx_waiting() <= 2, "{} entries", e.tx_waiting());
+        }
+        assert!(full.segments.is_empty());
+        let mut open = CollectSink::default();
+        e.on_tx_room(now, &mut open);
+        assert!(open.segments.is_empty(), "{:?}", open.segments);
+        assert_eq!(e.tx_waiting(), 0);
     }
 }

@@ -24,10 +24,16 @@ impl std::fmt::Display for FourTuple {
     }
 }
 
+/// A link-layer address (an Ethernet MAC in the worker). Opaque to the engine: it only keeps
+/// the one a connection's segments come from and hands it back with every segment it sends.
+pub type LinkAddr = [u8; 6];
+
 /// A received segment, already checked (checksum, lengths) by the wire layer.
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentIn<'a> {
     pub tuple: FourTuple,
+    /// The link-layer address the segment came from.
+    pub link: LinkAddr,
     pub seq: SeqNumber,
     pub ack: SeqNumber,
     pub flags: TcpFlags,
@@ -49,6 +55,9 @@ impl SegmentIn<'_> {
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentOut {
     pub tuple: FourTuple,
+    /// The link-layer address to send to: the one the connection's segments come from (kept
+    /// per connection, as a neighbour entry), or the incoming segment's for a stateless answer.
+    pub link: LinkAddr,
     pub seq: SeqNumber,
     pub ack: SeqNumber,
     pub flags: TcpFlags,
@@ -89,8 +98,19 @@ impl PayloadSource for NoPayload {
 /// No payload.
 pub const EMPTY: &NoPayload = &NoPayload;
 
-/// Takes segments out of the engine. The worker's sink writes them into TX frames (and may drop
-/// and count one when its ring is full: TCP recovers as from any loss); tests collect them.
+/// Takes segments out of the engine. The worker's sink writes them into TX frames; tests
+/// collect them.
+///
+/// Backpressure: the engine asks [`room`](SegmentSink::room) before it commits a segment to
+/// its state (SND.NXT, counters, timers), and emits only when there is room, so that nothing
+/// is counted as sent that was not. A connection that finds no room is left wanting to
+/// transmit, and the engine resumes it in `Engine::on_tx_room` once room returns.
 pub trait SegmentSink {
+    /// Segments the sink will surely take now (a lower bound: free transmit frames and ring
+    /// slots). A sink without a limit keeps the default.
+    fn room(&mut self) -> usize {
+        usize::MAX
+    }
+    /// Writes one segment. Called only after `room()` said there is room for it.
     fn emit(&mut self, seg: &SegmentOut, payload: &dyn PayloadSource);
 }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::app::{App, AppIo, CloseReason};
 use super::segment::{
-    FourTuple, PayloadSource, SegmentIn, SegmentOut, SegmentSink, TcpFlags, TcpOptions,
+    FourTuple, LinkAddr, PayloadSource, SegmentIn, SegmentOut, SegmentSink, TcpFlags, TcpOptions,
 };
 use super::seq::SeqNumber;
 use crate::time::Instant;
@@ -30,20 +30,39 @@ impl OwnedSegment {
     }
 }
 
-/// Keeps every emitted segment.
+/// Keeps every emitted segment. `room` limits how many it takes (a full transmit ring):
+/// `None` is unlimited, `Some(n)` takes `n` more; each emit uses one.
 #[derive(Default)]
 pub struct CollectSink {
     pub segments: Vec<OwnedSegment>,
+    pub room: Option<usize>,
 }
 
 impl CollectSink {
     pub fn take(&mut self) -> Vec<OwnedSegment> {
         std::mem::take(&mut self.segments)
     }
+
+    /// A sink that takes `n` segments, then has no room until `room` is raised.
+    pub fn with_room(n: usize) -> Self {
+        CollectSink {
+            segments: Vec::new(),
+            room: Some(n),
+        }
+    }
 }
 
 impl SegmentSink for CollectSink {
+    fn room(&mut self) -> usize {
+        self.room.unwrap_or(usize::MAX)
+    }
+
     fn emit(&mut self, seg: &SegmentOut, payload: &dyn PayloadSource) {
+        match &mut self.room {
+            Some(0) => panic!("emit without room: {seg:?}"),
+            Some(n) => *n -= 1,
+            None => {}
+        }
         let mut p = vec![0u8; payload.len()];
         payload.copy_to(&mut p);
         self.segments.push(OwnedSegment {
@@ -52,6 +71,9 @@ impl SegmentSink for CollectSink {
         });
     }
 }
+
+/// The link-layer address of the peer in segments built by [`segment`].
+pub const PEER_LINK: LinkAddr = [0x02, 0, 0, 0, 0, 0x02];
 
 /// Builds a segment as a client would send it.
 pub fn segment<'a>(
@@ -65,6 +87,7 @@ pub fn segment<'a>(
 ) -> SegmentIn<'a> {
     SegmentIn {
         tuple,
+        link: PEER_LINK,
         seq: SeqNumber::new(seq),
         ack: SeqNumber::new(ack),
         flags,

@@ -175,6 +175,7 @@ impl<'a> ParsedFrame<'a> {
     pub fn to_segment_in(&self) -> SegmentIn<'a> {
         SegmentIn {
             tuple: self.tuple(),
+            link: self.src_mac(),
             seq: SeqNumber::new(self.seq()),
             ack: SeqNumber::new(self.ack()),
             flags: self.flags(),

@@ -260,6 +260,26 @@ impl Tx<'_> {
 }
 
 impl TxQueue for Tx<'_> {
+    fn room(&mut self) -> usize {
+        // Ring slots: what the cached consumer index allows beyond the descriptors written
+        // and not yet submitted (a lower bound; reloaded when it says none).
+        let slots = self.tx.free(*self.queued + 1).saturating_sub(*self.queued) as usize;
+        if slots == 0 {
+            self.counters.tx_ring_full += 1;
+            return 0;
+        }
+        // Frames: the free list, refilled from the completion ring when empty. A frame handed
+        // out by `frame` and not committed yet counts too: `frame` returns it again.
+        if self.tx_free.is_empty() && self.current.is_none() {
+            reap(self.comp, self.tx_free, self.umem);
+        }
+        let frames = self.tx_free.len() + self.current.is_some() as usize;
+        if frames == 0 {
+            self.counters.tx_no_frame += 1;
+        }
+        slots.min(frames)
+    }
+
     fn frame(&mut self) -> Option<&mut [u8]> {
         let addr = match self.current {
             Some(a) => a,
