@@ -28,10 +28,17 @@ pub enum TcpDrop {
     NotOurPort,
     /// The server is shutting down and takes no new connections.
     ShuttingDown,
+    /// Out-of-order data refused because the worker's receive memory is at its limit
+    /// (Linux's TCPOFODrop under memory pressure).
+    OfoMemory,
+    /// In-window data refused because the worker's receive memory is at its limit and the
+    /// connection already holds its guaranteed share (Linux's TCPRcvQDrop); the peer
+    /// retransmits.
+    RecvMemory,
 }
 
 impl TcpDrop {
-    pub const ALL: [TcpDrop; 12] = [
+    pub const ALL: [TcpDrop; 14] = [
         TcpDrop::OutOfWindow,
         TcpDrop::Paws,
         TcpDrop::NoAck,
@@ -44,6 +51,8 @@ impl TcpDrop {
         TcpDrop::NoRoom,
         TcpDrop::NotOurPort,
         TcpDrop::ShuttingDown,
+        TcpDrop::OfoMemory,
+        TcpDrop::RecvMemory,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -61,6 +70,8 @@ impl TcpDrop {
             TcpDrop::NoRoom => "no_room",
             TcpDrop::NotOurPort => "not_our_port",
             TcpDrop::ShuttingDown => "shutting_down",
+            TcpDrop::OfoMemory => "ofo_memory",
+            TcpDrop::RecvMemory => "recv_memory",
         }
     }
 }
@@ -89,6 +100,8 @@ pub struct TcpCounters {
     pub rto_expirations: u64,
     pub out_of_order: u64,
     pub zero_window_probes: u64,
+    /// Times a connection's out-of-order data was pruned to make room (Linux's PruneCalled).
+    pub ofo_pruned: u64,
     pub time_wait_entered: u64,
     pub time_wait_reused: u64,
     pub time_wait_overflow: u64,
