@@ -849,7 +849,7 @@ mod memory_tests {
             data(&mut e, now, p, 0, b"G");
         }
         // The delayed ACK opens the window to the whole buffer.
-        now = now + Duration::from_millis(100);
+        now += Duration::from_millis(100);
         let mut out = CollectSink::default();
         e.on_tick(now, &mut out);
         assert!(out.take().iter().all(|s| right_edge(s) >= 262_001));
