@@ -485,7 +485,10 @@ impl<A: App> Engine<A> {
                 self.note_opened(seg.tuple);
                 self.after_event(now, slot, State::Listen, Next::Keep);
             }
-            Err(_) => self.counters.drop(TcpDrop::TableFull),
+            Err(conn) => {
+                self.recv_mem.update(conn.recv_allocated(), 0);
+                self.counters.drop(TcpDrop::TableFull);
+            }
         }
     }
 
@@ -576,7 +579,8 @@ impl<A: App> Engine<A> {
                 self.on_conn_segment(now, slot, seg, sink);
                 true
             }
-            Err(_) => {
+            Err(conn) => {
+                self.recv_mem.update(conn.recv_allocated(), 0);
                 self.counters.drop(TcpDrop::TableFull);
                 false
             }
