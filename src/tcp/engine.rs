@@ -916,6 +916,37 @@ mod memory_tests {
     }
 
     #[test]
+    fn memory_comes_back_when_connections_end() {
+        let mut e = engine(EngineConfig::default().mem_limit);
+        let now = Instant::from_millis(1_000_000);
+        let peers: Vec<Peer> = (0..50).map(|i| open(&mut e, now, 25_000 + i)).collect();
+        for p in &peers {
+            data(&mut e, now, p, 0, &[1; 5000]);
+            data(&mut e, now, p, 9000, &[2; 1000]);
+        }
+        assert!(e.recv_memory().held() >= 50 * 6000);
+        for p in &peers {
+            let rst = segment(
+                p.t,
+                C_ISS + 1 + 5000,
+                0,
+                TcpFlags::RST,
+                0,
+                TcpOptions::default(),
+                &[],
+            );
+            e.on_segment(now, &rst, &mut CollectSink::default());
+        }
+        assert_eq!(e.connections(), 0);
+        // Only the pool's small buffers are left.
+        let held = e.recv_memory().held();
+        assert!(
+            held <= 50 * POOLED_RECV_ALLOC,
+            "{held} bytes held after all closed"
+        );
+    }
+
+    #[test]
     fn closing_releases_the_receive_buffer() {
         let mut e = Engine::new(
             EngineConfig {
