@@ -96,6 +96,9 @@ fn validate(a: &ServeArgs) -> Result<(), ServeError> {
     if a.max_conns == 0 || a.max_conns > (1 << 24) {
         return err("--max-conns must be between 1 and 16777216");
     }
+    if a.mem_limit.is_some_and(|m| m < 64 * 1024) {
+        return err("--mem-limit must be at least 65536");
+    }
     if a.recv_buffer < 4096 || a.recv_buffer > (1 << 30) {
         return err("--recv-buffer must be between 4096 and 1073741824");
     }
@@ -296,6 +299,10 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
             time_wait_capacity: args.max_time_wait,
             secret: random_secret()?,
             buffer_pool: 1024,
+            mem_limit: args
+                .mem_limit
+                .unwrap_or_else(|| EngineConfig::default_mem_limit(args.max_conns)),
+            recv_floor: EngineConfig::default().recv_floor,
         };
         let http_cfg = HttpConfig {
             header_timeout: Duration::from_secs(args.header_timeout),

@@ -995,3 +995,329 @@ fn a_small_tx_ring_defers_output_without_retransmissions() {
     assert_eq!(retransmits, 0, "a full ring must not look like loss\n{log}");
     assert!(!log.contains("tx_full"), "{log}");
 }
+
+/// The raw client of `memory_by_the_window_edge`: over an AF_PACKET socket, from addresses the
+/// client kernel does not own (so it sends no RST), N connections each send one in-order byte
+/// and, once the window has opened, one byte at offset 262,000. Prints how many connections
+/// completed each step.
+const FAR_EDGE_SCRIPT: &str = r#"
+import socket, struct, sys, time, select
+ifname, srv_mac, n = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), int(sys.argv[3])
+SRV_IP = socket.inet_aton("198.18.0.1")
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind((ifname, 0))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+my_mac = s.getsockname()[4]
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+def frame(src, sport, seq, ack, flags, payload=b"", opts=b""):
+    off = (20 + len(opts)) // 4
+    tcp = struct.pack("!HHIIBBHHH", sport, 8080, seq & 0xffffffff, ack & 0xffffffff, off << 4, flags, 65535, 0, 0) + opts + payload
+    c = csum(src + SRV_IP + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0, src, SRV_IP)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return srv_mac + my_mac + b"\x08\x00" + ip + tcp
+ISS = 1000
+conns = {}
+for i in range(n):
+    src = socket.inet_aton("198.19.89.%d" % (10 + i // 10000))
+    conns[(src, 20000 + i % 10000)] = {"state": "syn"}
+SYN_OPTS = struct.pack("!BBH", 2, 4, 1460) + b"\x04\x02\x01\x03\x03\x07\x01\x01"
+def recv_all(until, want):
+    while time.monotonic() < until and not want():
+        r, _, _ = select.select([s], [], [], 0.2)
+        if not r:
+            continue
+        while True:
+            try:
+                f = s.recv(2048, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            if len(f) < 54 or f[12:14] != b"\x08\x00" or f[23] != 6 or f[26:30] != SRV_IP:
+                continue
+            ihl = (f[14] & 15) * 4
+            t = f[14 + ihl:]
+            dport = struct.unpack("!H", t[2:4])[0]
+            c = conns.get((f[30:34], dport))
+            if c is None:
+                continue
+            seq, ack = struct.unpack("!II", t[4:12])
+            flags, win = t[13], struct.unpack("!H", t[14:16])[0]
+            opts = t[20:(t[12] >> 4) * 4]
+            if flags & 4:
+                c["state"] = "reset"
+                continue
+            if flags & 0x12 == 0x12:
+                # (A retransmitted SYN/ACK for a connection already past it changes nothing.)
+                if c["state"] == "syn":
+                    c["irs"] = seq
+                    c["state"] = "synack"
+                continue
+            if c["state"] == "data" and ack == ISS + 2 and win << 3 > 262001:
+                c["state"] = "open"
+            if c["state"] == "ofo":
+                i = 0
+                while i < len(opts):
+                    k = opts[i]
+                    if k == 0:
+                        break
+                    if k == 1:
+                        i += 1
+                        continue
+                    if k == 5:
+                        left = struct.unpack("!I", opts[i + 2:i + 6])[0]
+                        if left == ISS + 1 + 262000:
+                            c["state"] = "sacked"
+                    i += opts[i + 1] if opts[i + 1] >= 2 else 1
+def count(st):
+    return sum(1 for c in conns.values() if c["state"] == st)
+def send_for(st, make):
+    for (src, sport), c in conns.items():
+        if c["state"] == st:
+            s.send(make(src, sport, c))
+# Handshakes, in bursts that the server's SYN queue takes.
+for k, ((src, sport), c) in enumerate(conns.items()):
+    s.send(frame(src, sport, ISS, 0, 0x02, opts=SYN_OPTS))
+    if k % 200 == 199:
+        recv_all(time.monotonic() + 0.05, lambda: False)
+recv_all(time.monotonic() + 20, lambda: count("syn") == 0)
+for attempt in range(3):
+    if count("syn") == 0:
+        break
+    send_for("syn", lambda src, sport, c: frame(src, sport, ISS, 0, 0x02, opts=SYN_OPTS))
+    recv_all(time.monotonic() + 5, lambda: count("syn") == 0)
+print("handshakes", count("synack"))
+# The handshake's ACK with one in-order byte; the server's (delayed) ACK opens the window.
+def first_byte(src, sport, c):
+    c["state"] = "data"
+    return frame(src, sport, ISS + 1, c["irs"] + 1, 0x18, b"G")
+send_for("synack", first_byte)
+recv_all(time.monotonic() + 10, lambda: count("data") == 0)
+for attempt in range(3):
+    if count("data") == 0:
+        break
+    send_for("data", first_byte)
+    recv_all(time.monotonic() + 5, lambda: count("data") == 0)
+print("window_open", count("open"))
+# One byte at offset 262,000, near the window's far edge.
+def far(src, sport, c):
+    c["state"] = "ofo"
+    return frame(src, sport, ISS + 1 + 262000, c["irs"] + 1, 0x10, b"x")
+send_for("open", far)
+recv_all(time.monotonic() + 10, lambda: count("ofo") == 0)
+for attempt in range(3):
+    if count("ofo") == 0:
+        break
+    send_for("ofo", far)
+    recv_all(time.monotonic() + 5, lambda: count("ofo") == 0)
+print("sacked", count("sacked"))
+sys.stdout.flush()
+"#;
+
+/// The server process's resident memory (VmRSS), in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Issue 7: 2,000 connections that each send one byte in order and one at offset ~262,000
+/// made synack allocate the whole 256 KiB receive buffer of each (+~500 MB). Receive memory is
+/// now charged for what is held: the server's RSS grows by less than 10 MB.
+#[test]
+fn memory_by_the_window_edge() {
+    let Some(env) = testbed::setup("medg") else {
+        return;
+    };
+    let bed = &env.bed;
+    let n: usize = std::env::var("SYNACK_EDGE_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let server = Server::start(bed, &["--body", "hello", "--header-timeout", "300"]);
+    let srv_mac = ok(
+        &bed.server_ns(
+            5,
+            &["cat", &format!("/sys/class/net/{}/address", bed.srv_if)],
+        ),
+        "server MAC",
+    );
+    let before = rss_kib(server.pid());
+    let out = ok(
+        &bed.python(
+            120,
+            FAR_EDGE_SCRIPT,
+            &[&bed.cli_if, srv_mac.trim(), &n.to_string()],
+        ),
+        "far-edge client",
+    );
+    let after = rss_kib(server.pid());
+    let grown = after.saturating_sub(before);
+    eprintln!(
+        "{} connections: VmRSS {before} KiB -> {after} KiB (+{grown} KiB)\n{}",
+        n,
+        out.trim()
+    );
+    let counts: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        counts,
+        [
+            format!("handshakes {n}"),
+            format!("window_open {n}"),
+            format!("sacked {n}")
+        ],
+        "every connection must reach the far edge"
+    );
+    assert!(
+        grown < 10 * 1024,
+        "{n} far-edge connections grew RSS by {grown} KiB"
+    );
+    let (_, log) = server.stop();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// The client of `pipelined_responses_are_back_pressured`: N connections with a small receive
+/// buffer each send K pipelined GETs and read nothing until `go_file` exists; then each reads
+/// until it has counted K responses (or the server closed). Prints "pushed" after the sends
+/// and "responses TOTAL short CONNS" at the end.
+const PIPELINE_FLOOD_SCRIPT: &str = r#"
+import os, resource, selectors
+n, k, go_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+resource.setrlimit(resource.RLIMIT_NOFILE, (n + 100, n + 100))
+req = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * k
+socks = []
+for i in range(n):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    s.settimeout(30)
+    s.connect(SRV)
+    s.sendall(req)
+    socks.append(s)
+print("pushed", flush=True)
+deadline = time.monotonic() + 100
+while not os.path.exists(go_file) and time.monotonic() < deadline:
+    time.sleep(0.05)
+sel = selectors.DefaultSelector()
+counts, tails = {}, {}
+for s in socks:
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ)
+    counts[s], tails[s] = 0, b""
+MARK = b"HTTP/1.1 200 OK\r\n"
+open_ = n
+deadline = time.monotonic() + 240
+while open_ and time.monotonic() < deadline:
+    for key, _ in sel.select(1):
+        s = key.fileobj
+        try:
+            d = s.recv(1 << 16)
+        except (BlockingIOError, InterruptedError):
+            continue
+        except ConnectionError:
+            d = b""
+        if d:
+            buf = tails[s] + d
+            counts[s] += buf.count(MARK)
+            # Keep a tail shorter than the mark so a mark split across reads counts once.
+            cut = max(len(buf) - len(MARK) + 1, 0)
+            tails[s] = buf[cut:]
+        if not d or counts[s] >= k:
+            sel.unregister(s)
+            s.close()
+            open_ -= 1
+total = sum(counts.values())
+print("responses", total, "short", sum(1 for c in counts.values() if c < k), flush=True)
+"#;
+
+/// Issue 7: 2,000 connections that pipeline 1,000 GETs each and never read grew synack's RSS by
+/// 136 MB (every response queued at once). The session now stops reading while a
+/// connection's queued responses exceed a bound (the unread requests close the window) and
+/// resumes as they drain; with the receive memory bounded by --mem-limit, RSS grows by less
+/// than 20 MB, and every response arrives once the clients read.
+#[test]
+fn pipelined_responses_are_back_pressured() {
+    let Some(env) = testbed::setup("mpip") else {
+        return;
+    };
+    let bed = &env.bed;
+    let n: usize = std::env::var("SYNACK_PIPE_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let k = 1000;
+    let server = Server::start(
+        bed,
+        &[
+            "--body",
+            "hello",
+            "--mem-limit",
+            "4194304",
+            "--header-timeout",
+            "300",
+            "--keepalive-timeout",
+            "300",
+        ],
+    );
+    let before = rss_kib(server.pid());
+    let dir = TempDir::new("mpip");
+    let go = dir.join("go");
+    let go_s = go.to_str().unwrap().to_string();
+    let code = format!("{}\n{PIPELINE_FLOOD_SCRIPT}", testbed::PY_PRELUDE);
+    let mut child = bed.client_spawn(
+        400,
+        &[
+            "python3",
+            "-c",
+            &code,
+            &n.to_string(),
+            &k.to_string(),
+            &go_s,
+        ],
+    );
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    use std::io::BufRead;
+    let _ = stdout.read_line(&mut line);
+    assert_eq!(line.trim(), "pushed", "client failed: {line}");
+    // Wait (bounded) until the server's memory has settled: no growth over one second.
+    let t0 = Instant::now();
+    let mut last = rss_kib(server.pid());
+    let after = loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = rss_kib(server.pid());
+        if now <= last + 256 || t0.elapsed() > Duration::from_secs(60) {
+            break now.max(last);
+        }
+        last = now;
+    };
+    let grown = after.saturating_sub(before);
+    std::fs::write(&go, b"go").unwrap();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+    let status = child.wait().unwrap();
+    let (_, log) = server.stop();
+    eprintln!(
+        "{n} x {k} pipelined GETs: VmRSS {before} KiB -> {after} KiB (+{grown} KiB); {}",
+        rest.trim()
+    );
+    assert!(status.success(), "client: {status:?} {rest}\n{log}");
+    assert_eq!(
+        rest.trim(),
+        format!("responses {} short 0", n * k),
+        "every response must arrive\n{log}"
+    );
+    assert!(
+        grown < 20 * 1024,
+        "{n} non-reading pipelining connections grew RSS by {grown} KiB"
+    );
+}

@@ -8,7 +8,10 @@
 //! - `Body`: skipping a request body; its response is sent once the body is complete.
 //! - `Closed`: the server called `io.close()`; later bytes are read and dropped.
 //!
-//! Pipelined requests (RFC 9112 9.3.2) are answered in order within one `on_readable`.
+//! Pipelined requests (RFC 9112 9.3.2) are answered in order within one `on_readable`, until
+//! the responses queued and not yet acknowledged exceed `max_queued_bytes` or
+//! `max_queued_chunks`: then the connection stops reading (the requests left unread fill the
+//! receive buffer and the window closes) and resumes when half of the queue has drained.
 //! Every callback ends by setting the deadline of the phase it leaves the connection in.
 
 use std::sync::Arc;
@@ -57,6 +60,12 @@ pub struct HttpConfig {
     /// Request service times kept until [`HttpApp::drain_service_times`]; 0 keeps none.
     /// Default 4096.
     pub service_time_capacity: usize,
+    /// Back-pressure for pipelining: no further request is read while the connection's
+    /// queued response bytes (sent or not, unacknowledged) reach this. Default 64 KiB.
+    pub max_queued_bytes: usize,
+    /// ... or while its queued chunks reach this (a response is one or two: the queue's own
+    /// cost with many small responses). Default 32.
+    pub max_queued_chunks: usize,
 }
 
 impl Default for HttpConfig {
@@ -72,6 +81,8 @@ impl Default for HttpConfig {
             max_requests: 1000,
             send_408: true,
             service_time_capacity: 4096,
+            max_queued_bytes: 64 * 1024,
+            max_queued_chunks: 32,
         }
     }
 }
@@ -111,6 +122,8 @@ pub struct HttpStats {
     pub head_rebuilds: u64,
     /// Service times not kept because the buffer was full.
     pub service_times_dropped: u64,
+    /// Times a connection stopped reading because its queued responses reached the bound.
+    pub read_pauses: u64,
 }
 
 impl HttpStats {
@@ -284,6 +297,16 @@ impl HttpApp {
                         if io.peer_closed() {
                             self.close(s, io);
                         }
+                        break;
+                    }
+                    if s.head_started.is_none()
+                        && (io.send_queued() >= self.config.max_queued_bytes
+                            || io.send_queued_chunks() >= self.config.max_queued_chunks)
+                    {
+                        // Back-pressure: the next request waits in the receive buffer until
+                        // half of what is queued has been acknowledged.
+                        io.resume_when_sent_below(io.send_queued() / 2);
+                        self.stats.read_pauses += 1;
                         break;
                     }
                     let started = *s.head_started.get_or_insert(now);

@@ -1,7 +1,9 @@
 //! The interface between a connection and the application above it (the HTTP responder).
 //!
 //! Call order, per connection: `on_open` once when the handshake completes; then
-//! `on_readable` whenever new in-order bytes arrive or the peer closes its side; `on_deadline`
+//! `on_readable` whenever new in-order bytes arrive or the peer closes its side (and once more
+//! when the send queue has drained below the mark set with `AppIo::resume_when_sent_below`,
+//! which an application uses to stop reading while its responses pile up); `on_deadline`
 //! when the deadline the application asked for passes; `on_close` exactly once when the
 //! connection is gone, however it ended. The application acts only through [`AppIo`].
 
@@ -51,6 +53,8 @@ pub struct AppIo<'a> {
     pub(crate) marker: Option<(u64, Instant)>,
     /// When the peer last acknowledged new data (see [`AppIo::send_progress`]).
     pub(crate) send_progress: Instant,
+    /// Call `on_readable` again once the send queue holds at most this many bytes.
+    pub(crate) resume_below: Option<usize>,
 }
 
 impl<'a> AppIo<'a> {
@@ -70,6 +74,7 @@ impl<'a> AppIo<'a> {
             sent_any: false,
             marker: None,
             send_progress: Instant::ZERO,
+            resume_below: None,
         }
     }
 
@@ -98,6 +103,19 @@ impl<'a> AppIo<'a> {
     /// yet): how an application tells a slow reader from one that makes no progress at all.
     pub fn send_progress(&self) -> Instant {
         self.send_progress
+    }
+    /// Chunks queued (one per `send` of a non-empty `Bytes`): the queue's own cost, which
+    /// matters when many small responses wait.
+    pub fn send_queued_chunks(&self) -> usize {
+        self.send.chunks()
+    }
+    /// Back-pressure: the application leaves bytes in `data()` unread because its send queue
+    /// is long, and asks for `on_readable` again once the queue holds at most `bytes` (the
+    /// peer acknowledged the rest), even if nothing new arrived. The request lasts until it
+    /// fires or the next `on_readable`, which may make it again. Meanwhile unread bytes fill
+    /// the receive buffer, so the window closes and the peer stops sending.
+    pub fn resume_when_sent_below(&mut self, bytes: usize) {
+        self.resume_below = Some(bytes);
     }
     /// Send FIN after everything queued (a graceful close).
     pub fn close(&mut self) {

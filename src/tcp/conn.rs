@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use super::app::{App, AppIo, CloseReason};
-use super::buffer::{RecvBuf, SendBuf};
+use super::buffer::{RecvBuf, RecvMemory, SendBuf};
 use super::config::TcpConfig;
 use super::congestion::{AckAction, Congestion};
 use super::counters::{TcpCounters, TcpDrop};
@@ -38,6 +38,9 @@ pub struct Ctx<'a, A: App, K: SegmentSink> {
     pub counters: &'a mut TcpCounters,
     /// Service times measured by `AppIo::time_until_sent` markers, in microseconds.
     pub service_us: &'a mut Vec<u64>,
+    /// The worker's receive memory: every change to a receive buffer's allocation is
+    /// reported here, and new memory is taken only if it allows.
+    pub mem: &'a mut RecvMemory,
 }
 
 impl<A: App, K: SegmentSink> Ctx<'_, A, K> {
@@ -202,6 +205,12 @@ pub struct Conn<S> {
     segs_unacked: u32,
     /// Include SACK blocks in the next ACK (out-of-order arrival).
     sack_due: bool,
+    /// The most in-order bytes the advertised window may reach while the worker's receive
+    /// memory is under pressure (`usize::MAX` when it is not); set at each event.
+    rcv_clamp: usize,
+    /// The application asked to be called again once the send queue holds at most this many
+    /// bytes (`AppIo::resume_when_sent_below`).
+    resume_below: Option<usize>,
     app_deadline: Option<Instant>,
     /// FIN-WAIT-2 timeout.
     state_deadline: Option<Instant>,
@@ -344,6 +353,8 @@ impl<S> Conn<S> {
             ack_due: AckDue::None,
             segs_unacked: 0,
             sack_due: false,
+            rcv_clamp: usize::MAX,
+            resume_below: None,
             app_deadline: None,
             state_deadline: None,
             last_rate_limited_ack: None,
@@ -426,6 +437,11 @@ impl<S> Conn<S> {
         (wnd >> self.rcv_wscale).min(65535) as u16
     }
 
+    /// Bytes the receive buffer has allocated (charged to the worker's receive memory).
+    pub fn recv_allocated(&self) -> usize {
+        self.recv.allocated()
+    }
+
     /// Gives back the buffers (for the engine's pools) once the connection is gone.
     pub fn into_buffers(self) -> (RecvBuf, SendBuf) {
         (self.recv, self.send)
@@ -470,7 +486,12 @@ impl<S> Conn<S> {
     /// moves left, and (receiver silly-window avoidance) it moves right only by at least
     /// min(buffer/2, MSS).
     fn window_to_advertise(&mut self) -> u16 {
-        let free = self.recv.window() as u32;
+        // Under memory pressure the window offers no more than the guaranteed share (and,
+        // below, never retracts what was offered: the right edge stays put).
+        let free = self
+            .recv
+            .window()
+            .min(self.rcv_clamp.saturating_sub(self.recv.len())) as u32;
         let edge_now = self.rcv_nxt + free;
         let step = (self.recv.capacity() as u32 / 2).min(self.mss);
         let edge = if edge_now.ge(self.rcv_adv + step) || edge_now.gt(self.rcv_adv) && free >= step
@@ -720,6 +741,7 @@ impl<S> Conn<S> {
         seg: &SegmentIn<'_>,
         cx: &mut Ctx<'_, A, K>,
     ) -> Next {
+        self.note_memory(cx);
         let mut just_opened = false;
         if self.state == State::SynReceived {
             // `None`: the handshake completed; go on with the same segment.
@@ -803,6 +825,14 @@ impl<S> Conn<S> {
 
         // Seventh: segment text. Sixth (URG) is not supported: the pointer is ignored.
         let mut readable = self.take_text(seg, cx) | just_opened;
+        // The application waits for its send queue to drain (it left bytes unread): call it
+        // again once it has.
+        if let Some(mark) = self.resume_below
+            && self.send.len() <= mark
+        {
+            self.resume_below = None;
+            readable = true;
+        }
 
         // Eighth: FIN.
         if seg.flags.fin() {
@@ -1235,7 +1265,20 @@ impl<S> Conn<S> {
             ((seg.seq - self.rcv_nxt) as usize, seg.payload)
         };
         let had_holes = self.recv.has_ooo();
+        if self.fin_queued {
+            // The application has closed and reads no more: in-order bytes are acknowledged
+            // and dropped without being stored, out-of-order ones are not kept.
+            return self.discard_text(offset, bytes, cx);
+        }
+        if !self.admit_text(offset, bytes.len(), cx) {
+            // The peer retransmits; tell it at once where we are (and what we hold).
+            self.ack_due = AckDue::Now;
+            self.sack_due = self.recv.has_ooo();
+            return false;
+        }
+        let allocated = self.recv.allocated();
         let out = self.recv.write_at(offset, bytes);
+        cx.mem.update(allocated, self.recv.allocated());
         if out.advanced > 0 {
             self.rcv_nxt += out.advanced;
         }
@@ -1266,6 +1309,91 @@ impl<S> Conn<S> {
             }
         }
         out.advanced > 0
+    }
+
+    /// Whether the worker's receive memory lets `len` bytes at `offset` be stored (Linux's
+    /// tcp_try_rmem_schedule). Out-of-order bytes need memory to spare and no pressure;
+    /// in-order bytes may
+    /// first take back this connection's out-of-order memory (tcp_prune_ofo_queue: the highest
+    /// ranges go first), and a connection holding less than the floor may always take in-order
+    /// bytes up to it, so that it can make progress under pressure.
+    fn admit_text<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        offset: usize,
+        len: usize,
+        cx: &mut Ctx<'_, A, K>,
+    ) -> bool {
+        let extra = self.recv.extra_for(offset, len);
+        if offset > 0 {
+            // Under pressure no new out-of-order data is kept, even in memory already taken.
+            if cx.mem.under_pressure() || !cx.mem.allows(extra) {
+                cx.mem.refused();
+                cx.counters.drop(TcpDrop::OfoMemory);
+                return false;
+            }
+            return true;
+        }
+        if cx.mem.allows(extra) {
+            return true;
+        }
+        if self.recv.has_ooo() {
+            let before = self.recv.allocated();
+            self.recv.prune_ooo(extra);
+            cx.mem.update(before, self.recv.allocated());
+            cx.counters.ofo_pruned += 1;
+            let extra = self.recv.extra_for(offset, len);
+            if cx.mem.allows(extra) {
+                return true;
+            }
+        }
+        cx.mem.refused();
+        if self.recv.len() + len <= cx.mem.floor() {
+            return true;
+        }
+        cx.counters.drop(TcpDrop::RecvMemory);
+        false
+    }
+
+    /// Takes text after the application closed: in-order bytes move RCV.NXT (within the
+    /// window) and are dropped; nothing is stored.
+    fn discard_text<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        offset: usize,
+        bytes: &[u8],
+        cx: &mut Ctx<'_, A, K>,
+    ) -> bool {
+        if offset > 0 {
+            cx.counters.out_of_order += 1;
+            self.ack_due = AckDue::Now;
+            return false;
+        }
+        let take = bytes.len().min(self.rcv_wnd() as usize);
+        if take < bytes.len() {
+            cx.counters.drop(TcpDrop::NoRoom);
+        }
+        self.rcv_nxt += take;
+        if self.ack_due == AckDue::None {
+            self.ack_due = AckDue::Delayed;
+            self.delack_at = Some(cx.now + cx.cfg.delayed_ack);
+        }
+        false
+    }
+
+    /// Reads the worker's memory pressure for the windows this event advertises: under it,
+    /// a window offers at most the guaranteed share (Linux clamps rcv_ssthresh likewise).
+    fn note_memory<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &Ctx<'_, A, K>) {
+        self.rcv_clamp = if cx.mem.under_pressure() {
+            cx.mem.floor()
+        } else {
+            usize::MAX
+        };
+    }
+
+    /// Gives back the receive buffer's memory: the application has closed and reads no more.
+    fn release_recv<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
+        let before = self.recv.allocated();
+        self.recv.release();
+        cx.mem.update(before, 0);
     }
 
     /// Eighth check: the peer's FIN is next in sequence.
@@ -1315,6 +1443,7 @@ impl<S> Conn<S> {
         io.send_progress = self.acked_at;
         cx.app.on_readable(session, &mut io, cx.now);
         let (close, abort, deadline) = (io.close_requested, io.abort_requested, io.deadline);
+        self.resume_below = io.resume_below;
         if let Some(m) = io.marker {
             self.add_marker(m);
         }
@@ -1335,6 +1464,7 @@ impl<S> Conn<S> {
         }
         if close {
             self.close_send_side();
+            self.release_recv(cx);
         }
         // A window that opened by a lot is announced at once (RFC 9293 3.8.6.2.2).
         let opened = self.recv.window().saturating_sub(window_before);
@@ -1543,6 +1673,7 @@ impl<S> Conn<S> {
         cx: &mut Ctx<'_, A, K>,
     ) -> Next {
         let now = cx.now;
+        self.note_memory(cx);
         if self.state_deadline.is_some_and(|t| t <= now) {
             // FIN-WAIT-2 timed out (Linux's tcp_fin_timeout): forget the connection.
             self.state_deadline = None;
@@ -1575,6 +1706,9 @@ impl<S> Conn<S> {
                 cx.app.on_deadline(session, &mut io, now);
                 let (close, abort, deadline) =
                     (io.close_requested, io.abort_requested, io.deadline);
+                if io.resume_below.is_some() {
+                    self.resume_below = io.resume_below;
+                }
                 if let Some(m) = io.marker {
                     self.add_marker(m);
                 }
@@ -1689,6 +1823,7 @@ impl<S> Conn<S> {
     /// Closes the sending side as the application would (graceful shutdown).
     pub fn close<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) -> Next {
         self.close_send_side();
+        self.release_recv(cx);
         self.output(cx)
     }
 

@@ -32,10 +32,17 @@ pub enum TcpDrop {
     /// The answer to the segment (a RST, a SYN cookie's SYN/ACK, a TIME-WAIT ACK, a
     /// rate-limited ACK) found no transmit room and was not sent; the peer retransmits.
     NoTxRoom,
+    /// Out-of-order data refused because the worker's receive memory is at its limit
+    /// (Linux's TCPOFODrop under memory pressure).
+    OfoMemory,
+    /// In-window data refused because the worker's receive memory is at its limit and the
+    /// connection already holds its guaranteed share (Linux's TCPRcvQDrop); the peer
+    /// retransmits.
+    RecvMemory,
 }
 
 impl TcpDrop {
-    pub const ALL: [TcpDrop; 13] = [
+    pub const ALL: [TcpDrop; 15] = [
         TcpDrop::OutOfWindow,
         TcpDrop::Paws,
         TcpDrop::NoAck,
@@ -49,6 +56,8 @@ impl TcpDrop {
         TcpDrop::NotOurPort,
         TcpDrop::ShuttingDown,
         TcpDrop::NoTxRoom,
+        TcpDrop::OfoMemory,
+        TcpDrop::RecvMemory,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -67,6 +76,8 @@ impl TcpDrop {
             TcpDrop::NotOurPort => "not_our_port",
             TcpDrop::ShuttingDown => "shutting_down",
             TcpDrop::NoTxRoom => "no_tx_room",
+            TcpDrop::OfoMemory => "ofo_memory",
+            TcpDrop::RecvMemory => "recv_memory",
         }
     }
 }
@@ -95,6 +106,8 @@ pub struct TcpCounters {
     pub rto_expirations: u64,
     pub out_of_order: u64,
     pub zero_window_probes: u64,
+    /// Times a connection's out-of-order data was pruned to make room (Linux's PruneCalled).
+    pub ofo_pruned: u64,
     pub time_wait_entered: u64,
     pub time_wait_reused: u64,
     pub time_wait_overflow: u64,

@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::app::App;
-use super::buffer::{RecvBuf, SendBuf};
+use super::buffer::{RecvBuf, RecvMemory, SendBuf};
 use super::config::TcpConfig;
 use super::conn::{Conn, Ctx, Next, SynOptions, initial_window};
 use super::counters::{TcpCounters, TcpDrop};
@@ -35,6 +35,9 @@ use super::table::ConnTable;
 use super::time_wait::{TimeWaitRecord, TimeWaitTable};
 use super::timer::TimerWheel;
 use crate::time::Instant;
+
+/// The allocation a pooled receive buffer keeps.
+const POOLED_RECV_ALLOC: usize = 2048;
 
 /// When SYN cookies answer SYNs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +69,23 @@ pub struct EngineConfig {
     pub secret: [u8; 48],
     /// Free buffers kept for reuse.
     pub buffer_pool: usize,
+    /// Receive memory of this worker, in bytes (Linux's `tcp_mem` idea): what the receive
+    /// buffers of all connections (in-order and out-of-order bytes) and the pool have
+    /// allocated. At the limit new out-of-order data is dropped, windows stop growing, and a
+    /// connection takes in-order data only up to `recv_floor`.
+    pub mem_limit: usize,
+    /// In-order bytes each connection may hold even when `mem_limit` is reached, so that it
+    /// can still receive a request (Linux's `tcp_rmem[0]`).
+    pub recv_floor: usize,
+}
+
+impl EngineConfig {
+    /// The default receive memory for `max_conns` connections: 1 KiB each, at least 16 MiB.
+    /// A static server reads what arrives at once, so its receive buffers are mostly empty;
+    /// the budget bounds what hostile or stalled peers can make it hold.
+    pub fn default_mem_limit(max_conns: usize) -> usize {
+        max_conns.saturating_mul(1024).max(16 << 20)
+    }
 }
 
 impl EngineConfig {
@@ -95,6 +115,8 @@ impl Default for EngineConfig {
             time_wait_capacity: 262144,
             secret: Self::random_secret().expect("the OS gave no random bytes for the secret"),
             buffer_pool: 1024,
+            mem_limit: EngineConfig::default_mem_limit(65536),
+            recv_floor: 2048,
         }
     }
 }
@@ -136,6 +158,7 @@ pub struct Engine<A: App> {
     last_cookie_sent: Option<Instant>,
     recv_pool: Vec<RecvBuf>,
     send_pool: Vec<SendBuf>,
+    recv_mem: RecvMemory,
     fired: Vec<(u32, u32)>,
     /// Connections waiting for transmit room, oldest first: (slot, generation). Its capacity
     /// is the table's, so it never grows on the datapath (see `queue_for_tx`).
@@ -155,6 +178,7 @@ macro_rules! ctx {
             sink: $sink,
             counters: &mut $self.counters,
             service_us: &mut $self.events.request_us,
+            mem: &mut $self.recv_mem,
         }
     };
 }
@@ -198,6 +222,7 @@ impl<A: App> Engine<A> {
             last_cookie_sent: None,
             recv_pool: Vec::new(),
             send_pool: Vec::new(),
+            recv_mem: RecvMemory::new(cfg.mem_limit, cfg.recv_floor),
             fired: Vec::new(),
             tx_waiting: VecDeque::with_capacity(cfg.max_conns),
             accepting: true,
@@ -247,6 +272,11 @@ impl<A: App> Engine<A> {
         counts[State::TimeWait as usize] = self.time_wait.len();
         counts[State::Listen as usize] = self.cfg.ports.len();
         counts
+    }
+    /// The receive memory: bytes allocated by receive buffers (connections and pool), the
+    /// limit and the peak.
+    pub fn recv_memory(&self) -> &RecvMemory {
+        &self.recv_mem
     }
     /// Buffered bytes held by connections and pools (for leak checks).
     pub fn buffered_bytes(&self) -> usize {
@@ -369,9 +399,14 @@ impl<A: App> Engine<A> {
             }
             EngineEvents::push(&mut self.events.lifetime_us, now - conn.syn_at);
             let (mut r, mut s) = conn.into_buffers();
+            let allocated = r.allocated();
             if self.recv_pool.len() < self.cfg.buffer_pool {
-                r.shrink_to(16 * 1024);
+                // A pooled buffer keeps a small allocation: enough for a request.
+                r.shrink_to(POOLED_RECV_ALLOC);
+                self.recv_mem.update(allocated, r.allocated());
                 self.recv_pool.push(r);
+            } else {
+                self.recv_mem.update(allocated, 0);
             }
             if self.send_pool.len() < self.cfg.buffer_pool {
                 s.clear();
@@ -564,7 +599,10 @@ impl<A: App> Engine<A> {
                 self.note_opened(seg.tuple);
                 self.after_event(now, slot, State::Listen, Next::Keep);
             }
-            Err(_) => self.counters.drop(TcpDrop::TableFull),
+            Err(conn) => {
+                self.recv_mem.update(conn.recv_allocated(), 0);
+                self.counters.drop(TcpDrop::TableFull);
+            }
         }
     }
 
@@ -663,7 +701,10 @@ impl<A: App> Engine<A> {
                 self.on_conn_segment(now, slot, seg, sink);
                 CookieAck::Accepted
             }
-            Err(_) => CookieAck::TableFull,
+            Err(conn) => {
+                self.recv_mem.update(conn.recv_allocated(), 0);
+                CookieAck::TableFull
+            }
         }
     }
 
@@ -884,5 +925,236 @@ mod tx_room_tests {
         e.on_tx_room(now, &mut open);
         assert!(open.segments.is_empty(), "{:?}", open.segments);
         assert_eq!(e.tx_waiting(), 0);
+    }
+}
+
+/// The worker's receive memory as a hostile or stalled peer meets it: what a connection costs
+/// for bytes at the far edge of its window, and the budget's drops, pruning and windows.
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+    use crate::tcp::testkit::{CollectSink, OwnedSegment, TestApp, TestAppConfig, segment};
+
+    const CLIENT: u32 = u32::from_be_bytes([198, 18, 0, 2]);
+    const C_ISS: u32 = 5_000_000;
+
+    struct Peer {
+        t: FourTuple,
+        /// The server's next sequence number (what we acknowledge).
+        s_nxt: u32,
+    }
+
+    fn engine(mem_limit: usize) -> Engine<TestApp> {
+        let cfg = EngineConfig {
+            syn_cookies: SynCookieMode::Never,
+            mem_limit,
+            ..EngineConfig::default()
+        };
+        let app = TestApp::new(TestAppConfig {
+            stall_reading: true,
+            ..TestAppConfig::default()
+        });
+        Engine::new(cfg, app)
+    }
+
+    fn open(e: &mut Engine<TestApp>, now: Instant, port: u16) -> Peer {
+        let t = FourTuple {
+            remote_ip: CLIENT,
+            remote_port: port,
+            local_ip: e.config().local_ip,
+            local_port: 8080,
+        };
+        let opts = TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(7),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        };
+        let mut out = CollectSink::default();
+        e.on_segment(
+            now,
+            &segment(t, C_ISS, 0, TcpFlags::SYN, 65535, opts, &[]),
+            &mut out,
+        );
+        let s_nxt = out.take()[0].seq().raw() + 1;
+        let ack = segment(
+            t,
+            C_ISS + 1,
+            s_nxt,
+            TcpFlags::ACK,
+            65535,
+            TcpOptions::default(),
+            &[],
+        );
+        e.on_segment(now, &ack, &mut out);
+        Peer { t, s_nxt }
+    }
+
+    /// Sends `payload` at stream offset `off` (0 = the first byte after the SYN).
+    fn data(
+        e: &mut Engine<TestApp>,
+        now: Instant,
+        p: &Peer,
+        off: u32,
+        payload: &[u8],
+    ) -> Vec<OwnedSegment> {
+        let mut out = CollectSink::default();
+        let seg = segment(
+            p.t,
+            C_ISS + 1 + off,
+            p.s_nxt,
+            TcpFlags::ACK,
+            65535,
+            TcpOptions::default(),
+            payload,
+        );
+        e.on_segment(now, &seg, &mut out);
+        out.take()
+    }
+
+    /// Stream offsets the SACK blocks of `seg` claim.
+    fn sacked(seg: &OwnedSegment) -> Vec<(u32, u32)> {
+        seg.header
+            .options
+            .sack()
+            .iter()
+            .map(|b| (b.left - C_ISS - 1, b.right - C_ISS - 1))
+            .collect()
+    }
+
+    fn right_edge(seg: &OwnedSegment) -> u32 {
+        seg.ack().raw() - C_ISS - 1 + ((seg.header.window as u32) << 3)
+    }
+
+    #[test]
+    fn a_byte_at_the_window_edge_costs_a_few_hundred_bytes() {
+        let mut e = engine(EngineConfig::default().mem_limit);
+        let mut now = Instant::from_millis(1_000_000);
+        let peers: Vec<Peer> = (0..200).map(|i| open(&mut e, now, 20_000 + i)).collect();
+        for p in &peers {
+            data(&mut e, now, p, 0, b"G");
+        }
+        // The delayed ACK opens the window to the whole buffer.
+        now += Duration::from_millis(100);
+        let mut out = CollectSink::default();
+        e.on_tick(now, &mut out);
+        assert!(out.take().iter().all(|s| right_edge(s) >= 262_001));
+        for p in &peers {
+            let ack = data(&mut e, now, p, 262_000, b"x");
+            assert_eq!(sacked(&ack[0]), vec![(262_000, 262_001)]);
+        }
+        let held = e.recv_memory().held();
+        // 200 x 256 KiB (51 MiB) when the buffer was one contiguous allocation.
+        assert!(
+            held <= 200 * 1024,
+            "receive memory {held} for 200 connections"
+        );
+        assert_eq!(e.counters().drops[TcpDrop::OfoMemory as usize], 0);
+    }
+
+    #[test]
+    fn under_pressure_ofo_data_is_dropped_pruned_and_not_sacked() {
+        let limit = 64 * 1024;
+        let mut e = engine(limit);
+        let now = Instant::from_millis(1_000_000);
+        let a = open(&mut e, now, 30_001);
+        let b = open(&mut e, now, 30_002);
+        // A parks three ranges.
+        for off in [20_000, 30_000, 40_000] {
+            data(&mut e, now, &a, off, &[1; 1000]);
+        }
+        // B fills the budget with in-order bytes its application does not read.
+        let mut off = 0;
+        let mut edges = Vec::new();
+        while e.counters().drops[TcpDrop::RecvMemory as usize] == 0 {
+            let out = data(&mut e, now, &b, off, &[2; 1000]);
+            off += 1000;
+            edges.extend(out.iter().map(right_edge));
+            assert!(off < 200_000, "the budget never bound");
+        }
+        let held = e.recv_memory().held();
+        assert!(held <= limit + 4096, "held {held} over the limit {limit}");
+        // The right edge never moved left, and stopped growing under pressure.
+        assert!(edges.windows(2).all(|w| w[1] >= w[0]), "{edges:?}");
+        // New out-of-order data is dropped; the SACK blocks show what is held.
+        let out = data(&mut e, now, &a, 50_000, &[3; 1000]);
+        assert_eq!(e.counters().drops[TcpDrop::OfoMemory as usize], 1);
+        let blocks = sacked(&out[0]);
+        assert!(!blocks.contains(&(50_000, 51_000)), "{blocks:?}");
+        assert!(blocks.contains(&(40_000, 41_000)), "{blocks:?}");
+        // In-order data that needs memory first takes back A's out-of-order memory, the
+        // highest range first; SACK no longer claims what was pruned (RFC 2018 8).
+        let mut off = 0;
+        let mut last = Vec::new();
+        while e.counters().ofo_pruned == 0 {
+            last = data(&mut e, now, &a, off, &[0; 1000]);
+            off += 1000;
+            assert!(off < 20_000, "never pruned");
+        }
+        let blocks = sacked(last.last().unwrap());
+        assert!(!blocks.contains(&(40_000, 41_000)), "{blocks:?}");
+        assert!(e.recv_memory().held() <= limit + 4096);
+        assert!(e.recv_memory().held() <= e.recv_memory().peak());
+    }
+
+    #[test]
+    fn memory_comes_back_when_connections_end() {
+        let mut e = engine(EngineConfig::default().mem_limit);
+        let now = Instant::from_millis(1_000_000);
+        let peers: Vec<Peer> = (0..50).map(|i| open(&mut e, now, 25_000 + i)).collect();
+        for p in &peers {
+            data(&mut e, now, p, 0, &[1; 5000]);
+            data(&mut e, now, p, 9000, &[2; 1000]);
+        }
+        assert!(e.recv_memory().held() >= 50 * 6000);
+        for p in &peers {
+            let rst = segment(
+                p.t,
+                C_ISS + 1 + 5000,
+                0,
+                TcpFlags::RST,
+                0,
+                TcpOptions::default(),
+                &[],
+            );
+            e.on_segment(now, &rst, &mut CollectSink::default());
+        }
+        assert_eq!(e.connections(), 0);
+        // Only the pool's small buffers are left.
+        let held = e.recv_memory().held();
+        assert!(
+            held <= 50 * POOLED_RECV_ALLOC,
+            "{held} bytes held after all closed"
+        );
+    }
+
+    #[test]
+    fn closing_releases_the_receive_buffer() {
+        let mut e = Engine::new(
+            EngineConfig {
+                syn_cookies: SynCookieMode::Never,
+                ..EngineConfig::default()
+            },
+            TestApp::new(TestAppConfig {
+                close_on_bang: true,
+                ..TestAppConfig::default()
+            }),
+        );
+        let now = Instant::from_millis(1_000_000);
+        let p = open(&mut e, now, 40_000);
+        data(&mut e, now, &p, 5000, &[7; 1400]);
+        assert!(e.recv_memory().held() >= 1400);
+        // The application answers and closes: FIN-WAIT-1 keeps no receive memory, and later
+        // bytes are acknowledged without being stored.
+        data(&mut e, now, &p, 0, b"bye!\n");
+        assert_eq!(e.connection(&p.t).map(|c| c.state()), Some(State::FinWait1));
+        assert_eq!(e.recv_memory().held(), 0);
+        let out = data(&mut e, now, &p, 5, &[9; 1000]);
+        assert_eq!(e.recv_memory().held(), 0);
+        assert_eq!(
+            e.connection(&p.t).unwrap().rcv_nxt().raw(),
+            C_ISS + 1 + 1005
+        );
+        let _ = out;
     }
 }

@@ -1137,3 +1137,63 @@ fn send_timeout_applies_after_the_server_closed() {
     assert!(!c.aborted);
     assert_eq!(c.deadline, None);
 }
+
+/// Pipelined requests from a peer that does not read: the session stops reading once its
+/// queued responses reach the bound, asks to be woken when half has drained, and answers every
+/// request in order as the peer acknowledges (a session that answered all 1000 at once queued
+/// 2000 chunks).
+#[test]
+fn pipelining_stops_reading_while_responses_pile_up() {
+    let mut app = app();
+    let now = T0;
+    let mut recv = RecvBuf::new(64 * 1024);
+    let mut send = SendBuf::new();
+    let mut session = app.on_open(&FourTuple::default(), now);
+    let req = b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n";
+    let all: Vec<u8> = req.repeat(1000);
+    assert_eq!(recv.write_at(0, &all).advanced, all.len());
+    let (max_chunks, max_bytes) = (
+        app.config().max_queued_chunks,
+        app.config().max_queued_bytes,
+    );
+    let mut out = Vec::new();
+    let mut wakes = 0;
+    loop {
+        let mut io = AppIo::new(&mut recv, &mut send, false, None);
+        app.on_readable(&mut session, &mut io, now);
+        let resume = io.resume_below;
+        assert!(
+            send.chunks() <= max_chunks + 2 && send.len() <= max_bytes + 1024,
+            "queued {} chunks, {} bytes",
+            send.chunks(),
+            send.len()
+        );
+        let Some(mark) = resume else {
+            break;
+        };
+        wakes += 1;
+        assert!(!recv.is_empty(), "paused with nothing left to read");
+        assert!(mark < send.len(), "the mark {mark} must need a drain");
+        // The peer acknowledges just enough to reach the mark; the engine then calls again.
+        let n = send.len() - mark;
+        let r = send.range(0, n);
+        let mut bytes = vec![0u8; r.len()];
+        r.copy_to(&mut bytes);
+        out.extend_from_slice(&bytes);
+        send.ack(n);
+        assert!(wakes < 10_000, "no progress");
+    }
+    assert!(recv.is_empty(), "{} request bytes left unread", recv.len());
+    let r = send.range(0, send.len());
+    let mut bytes = vec![0u8; r.len()];
+    r.copy_to(&mut bytes);
+    out.extend_from_slice(&bytes);
+    let rs = responses(&out);
+    assert_eq!(rs.len(), 1000);
+    assert!(
+        rs.iter()
+            .all(|r| r.status == 200 && r.body == b"body { color: red }")
+    );
+    assert!(wakes > 10, "paused only {wakes} times");
+    assert_eq!(app.stats().read_pauses, wakes);
+}
