@@ -427,6 +427,42 @@ except Exception as e:
     print("error %s %.3f" % (type(e).__name__, time.monotonic() - t0))
 "#;
 
+/// GETs /big with a 64 KiB receive buffer, reading at most 1 MiB/s (paced by bytes, so the
+/// download of 4 MiB lasts at least 3 s), writing the body to argv[1] as it comes; prints the
+/// status code.
+const PACED_DOWNLOAD_SCRIPT: &str = r#"
+out = open(sys.argv[1], "wb")
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+s.settimeout(30)
+s.connect(SRV)
+s.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+buf = b""
+while b"\r\n\r\n" not in buf:
+    d = s.recv(65536)
+    if not d:
+        raise EOFError("closed before the head")
+    buf += d
+head, body = buf.split(b"\r\n\r\n", 1)
+length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+out.write(body)
+out.flush()
+got = len(body)
+t0 = time.monotonic()
+while got < length:
+    wait = got / float(1 << 20) - (time.monotonic() - t0)
+    if wait > 0:
+        time.sleep(wait)
+    d = s.recv(min(65536, length - got))
+    if not d:
+        raise EOFError("closed after %d of %d body bytes" % (got, length))
+    out.write(d)
+    out.flush()
+    got += len(d)
+out.close()
+print(head.split(b" ")[1].decode())
+"#;
+
 /// Connects to SRV_IP:argv[1] until a connection is refused, for at most argv[2] seconds,
 /// closing each accepted one; prints "refused SECS after N accepted" or "never refused ...".
 const REFUSED_SCRIPT: &str = r#"
@@ -667,27 +703,13 @@ fn sigterm_lets_an_inflight_download_finish_and_refuses_new_connections() {
     let outs = TempDir::new("out");
     let digest = sha256_file(&write_seeded(&root, "big", 4 << 20, 5));
     let server = Server::start(bed, &["--root", root.as_str(), "--grace", "20"]);
-    // curl's rate limit (4 MiB at 1 MiB/s) makes the download last seconds however fast the
-    // machine: long enough to be in flight while the draining server refuses a newcomer.
+    // A paced reader (a 64 KiB receive buffer, at most 1 MiB/s counted by bytes) makes the
+    // 4 MiB download last more than 3 s however fast the machine: long enough to be in flight
+    // while the draining server refuses a newcomer. (curl's --limit-rate is not enough: the
+    // kernel's autotuned receive buffer takes the whole file at once.)
     let out = outs.join("big");
-    let out_s = out.to_str().unwrap();
-    let url = format!("http://{SRV_IP}:{PORT}/big");
-    let mut curl = bed.client_spawn(
-        40,
-        &[
-            "curl",
-            "-sS",
-            "-m",
-            "30",
-            "--limit-rate",
-            "1M",
-            "-o",
-            out_s,
-            "-w",
-            "%{http_code}",
-            &url,
-        ],
-    );
+    let code = format!("{}\n{PACED_DOWNLOAD_SCRIPT}", testbed::PY_PRELUDE);
+    let mut curl = bed.client_spawn(40, &["python3", "-c", &code, out.to_str().unwrap()]);
     let t0 = Instant::now();
     while std::fs::metadata(&out).map_or(0, |m| m.len()) == 0
         && t0.elapsed() < Duration::from_secs(10)
@@ -721,9 +743,9 @@ fn sigterm_lets_an_inflight_download_finish_and_refuses_new_connections() {
         in_flight,
         "the in-flight download had ended before a connection was refused ({refused})"
     );
-    let curl = curl.wait_with_output().expect("wait for curl");
-    let code = ok(&curl, "curl of the in-flight download");
-    assert_eq!(code, "200");
+    let curl = curl.wait_with_output().expect("wait for the download");
+    let code = ok(&curl, "the in-flight download");
+    assert_eq!(code.trim(), "200", "the in-flight download");
     assert_eq!(
         sha256_file(&out),
         digest,
