@@ -18,6 +18,9 @@ pub struct Congestion {
     /// RFC 6582: the highest sequence number sent when fast recovery began.
     pub recover: SeqNumber,
     pub in_recovery: bool,
+    /// After an RTO until SND.UNA passes `recover` (Linux's Loss state): go-back-N resends,
+    /// and fast recovery is not entered (RFC 6675 5.1, RFC 6582 3.2 (4)).
+    pub in_loss: bool,
     recover_valid: bool,
     mss: u32,
     /// Bytes acked during congestion avoidance not yet turned into cwnd growth.
@@ -46,6 +49,7 @@ impl Congestion {
             dupacks: 0,
             recover: iss,
             in_recovery: false,
+            in_loss: false,
             recover_valid: false,
             mss,
             ca_acked: 0,
@@ -106,6 +110,9 @@ impl Congestion {
     /// outstanding before it.
     pub fn on_new_ack(&mut self, acked: u32, ack: SeqNumber, flight: u32) -> AckAction {
         self.dupacks = 0;
+        if self.in_loss && ack.ge(self.recover) {
+            self.in_loss = false;
+        }
         if self.in_recovery {
             if ack.ge(self.recover) {
                 // RFC 6582 3.2 (3): full acknowledgment; deflate the window.
@@ -167,6 +174,7 @@ impl Congestion {
         // Before any recovery or timeout `recover` is unset, so a loss of the very first
         // segment (SEG.ACK - 1 == ISS) still triggers fast retransmit.
         if self.dupacks == 3
+            && !self.in_loss
             && (!self.recover_valid || sack_evidence || (una - 1u32).gt(self.recover))
         {
             self.enter_recovery(flight, snd_max);
@@ -196,6 +204,7 @@ impl Congestion {
         self.ssthresh = (flight / 2).max(2 * self.mss);
         self.cwnd = self.mss;
         self.in_recovery = false;
+        self.in_loss = true;
         self.dupacks = 0;
         self.ca_acked = 0;
         // RFC 6582 3.2 (4): after a timeout, record the highest sequence number sent.

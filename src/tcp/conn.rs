@@ -1003,7 +1003,7 @@ impl<S> Conn<S> {
             cx.counters.rack_losses += n as u64;
             self.board.mark_lost_below(lost);
         }
-        if !self.cc.in_recovery && self.retries == 0 && self.board.is_lost(self.snd_una, mss) {
+        if !self.cc.in_recovery && !self.cc.in_loss && self.board.is_lost(self.snd_una, mss) {
             // RFC 6675 5: IsLost(HighACK + 1) (DupThresh SACKed above it, or RACK).
             let flight = self.snd_max.distance_from(self.snd_una);
             self.cc.enter_recovery(flight, self.snd_max);
@@ -1078,6 +1078,7 @@ impl<S> Conn<S> {
         let armable = self.sack_ok
             && !self.persist
             && !self.cc.in_recovery
+            && !self.cc.in_loss
             && self.retries == 0
             && self.snd_max.gt(self.snd_una)
             && !matches!(self.state, State::SynReceived);
