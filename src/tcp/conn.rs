@@ -979,7 +979,13 @@ impl<S> Conn<S> {
                 self.rtt.reset_backoff();
             }
         }
-        if self.sack_ok && self.snd_max.gt(self.snd_una) && !self.persist {
+        // Without SACKed data nothing can be found lost (a cumulative ACK delivers all below
+        // it), so the common in-order ACK skips recovery entirely.
+        if self.sack_ok
+            && self.snd_max.gt(self.snd_una)
+            && !self.persist
+            && (entered || self.cc.in_recovery || !self.board.is_empty())
+        {
             self.sack_recovery(cx, entered);
         }
         self.arm_probe(cx);

@@ -262,6 +262,9 @@ impl Rack {
         if self.lost_mark.lt(una) {
             self.lost_mark = una;
         }
+        if blocks.clone().next().is_none() {
+            return;
+        }
         for i in 0..self.ring.len() {
             let (s, e, t, r, sk) = self.ring.entry(i);
             if sk {
