@@ -17,7 +17,7 @@ use super::seq::SeqNumber;
 use crate::time::Instant;
 
 /// Segments whose send time a connection remembers.
-pub const RING: usize = 64;
+pub const RING: usize = 32;
 
 /// Send times of the outstanding segments, in sequence order.
 #[derive(Clone, Copy, Debug)]
