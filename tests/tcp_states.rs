@@ -415,14 +415,20 @@ fn established_data_retransmitted_after_rto_same_bytes() {
     b.established();
     let first = b.request(b"x\n");
     let f = only(&first).clone();
-    // first RTO: the handshake RTT was ~0, so 200 ms floor
-    assert!(b.advance(Duration::from_millis(190)).is_empty());
+    // The peer does SACK: a tail loss probe first (RFC 8985 7.2: 2*SRTT, ~0 here, plus 40 ms
+    // for one segment in flight), the same bytes.
+    assert!(b.advance(Duration::from_millis(30)).is_empty());
     let out = b.advance(Duration::from_millis(20));
+    let p = only(&out);
+    assert_eq!((p.seq(), &p.payload), (f.seq(), &f.payload));
+    // first RTO, armed again by the probe: the handshake RTT was ~0, so 200 ms floor
+    assert!(b.advance(Duration::from_millis(180)).is_empty());
+    let out = b.advance(Duration::from_millis(30));
     let r = only(&out);
     assert_eq!(r.seq(), f.seq());
     assert_eq!(r.payload, f.payload);
-    // then 400 ms later
-    assert!(b.advance(Duration::from_millis(380)).is_empty());
+    // then 400 ms later (at 240 + 400 ms; now is 260 ms)
+    assert!(b.advance(Duration::from_millis(370)).is_empty());
     assert_eq!(only(&b.advance(Duration::from_millis(30))).seq(), f.seq());
 }
 

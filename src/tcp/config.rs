@@ -28,6 +28,12 @@ pub struct TcpConfig {
     /// RFC 5961 7 / Linux's tcp_invalid_ratelimit: at most one challenge or
     /// out-of-window ACK per connection per interval.
     pub ack_rate_limit: Duration,
+    /// RFC 8985 7.2 WCDelAckT: how long the peer may delay its ACK, added to the tail loss
+    /// probe's timeout when one segment is in flight. The RFC recommends 200 ms, which on a
+    /// LAN makes the probe no earlier than the RTO; 40 ms is the delayed-ACK time of Linux
+    /// receivers (TCP_ATO_MIN, as `delayed_ack` here), so a lost last segment of a response
+    /// is probed after 2*SRTT + 40 ms.
+    pub tlp_ack_delay: Duration,
 }
 
 impl Default for TcpConfig {
@@ -43,6 +49,7 @@ impl Default for TcpConfig {
             msl: Duration::from_secs(30),
             fin_wait_2_timeout: Duration::from_secs(60),
             ack_rate_limit: Duration::from_millis(500),
+            tlp_ack_delay: Duration::from_millis(40),
         }
     }
 }

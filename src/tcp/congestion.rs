@@ -1,8 +1,13 @@
 //! Congestion control: slow start and congestion avoidance (RFC 5681), an initial window of ten
 //! segments (RFC 6928), and fast retransmit / fast recovery with NewReno's partial-ACK handling
-//! (RFC 6582). Counted in bytes.
+//! (RFC 6582) for peers without SACK; with SACK, recovery is RFC 6675's: cwnd = ssthresh and
+//! the scoreboard's pipe decides what may be sent. Slow-start restart after idle (RFC 5681
+//! 4.1, Linux's tcp_cwnd_restart). Counted in bytes.
+
+use std::time::Duration;
 
 use super::seq::SeqNumber;
+use crate::time::Instant;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Congestion {
@@ -13,10 +18,17 @@ pub struct Congestion {
     /// RFC 6582: the highest sequence number sent when fast recovery began.
     pub recover: SeqNumber,
     pub in_recovery: bool,
+    /// After an RTO until SND.UNA passes `recover` (Linux's Loss state): go-back-N resends,
+    /// and fast recovery is not entered (RFC 6675 5.1, RFC 6582 3.2 (4)).
+    pub in_loss: bool,
     recover_valid: bool,
     mss: u32,
     /// Bytes acked during congestion avoidance not yet turned into cwnd growth.
     ca_acked: u32,
+    /// The peer sends SACK: recovery follows RFC 6675 (no window inflation).
+    pub sack: bool,
+    /// When new data was last sent (Linux's lsndtime), for slow-start restart.
+    last_send: Option<Instant>,
 }
 
 /// What the sender should do after an ACK.
@@ -37,10 +49,57 @@ impl Congestion {
             dupacks: 0,
             recover: iss,
             in_recovery: false,
+            in_loss: false,
             recover_valid: false,
             mss,
             ca_acked: 0,
+            sack: false,
+            last_send: None,
         }
+    }
+
+    /// RFC 6928 2: the initial (and restart) window.
+    pub fn initial_window(&self) -> u32 {
+        (10 * self.mss).min((2 * self.mss).max(14600))
+    }
+
+    /// New data went out now.
+    pub fn on_data_sent(&mut self, now: Instant) {
+        self.last_send = Some(now);
+    }
+
+    /// RFC 5681 4.1 (Linux's tcp_slow_start_after_idle, tcp_cwnd_restart): about to send with
+    /// nothing in flight after more than an RTO without sending: cwnd is halved for each RTO
+    /// of idleness, down to the restart window min(IW, cwnd); ssthresh keeps 3/4 of the old
+    /// cwnd (tcp_current_ssthresh).
+    pub fn restart_after_idle(&mut self, now: Instant, rto: Duration) {
+        let Some(last) = self.last_send else {
+            return;
+        };
+        let idle = now.saturating_since(last);
+        if idle <= rto || rto.is_zero() || self.in_recovery {
+            return;
+        }
+        self.ssthresh = self.ssthresh.max(self.cwnd / 4 * 3);
+        let restart = self.initial_window().min(self.cwnd);
+        let mut cwnd = self.cwnd;
+        let mut left = idle;
+        while left > rto && cwnd > restart {
+            left -= rto;
+            cwnd >>= 1;
+        }
+        self.cwnd = cwnd.max(restart);
+        self.ca_acked = 0;
+        // Restarted once per idle period.
+        self.last_send = Some(now);
+    }
+
+    /// RFC 8985 7.4: a tail loss probe repaired a loss; reduce the window once, as Linux's
+    /// CWR state does (ssthresh = cwnd / 2, cwnd = ssthresh).
+    pub fn on_probe_repaired_loss(&mut self) {
+        self.ssthresh = (self.cwnd / 2).max(2 * self.mss);
+        self.cwnd = self.ssthresh;
+        self.ca_acked = 0;
     }
 
     pub fn mss(&self) -> u32 {
@@ -51,12 +110,19 @@ impl Congestion {
     /// outstanding before it.
     pub fn on_new_ack(&mut self, acked: u32, ack: SeqNumber, flight: u32) -> AckAction {
         self.dupacks = 0;
+        if self.in_loss && ack.ge(self.recover) {
+            self.in_loss = false;
+        }
         if self.in_recovery {
             if ack.ge(self.recover) {
                 // RFC 6582 3.2 (3): full acknowledgment; deflate the window.
                 let after = flight.saturating_sub(acked);
                 self.cwnd = self.ssthresh.min(after.max(self.mss) + self.mss);
                 self.in_recovery = false;
+                return AckAction::None;
+            }
+            if self.sack {
+                // RFC 6675 5: cwnd stays at ssthresh; the scoreboard's pipe and NextSeg send.
                 return AckAction::None;
             }
             // RFC 6582 3.2 (3): partial acknowledgment: retransmit the next hole, deflate by
@@ -94,6 +160,10 @@ impl Congestion {
         sack_evidence: bool,
     ) -> AckAction {
         self.dupacks += 1;
+        if self.in_recovery && self.sack {
+            // RFC 6675 5: no inflation; SACKed bytes leave the pipe instead.
+            return AckAction::None;
+        }
         if self.in_recovery {
             // RFC 5681 3.2 (4): inflate for each further duplicate.
             self.cwnd = self.cwnd.saturating_add(self.mss);
@@ -104,6 +174,7 @@ impl Congestion {
         // Before any recovery or timeout `recover` is unset, so a loss of the very first
         // segment (SEG.ACK - 1 == ISS) still triggers fast retransmit.
         if self.dupacks == 3
+            && !self.in_loss
             && (!self.recover_valid || sack_evidence || (una - 1u32).gt(self.recover))
         {
             self.enter_recovery(flight, snd_max);
@@ -112,10 +183,16 @@ impl Congestion {
         AckAction::None
     }
 
-    fn enter_recovery(&mut self, flight: u32, snd_max: SeqNumber) {
-        // RFC 5681 3.2 (eq. 4) and (3).
+    /// Enters fast recovery: three duplicate ACKs, or (with SACK) the scoreboard or RACK
+    /// found the first segment lost (RFC 6675 5, RFC 8985 6.2).
+    pub fn enter_recovery(&mut self, flight: u32, snd_max: SeqNumber) {
+        // RFC 5681 3.2 (eq. 4) and (3); RFC 6675 5 (4.2): cwnd = ssthresh with SACK.
         self.ssthresh = (flight / 2).max(2 * self.mss);
-        self.cwnd = self.ssthresh + 3 * self.mss;
+        self.cwnd = if self.sack {
+            self.ssthresh
+        } else {
+            self.ssthresh + 3 * self.mss
+        };
         self.recover = snd_max;
         self.recover_valid = true;
         self.in_recovery = true;
@@ -127,6 +204,7 @@ impl Congestion {
         self.ssthresh = (flight / 2).max(2 * self.mss);
         self.cwnd = self.mss;
         self.in_recovery = false;
+        self.in_loss = true;
         self.dupacks = 0;
         self.ca_acked = 0;
         // RFC 6582 3.2 (4): after a timeout, record the highest sequence number sent.
@@ -184,6 +262,42 @@ mod tests {
         assert_eq!(c.on_new_ack(9 * MSS, max, 9 * MSS), AckAction::None);
         assert!(!c.in_recovery);
         assert!(c.cwnd <= c.ssthresh);
+    }
+
+    #[test]
+    fn sack_recovery_does_not_inflate() {
+        let mut c = Congestion::new(MSS, SeqNumber::new(0));
+        c.sack = true;
+        let una = SeqNumber::new(1);
+        let max = SeqNumber::new(1 + 10 * MSS);
+        for _ in 0..3 {
+            c.on_dup_ack(una, max, 10 * MSS, true);
+        }
+        assert!(c.in_recovery);
+        assert_eq!(c.cwnd, 5 * MSS);
+        c.on_dup_ack(una, max, 10 * MSS, true);
+        assert_eq!(c.cwnd, 5 * MSS);
+        assert_eq!(c.on_new_ack(MSS, una + MSS, 10 * MSS), AckAction::None);
+        assert_eq!(c.cwnd, 5 * MSS);
+    }
+
+    #[test]
+    fn slow_start_restarts_after_idle() {
+        let rto = Duration::from_millis(200);
+        let t0 = Instant::from_millis(1000);
+        let mut c = Congestion::new(MSS, SeqNumber::new(0));
+        c.cwnd = 100 * MSS;
+        c.on_data_sent(t0);
+        // Idle for less than an RTO: nothing changes.
+        c.restart_after_idle(t0 + Duration::from_millis(150), rto);
+        assert_eq!(c.cwnd, 100 * MSS);
+        // Idle for 2.5 RTOs: halved twice.
+        c.restart_after_idle(t0 + Duration::from_millis(500), rto);
+        assert_eq!(c.cwnd, 25 * MSS);
+        assert_eq!(c.ssthresh, u32::MAX / 2);
+        // Long idle: down to the initial window, never below.
+        c.restart_after_idle(t0 + Duration::from_secs(60), rto);
+        assert_eq!(c.cwnd, 10 * MSS);
     }
 
     #[test]

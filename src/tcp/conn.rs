@@ -2,8 +2,9 @@
 //!
 //! RFC 9293 3.10.7.4 (segment arrives in a synchronized state) is followed step by step in
 //! [`Conn::on_segment`], with RFC 5961 (RST, SYN and ACK checks), RFC 7323 (timestamps, PAWS,
-//! window scaling), RFC 5681/6582 (congestion control, in `congestion.rs`) and RFC 6298
-//! (retransmission timer, in `rto.rs`). Where the RFCs leave a choice, Linux's is taken.
+//! window scaling), RFC 5681/6582 (congestion control, in `congestion.rs`), RFC 6298
+//! (retransmission timer, in `rto.rs`), RFC 6675 (SACK loss recovery, in `scoreboard.rs`) and
+//! RFC 8985 (RACK-TLP, in `rack.rs`). Where the RFCs leave a choice, Linux's is taken.
 //!
 //! Call order (the engine's contract): `on_segment` for each arriving segment, `on_timer` when
 //! `next_deadline()` has passed; both end by sending what became sendable. The returned
@@ -16,7 +17,9 @@ use super::buffer::{RecvBuf, RecvMemory, SendBuf};
 use super::config::TcpConfig;
 use super::congestion::{AckAction, Congestion};
 use super::counters::{TcpCounters, TcpDrop};
+use super::rack::{Rack, TlpOutcome};
 use super::rto::RttEstimator;
+use super::scoreboard::{NextSeg, SackUpdate, Scoreboard};
 use super::segment::{
     EMPTY, FourTuple, LinkAddr, PayloadSource, SackBlock, SegmentIn, SegmentOut, SegmentSink,
     TcpFlags, TcpOptions,
@@ -190,11 +193,10 @@ pub struct Conn<S> {
     /// When the peer last acknowledged new data (or the connection was created): the
     /// application's measure of send progress ([`AppIo::send_progress`]).
     acked_at: Instant,
-    /// RFC 6675-style scoreboard: what the peer's SACK blocks say it holds above SND.UNA.
-    sack_board: [(SeqNumber, SeqNumber); 4],
-    sack_board_len: u8,
-    /// During recovery, where the next hole search starts.
-    rexmit_next: SeqNumber,
+    /// RFC 6675 scoreboard: what the peer's SACK blocks say it holds above SND.UNA.
+    board: Scoreboard,
+    /// RFC 8985 RACK-TLP: send times, the reordering timer and the tail loss probe.
+    rack: Rack,
 
     rtx_at: Option<Instant>,
     /// The retransmit timer is a persist timer (zero window, nothing in flight).
@@ -338,15 +340,18 @@ impl<S> Conn<S> {
             fin_sent: false,
             peer_fin: false,
             ooo_fin: None,
-            cc: Congestion::new(mss, iss),
+            cc: {
+                let mut cc = Congestion::new(mss, iss);
+                cc.sack = syn.sack_permitted;
+                cc
+            },
             rtt: RttEstimator::new(&cfg.rto),
             rtt_probe: None,
             retries: 0,
             probes_out: 0,
             acked_at: now,
-            sack_board: [(iss, iss); 4],
-            sack_board_len: 0,
-            rexmit_next: iss,
+            board: Scoreboard::new(iss),
+            rack: Rack::new(iss),
             rtx_at: None,
             persist: false,
             delack_at: None,
@@ -455,6 +460,7 @@ impl<S> Conn<S> {
             self.delack_at,
             self.app_deadline,
             self.state_deadline,
+            self.rack.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -586,6 +592,10 @@ impl<S> Conn<S> {
         self.tx_wait = false;
         if self.next_deadline() <= cx.now {
             return self.on_timer(cx);
+        }
+        // A recovery that stopped for want of room goes on where NextSeg says.
+        if self.sack_ok && self.cc.in_recovery && self.snd_max.gt(self.snd_una) && !self.persist {
+            self.sack_recovery(cx, false);
         }
         self.output(cx)
     }
@@ -1006,7 +1016,8 @@ impl<S> Conn<S> {
     }
 
     /// RFC 9293 3.10.7.4, fifth check, ESTABLISHED and later: advance SND.UNA, update the
-    /// window, feed congestion control and the RTT estimate.
+    /// window, feed congestion control, the RTT estimate, the SACK scoreboard (RFC 6675) and
+    /// RACK-TLP (RFC 8985).
     fn process_ack<A: App<Session = S>, K: SegmentSink>(
         &mut self,
         seg: &SegmentIn<'_>,
@@ -1019,13 +1030,20 @@ impl<S> Conn<S> {
             (seg.window as u32) << self.snd_wscale
         };
         let window_changed = new_wnd != self.snd_wnd;
-        if ack.ge(self.snd_una) {
-            let una = self.snd_una;
-            self.snd_una = ack; // the board prunes against the new SND.UNA
-            self.update_sack_board(seg);
-            self.snd_una = una;
+        let mut sack = SackUpdate::default();
+        if self.sack_ok && ack.ge(self.snd_una) {
+            let blocks = seg
+                .options
+                .sack()
+                .iter()
+                .map(|b| (SeqNumber::new(b.left), SeqNumber::new(b.right)));
+            sack = self.board.on_ack(ack, self.snd_max, blocks.clone());
+            self.rack.on_ack(ack, blocks, cx.now);
         }
-        if ack.gt(self.snd_una) {
+        let advanced = ack.gt(self.snd_una);
+        let mut dupack = false;
+        let mut entered = false;
+        if advanced {
             self.acked_at = cx.now;
             let acked = ack - self.snd_una;
             let acked = acked as u32;
@@ -1048,14 +1066,8 @@ impl<S> Conn<S> {
             self.rtt.reset_backoff();
             self.retries = 0;
             if self.cc.on_new_ack(acked, ack, flight) == AckAction::RetransmitFirst {
-                // NewReno partial ACK: the next hole; with SACK, one more beyond it.
+                // NewReno partial ACK (no SACK): the next hole.
                 self.retransmit_first(cx);
-                self.rexmit_next = self.rexmit_next.max(ack + self.mss);
-                if self.sack_ok {
-                    self.retransmit_holes(cx, 1);
-                }
-            } else if !self.cc.in_recovery {
-                self.sack_board_len = 0;
             }
             // RFC 6298 (5.2, 5.3): stop the timer when all is acked, else restart it.
             self.persist = false;
@@ -1071,25 +1083,33 @@ impl<S> Conn<S> {
             && self.snd_max.gt(self.snd_una)
         {
             // RFC 5681 2: a duplicate acknowledgment.
+            dupack = true;
             let flight = self.snd_max.distance_from(self.snd_una);
             // With SACK, duplicate ACKs that report new blocks show a new loss unambiguously,
             // so RFC 6582's `recover` guard is not needed (RFC 6675).
-            let sack_evidence = self.sack_ok && self.sack_board_len > 0;
-            match self
+            let sack_evidence = self.sack_ok && !self.board.is_empty();
+            if self
                 .cc
                 .on_dup_ack(self.snd_una, self.snd_max, flight, sack_evidence)
+                == AckAction::RetransmitFirst
             {
-                AckAction::RetransmitFirst => {
-                    cx.counters.fast_retransmits += 1;
+                cx.counters.fast_retransmits += 1;
+                if self.sack_ok {
+                    entered = true;
+                } else {
                     self.retransmit_first(cx);
-                    self.rexmit_next = self.snd_una + self.mss;
                 }
-                AckAction::None if self.cc.in_recovery && self.sack_ok => {
-                    // Each further duplicate ACK lets one more hole go (cwnd was inflated by
-                    // one segment for it).
-                    self.retransmit_holes(cx, 1);
-                }
-                AckAction::None => {}
+            }
+        }
+        if self.sack_ok {
+            // RFC 8985 7.4: did a tail loss probe repair a loss?
+            if self
+                .rack
+                .on_ack_for_probe(ack, advanced, dupack, sack.dsack)
+                == TlpOutcome::Repaired
+                && !self.cc.in_recovery
+            {
+                self.cc.on_probe_repaired_loss();
             }
         }
         // RFC 9293 3.10.7.4: update the send window if the segment is not older than the one
@@ -1115,127 +1135,197 @@ impl<S> Conn<S> {
                 self.rtt.reset_backoff();
             }
         }
+        // Without SACKed data nothing can be found lost (a cumulative ACK delivers all below
+        // it), so the common in-order ACK skips recovery entirely.
+        if self.sack_ok
+            && self.snd_max.gt(self.snd_una)
+            && !self.persist
+            && (entered || self.cc.in_recovery || !self.board.is_empty())
+        {
+            self.sack_recovery(cx, entered);
+        }
+        self.arm_probe(cx);
     }
 
-    /// Merges the segment's SACK blocks (RFC 2018) into the scoreboard and drops what SND.UNA
-    /// has passed. Blocks outside [SND.UNA, SND.MAX] are ignored (RFC 2883 D-SACKs among them).
-    fn update_sack_board(&mut self, seg: &SegmentIn<'_>) {
-        if !self.sack_ok {
-            return;
-        }
-        let mut all = [(self.iss, self.iss); 8];
-        let mut n = 0;
-        for &(l, r) in &self.sack_board[..self.sack_board_len as usize] {
-            if r.gt(self.snd_una) {
-                all[n] = (l.max(self.snd_una), r);
-                n += 1;
-            }
-        }
-        for b in seg.options.sack() {
-            let (l, r) = (SeqNumber::new(b.left), SeqNumber::new(b.right));
-            if l.lt(r) && r.gt(self.snd_una) && r.le(self.snd_max) && n < all.len() {
-                all[n] = (l.max(self.snd_una), r);
-                n += 1;
-            }
-        }
-        let blocks = &mut all[..n];
-        blocks.sort_unstable_by(|a, b| a.0.cmp_seq(b.0));
-        // Merge overlapping blocks, keep the highest four.
-        let mut merged = [(self.iss, self.iss); 8];
-        let mut m = 0;
-        for &(l, r) in blocks.iter() {
-            if m > 0 && l.le(merged[m - 1].1) {
-                merged[m - 1].1 = merged[m - 1].1.max(r);
-            } else {
-                merged[m] = (l, r);
-                m += 1;
-            }
-        }
-        let keep = m.min(4);
-        self.sack_board[..keep].copy_from_slice(&merged[m - keep..m]);
-        self.sack_board_len = keep as u8;
-    }
-
-    /// The next hole at or after `rexmit_next` below the highest SACKed byte: (start, length).
-    fn next_hole(&self) -> Option<(SeqNumber, u32)> {
-        let board = &self.sack_board[..self.sack_board_len as usize];
-        let mut s = self.rexmit_next.max(self.snd_una);
-        for &(l, r) in board {
-            if s.lt(l) {
-                let len = l.distance_from(s).min(self.mss);
-                return Some((s, len));
-            }
-            if s.lt(r) {
-                s = r;
-            }
-        }
-        None
-    }
-
-    /// Retransmits up to `max` holes the scoreboard shows (RFC 6675 NextSeg, simplified).
-    fn retransmit_holes<A: App<Session = S>, K: SegmentSink>(
+    /// RFC 6675 5 and RFC 8985 6.2: runs RACK's loss detection, enters recovery when the
+    /// first segment is lost, then sends what the scoreboard's pipe allows (step (C)):
+    /// several retransmissions per ACK as cwnd allows, new data when nothing is lost.
+    fn sack_recovery<A: App<Session = S>, K: SegmentSink>(
         &mut self,
         cx: &mut Ctx<'_, A, K>,
-        max: u32,
+        mut entered: bool,
     ) {
-        for _ in 0..max {
-            let Some((seq, len)) = self.next_hole() else {
-                return;
-            };
-            let offset = seq.distance_from(self.snd_una) as usize;
-            let len =
-                (len.min(self.data_mss()) as usize).min(self.send.len().saturating_sub(offset));
-            if len == 0 {
-                return;
+        let mss = self.mss;
+        let srtt = self.rtt.srtt().unwrap_or(cx.cfg.rto.initial);
+        let sacked_segs = self.board.sacked_bytes() / mss.max(1);
+        if let Some((lost, n)) =
+            self.rack
+                .detect_loss(cx.now, srtt, self.cc.in_recovery, sacked_segs)
+        {
+            cx.counters.rack_losses += n as u64;
+            self.board.mark_lost_below(lost);
+        }
+        if !self.cc.in_recovery && !self.cc.in_loss && self.board.is_lost(self.snd_una, mss) {
+            // RFC 6675 5: IsLost(HighACK + 1) (DupThresh SACKed above it, or RACK).
+            let flight = self.snd_max.distance_from(self.snd_una);
+            self.cc.enter_recovery(flight, self.snd_max);
+            cx.counters.fast_retransmits += 1;
+            entered = true;
+        }
+        if !self.cc.in_recovery || !self.cc.sack {
+            return;
+        }
+        let recover = self.cc.recover;
+        if entered {
+            // RFC 6675 5 (4.3): retransmit the first segment presumed dropped.
+            self.rack.cancel_pto();
+            self.board.on_recovery_start(self.snd_una);
+            let gap = self
+                .board
+                .next_sacked_after(self.snd_una)
+                .map_or(u32::MAX, |s| s.distance_from(self.snd_una));
+            let n = self.resend(cx, 0, gap.min(self.data_mss()) as usize);
+            self.board.on_retransmit(self.snd_una, n, false, recover);
+        }
+        // RFC 6675 5 (C): while cwnd - pipe >= 1 SMSS, send what NextSeg() says (bounded).
+        for _ in 0..64 {
+            let una = self.snd_una;
+            let pipe = self.board.pipe(una, self.snd_max, mss);
+            if pipe.saturating_add(mss) > self.cc.cwnd {
+                break;
             }
-            if !cx.has_room() {
-                self.defer(cx);
-                return;
-            }
-            let hdr = self.header(seq, TcpFlags::ACK, cx.now);
-            self.acked_now();
-            cx.emit(&hdr, &self.send.range(offset, len));
-            cx.counters.retransmits += 1;
-            self.rexmit_next = seq + len;
-            if let Some((end, _)) = self.rtt_probe
-                && end.gt(seq)
+            let outstanding = self.snd_max.distance_from(una) as usize;
+            let sent_data = outstanding.min(self.send.len());
+            let new_data = self.snd_nxt == self.snd_max && self.new_data_room() > 0;
+            match self
+                .board
+                .next_seg(una, una + sent_data, self.data_mss(), new_data, recover)
             {
-                self.rtt_probe = None;
+                NextSeg::Retransmit { seq, len, rescue } => {
+                    let offset = seq.distance_from(una) as usize;
+                    let n = self.resend(cx, offset, len as usize);
+                    if n == 0 {
+                        break;
+                    }
+                    self.board.on_retransmit(seq, n, rescue, recover);
+                }
+                NextSeg::NewData => {
+                    let room = self.new_data_room();
+                    let offset = outstanding;
+                    let avail = self.send.len() - offset;
+                    let len = room.min(self.data_mss() as usize);
+                    let fin = self.fin_queued && len == avail;
+                    self.send_data(cx, offset, len, fin);
+                }
+                NextSeg::Nothing => break,
             }
         }
     }
 
-    /// Resends the first unacknowledged segment (fast retransmit, partial ACK).
-    fn retransmit_first<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
+    /// New bytes the peer's window allows beyond SND.MAX now (0 once the FIN is sent).
+    fn new_data_room(&self) -> usize {
+        if self.fin_sent {
+            return 0;
+        }
+        let outstanding = self.snd_max.distance_from(self.snd_una) as usize;
+        let avail = self.send.len().saturating_sub(outstanding);
+        let wnd = (self.snd_wnd as usize).saturating_sub(outstanding);
+        avail.min(wnd)
+    }
+
+    /// RFC 8985 7.2: (re)arms the tail loss probe after sending new data or on an ACK, when
+    /// the peer does SACK, data is outstanding, and neither recovery nor an RTO is under way.
+    fn arm_probe<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
+        let srtt = self.rtt.srtt();
+        let armable = self.sack_ok
+            && !self.persist
+            && !self.cc.in_recovery
+            && !self.cc.in_loss
+            && self.retries == 0
+            && self.snd_max.gt(self.snd_una)
+            && !matches!(self.state, State::SynReceived);
+        match srtt {
+            Some(srtt) if armable => {
+                let one_segment = self.snd_max.distance_from(self.snd_una) <= self.mss + 1;
+                self.rack
+                    .arm_pto(cx.now, srtt, one_segment, cx.cfg.tlp_ack_delay, self.rtx_at);
+            }
+            _ => self.rack.cancel_pto(),
+        }
+    }
+
+    /// RFC 8985 7.3: the probe timeout fired. Send one new segment if there is one and the
+    /// peer's window allows it, else retransmit the last segment; then arm the RTO.
+    fn on_probe_timeout<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
+        if self.snd_una == self.snd_max || self.persist || self.cc.in_recovery {
+            return;
+        }
+        let outstanding = self.snd_max.distance_from(self.snd_una) as usize;
+        let room = self.new_data_room();
+        if room > 0 && self.snd_nxt == self.snd_max {
+            let avail = self.send.len() - outstanding;
+            let len = room.min(self.data_mss() as usize);
+            let fin = self.fin_queued && len == avail;
+            self.send_data(cx, outstanding, len, fin);
+            self.rack.on_probe_sent(self.snd_max, false);
+        } else {
+            let data = outstanding.min(self.send.len());
+            let len = data.min(self.data_mss() as usize);
+            self.resend(cx, data - len, len);
+            self.rack.on_probe_sent(self.snd_max, true);
+        }
+        cx.counters.tlp_probes += 1;
+        self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
+    }
+
+    /// Resends `len` bytes at `offset` from SND.UNA (never past what was sent), with the FIN
+    /// if they end where it was sent. Returns the data bytes sent.
+    fn resend<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+        offset: usize,
+        len: usize,
+    ) -> u32 {
         let outstanding = self.snd_max.distance_from(self.snd_una) as usize;
         let data = outstanding.min(self.send.len());
-        let len = data.min(self.data_mss() as usize);
-        let fin = self.fin_sent && len == data && outstanding > data;
+        let len = len
+            .min(data.saturating_sub(offset))
+            .min(self.data_mss() as usize);
+        let fin = self.fin_sent && offset + len == data && outstanding > data;
         if len == 0 && !fin {
-            return;
+            return 0;
         }
         if !cx.has_room() {
             self.defer(cx);
-            return;
+            return 0;
         }
         let mut flags = TcpFlags::ACK;
         if fin {
             flags |= TcpFlags::FIN;
         }
-        if len > 0 {
+        if len > 0 && offset + len == data {
             flags |= TcpFlags::PSH;
         }
-        let seq = self.snd_una;
+        let seq = self.snd_una + offset;
         let hdr = self.header(seq, flags, cx.now);
         self.acked_now();
-        cx.emit(&hdr, &self.send.range(0, len));
+        cx.emit(&hdr, &self.send.range(offset, len));
         cx.counters.retransmits += 1;
+        let end = seq + len + fin as usize;
+        self.rack.on_send(seq, end, cx.now, false);
         // Karn: the timed segment may have been resent.
-        if let Some((end, _)) = self.rtt_probe
-            && end.gt(seq)
+        if let Some((e, _)) = self.rtt_probe
+            && e.gt(seq)
         {
             self.rtt_probe = None;
         }
+        len as u32
+    }
+
+    /// Resends the first unacknowledged segment (fast retransmit, NewReno partial ACK).
+    fn retransmit_first<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
+        let len = self.data_mss() as usize;
+        self.resend(cx, 0, len);
     }
 
     /// Seventh check: place the segment's bytes. Returns true if new bytes became readable.
@@ -1562,7 +1652,19 @@ impl<S> Conn<S> {
     }
 
     fn transmit<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
+        if self.snd_una == self.snd_max {
+            // RFC 5681 4.1: slow-start restart after an idle period.
+            self.cc
+                .restart_after_idle(cx.now, self.rtt.rto(&cx.cfg.rto));
+        }
         loop {
+            // After an RTO, what the peer SACKed is not sent again (RFC 6675 5.1).
+            if self.snd_nxt.lt(self.snd_max)
+                && let Some(end) = self.board.sacked_end_at(self.snd_nxt)
+            {
+                self.snd_nxt = end.min(self.snd_max);
+                continue;
+            }
             let wnd = self.snd_wnd.min(self.cc.cwnd);
             let in_flight = self.snd_nxt.distance_from(self.snd_una);
             let usable = wnd.saturating_sub(in_flight) as usize;
@@ -1584,7 +1686,12 @@ impl<S> Conn<S> {
                 }
                 break;
             }
-            let len = avail.min(seg_mss).min(usable);
+            let mut len = avail.min(seg_mss).min(usable);
+            if self.snd_nxt.lt(self.snd_max)
+                && let Some(s) = self.board.next_sacked_after(self.snd_nxt)
+            {
+                len = len.min(s.distance_from(self.snd_nxt) as usize);
+            }
             if len == 0 {
                 self.arm_persist(cx, in_flight);
                 break;
@@ -1641,10 +1748,15 @@ impl<S> Conn<S> {
         self.acked_now();
         cx.emit(&hdr, &self.send.range(offset, len));
         let end = seq + len + fin as usize;
-        if seq.lt(self.snd_max) {
+        let first = !seq.lt(self.snd_max);
+        if !first {
             cx.counters.retransmits += 1;
         } else if self.rtt_probe.is_none() {
             self.rtt_probe = Some((end, cx.now));
+        }
+        self.rack.on_send(seq, end, cx.now, first);
+        if first {
+            self.cc.on_data_sent(cx.now);
         }
         let data_end = seq + len;
         if data_end.gt(self.snd_max) {
@@ -1664,6 +1776,9 @@ impl<S> Conn<S> {
             self.persist = false;
             self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
         }
+        if first && !self.rack.probe_outstanding() {
+            self.arm_probe(cx);
+        }
         true
     }
 
@@ -1678,6 +1793,22 @@ impl<S> Conn<S> {
             // FIN-WAIT-2 timed out (Linux's tcp_fin_timeout): forget the connection.
             self.state_deadline = None;
             return self.closed(cx, CloseReason::TimedOut);
+        }
+        if self.rack.reo_at.is_some_and(|t| t <= now) {
+            // RFC 8985 6.3: the reordering window of a segment ran out.
+            self.rack.reo_at = None;
+            if self.sack_ok && self.snd_max.gt(self.snd_una) && !self.persist {
+                self.sack_recovery(cx, false);
+            }
+        }
+        if self.rack.pto_at.is_some_and(|t| t <= now) {
+            if !cx.has_room() {
+                // No transmit room: the probe stays due and runs when room returns.
+                self.defer(cx);
+            } else {
+                self.rack.pto_at = None;
+                self.on_probe_timeout(cx);
+            }
         }
         if self.rtx_at.is_some_and(|t| t <= now) {
             if !cx.has_room() {
@@ -1745,18 +1876,24 @@ impl<S> Conn<S> {
         }
         self.rtt.backoff();
         // RFC 6298 (5.4-5.6) and RFC 5681 (eq. 4): retransmit from SND.UNA, back off,
-        // collapse the window to one segment; go-back-N resends the rest as ACKs return.
+        // collapse the window to one segment; go-back-N resends the rest as ACKs return,
+        // skipping what the peer SACKed (RFC 6675 5.1: the scoreboard is kept).
         cx.counters.rto_expirations += 1;
         let flight = self.snd_max.distance_from(self.snd_una);
         self.cc.on_timeout(flight, self.snd_max);
-        self.sack_board_len = 0;
+        self.board.on_timeout(self.snd_una, self.snd_max);
+        self.rack.on_timeout();
         self.rtt_probe = None;
         self.snd_nxt = self.snd_una;
         if self.snd_una == self.snd_max {
             return None;
         }
         // Retransmit even into a closed window: the peer may have shrunk it.
-        let len = self.send.len().min(self.data_mss() as usize);
+        let gap = self
+            .board
+            .next_sacked_after(self.snd_una)
+            .map_or(usize::MAX, |s| s.distance_from(self.snd_una) as usize);
+        let len = self.send.len().min(self.data_mss() as usize).min(gap);
         let fin = self.fin_sent && len == self.send.len();
         self.send_data(cx, 0, len, fin);
         self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));

@@ -104,6 +104,10 @@ pub struct TcpCounters {
     pub retransmits: u64,
     pub fast_retransmits: u64,
     pub rto_expirations: u64,
+    /// RFC 8985 7.3: tail loss probes sent.
+    pub tlp_probes: u64,
+    /// RFC 8985 6.2: segments RACK found lost.
+    pub rack_losses: u64,
     pub out_of_order: u64,
     pub zero_window_probes: u64,
     /// Times a connection's out-of-order data was pruned to make room (Linux's PruneCalled).
