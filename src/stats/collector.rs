@@ -197,7 +197,7 @@ pub fn summary(t: &Totals) -> String {
     for r in t.last.iter().flatten() {
         let _ = writeln!(
             s,
-            "  worker {} (queue {}, core {}): rx {} tx {} frames, established {}, resets sent {}, retransmits {}, syn cookies {}/{} (sent/valid), tx waits {}",
+            "  worker {} (queue {}, core {}): rx {} tx {} frames, established {}, resets sent {}, retransmits {}, syn cookies {}/{} (sent/valid), tx waits {}, rto expirations {}, tlp probes {}",
             r.worker,
             r.queue,
             r.core.map_or("-".to_string(), |c| c.to_string()),
@@ -209,6 +209,8 @@ pub fn summary(t: &Totals) -> String {
             r.tcp.syn_cookies_sent,
             r.tcp.syn_cookies_validated,
             r.tcp.tx_deferred,
+            r.tcp.rto_expirations,
+            r.tcp.tlp_probes,
         );
         let drops: Vec<String> = r
             .drops()
