@@ -153,13 +153,13 @@ if ((!scripts_only)); then
 		fi
 		# Builds are steps of their own, so that a test step's time limit is the tests' time.
 		step "cargo test --release --no-run (build)" 1800 cargo_step test --release --no-run
-		step "cargo test --release" 900 cargo_step test --release
+		step "cargo test --release" 900 cargo_step test --release --no-fail-fast
 		# The dev profile: overflow checks and debug assertions on. ~2 min to build, ~1 min to run
 		# here; the veth tests stay release-only (they drive the binary, not the arithmetic).
 		debug_tiers=(--lib --test tcp_states --test scripts --test sim --test fuzz_engine --test datapath
 			--test wire_frames)
 		step "cargo test --no-run (build, debug)" 1800 cargo_step test "${debug_tiers[@]}" --no-run
-		step "cargo test (debug: overflow checks) engine tiers" 600 cargo_step test "${debug_tiers[@]}"
+		step "cargo test (debug: overflow checks) engine tiers" 600 cargo_step test --no-fail-fast "${debug_tiers[@]}"
 	fi
 fi
 
