@@ -800,8 +800,13 @@ print("ok=%d first=%s" % (ok, first))
 
 /// From the final statistics: the sum of "retransmits N" over the workers.
 fn final_retransmits(log: &str) -> u64 {
+    final_counter(log, "retransmits ")
+}
+
+/// From the final statistics: the sum of the number after `key` over the worker lines.
+fn final_counter(log: &str, key: &str) -> u64 {
     log.lines()
-        .filter_map(|l| l.split("retransmits ").nth(1))
+        .filter_map(|l| l.split(key).nth(1))
         .filter_map(|r| r.split(',').next()?.trim().parse::<u64>().ok())
         .sum()
 }
@@ -950,14 +955,6 @@ except Exception as e:
 /// transmit room) over the workers.
 fn final_tx_waits(log: &str) -> u64 {
     final_counter(log, "tx waits ")
-}
-
-/// From the final statistics: the sum of the number after `key` over the worker lines.
-fn final_counter(log: &str, key: &str) -> u64 {
-    log.lines()
-        .filter_map(|l| l.split(key).nth(1))
-        .filter_map(|r| r.split(',').next()?.trim().parse::<u64>().ok())
-        .sum()
 }
 
 /// Transmit backpressure (issue 7): a TX ring of 64 descriptors (and 64 TX frames), 8 curl
