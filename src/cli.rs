@@ -107,10 +107,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     pub recv_buffer: usize,
     /// Receive memory per worker, in bytes: what receive buffers may hold in all (out-of-order
-    /// data is dropped and windows stop growing beyond it). Default: 1 KiB per --max-conns,
-    /// at least 16 MiB.
-    #[arg(long, value_name = "BYTES")]
-    pub mem_limit: Option<usize>,
+    /// data is dropped, windows stop growing, and each connection keeps only 2 KiB of unread
+    /// data beyond it). Raise it for many large uploads at once.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    pub mem_limit: usize,
     /// MTU of the link; the MSS we announce is MTU - 40. At most frame size - 14.
     #[arg(long, value_name = "BYTES", default_value_t = 1500)]
     pub mtu: u16,

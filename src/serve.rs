@@ -96,7 +96,7 @@ fn validate(a: &ServeArgs) -> Result<(), ServeError> {
     if a.max_conns == 0 || a.max_conns > (1 << 24) {
         return err("--max-conns must be between 1 and 16777216");
     }
-    if a.mem_limit.is_some_and(|m| m < 64 * 1024) {
+    if a.mem_limit < 64 * 1024 {
         return err("--mem-limit must be at least 65536");
     }
     if a.recv_buffer < 4096 || a.recv_buffer > (1 << 30) {
@@ -299,9 +299,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
             time_wait_capacity: args.max_time_wait,
             secret: random_secret()?,
             buffer_pool: 1024,
-            mem_limit: args
-                .mem_limit
-                .unwrap_or_else(|| EngineConfig::default_mem_limit(args.max_conns)),
+            mem_limit: args.mem_limit,
             recv_floor: EngineConfig::default().recv_floor,
         };
         let http_cfg = HttpConfig {

@@ -1277,7 +1277,7 @@ print("responses", total, "short", sum(1 for c in counts.values() if c < k), flu
 /// Issue 7: 2,000 connections that pipeline 1,000 GETs each and never read grew synack's RSS by
 /// 136 MB (every response queued at once). The session now stops reading while a
 /// connection's queued responses exceed a bound (the unread requests close the window) and
-/// resumes as they drain; with the receive memory bounded by --mem-limit, RSS grows by less
+/// resumes as they drain; with the receive memory bounded by the default --mem-limit, RSS grows by less
 /// than 20 MB, and every response arrives once the clients read.
 #[test]
 fn pipelined_responses_are_back_pressured() {
@@ -1295,8 +1295,6 @@ fn pipelined_responses_are_back_pressured() {
         &[
             "--body",
             "hello",
-            "--mem-limit",
-            "4194304",
             "--header-timeout",
             "300",
             "--keepalive-timeout",

@@ -80,12 +80,14 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// The default receive memory for `max_conns` connections: 1 KiB each, at least 16 MiB.
-    /// A static server reads what arrives at once, so its receive buffers are mostly empty;
-    /// the budget bounds what hostile or stalled peers can make it hold.
-    pub fn default_mem_limit(max_conns: usize) -> usize {
-        max_conns.saturating_mul(1024).max(16 << 20)
-    }
+    /// The default receive memory of a worker: 4 MiB. What it bounds is data received and
+    /// not yet read (plus out-of-order data), which a server that reads what arrives keeps
+    /// near zero; a client that pipelines requests it never reads the answers to, or leaves
+    /// holes at the window's far edge, is what fills it. 4 MiB holds sixteen full 256 KiB
+    /// windows of out-of-order data at once; beyond it every connection still takes
+    /// `recv_floor` bytes in order, so none stalls. Services that take large uploads on many
+    /// connections at once raise it (`--mem-limit`), as one raises Linux's `tcp_mem`.
+    pub const DEFAULT_MEM_LIMIT: usize = 4 << 20;
 }
 
 impl EngineConfig {
@@ -115,7 +117,7 @@ impl Default for EngineConfig {
             time_wait_capacity: 262144,
             secret: Self::random_secret().expect("the OS gave no random bytes for the secret"),
             buffer_pool: 1024,
-            mem_limit: EngineConfig::default_mem_limit(65536),
+            mem_limit: EngineConfig::DEFAULT_MEM_LIMIT,
             recv_floor: 2048,
         }
     }
