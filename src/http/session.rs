@@ -25,8 +25,7 @@ use super::request::{
     parse_head, request_path,
 };
 use super::response::{CONTINUE_100, ConnHeader, HeadCache, HttpDate, Status};
-use crate::tcp::app::{App, AppIo, CloseReason};
-use crate::tcp::segment::FourTuple;
+use crate::tcp::app::{App, AppIo, CloseReason, ConnInfo};
 use crate::time::Instant;
 
 /// Limits and timeouts. The defaults follow nginx where it has an equivalent.
@@ -160,6 +159,9 @@ pub struct HttpSession {
     send_since: Instant,
     /// Final responses queued on this connection.
     requests: u32,
+    /// The rest of a response body the send queue has not taken yet (it takes at most the
+    /// connection's send limit); sent as room opens, before any further request is read.
+    pending: Bytes,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -189,6 +191,7 @@ impl HttpSession {
             body_progress: now,
             send_since: now,
             requests: 0,
+            pending: Bytes::new(),
         }
     }
     /// Final responses queued on this connection so far.
@@ -257,6 +260,14 @@ impl HttpApp {
         let max_head = self.config.max_header_bytes.min(io.recv.capacity()).max(1);
         // Bytes at the front of `io.data()` already handled.
         let mut done = 0;
+        if !s.pending.is_empty() {
+            // The last response is still being queued: it goes first, and no request is read
+            // meanwhile (`on_writable` comes back here).
+            io.send_bytes(&mut s.pending);
+            if !s.pending.is_empty() {
+                return;
+            }
+        }
         loop {
             match s.phase {
                 Phase::Closed => break,
@@ -299,13 +310,16 @@ impl HttpApp {
                         }
                         break;
                     }
-                    if s.head_started.is_none()
-                        && (io.send_queued() >= self.config.max_queued_bytes
-                            || io.send_queued_chunks() >= self.config.max_queued_chunks)
+                    if !s.pending.is_empty()
+                        || (s.head_started.is_none()
+                            && (io.send_queued() >= self.config.max_queued_bytes
+                                || io.send_queued_chunks() >= self.config.max_queued_chunks))
                     {
                         // Back-pressure: the next request waits in the receive buffer until
-                        // half of what is queued has been acknowledged.
-                        io.resume_when_sent_below(io.send_queued() / 2);
+                        // half of what is queued has been acknowledged (`on_writable`).
+                        if s.pending.is_empty() {
+                            io.writable_below(io.send_queued() / 2);
+                        }
                         self.stats.read_pauses += 1;
                         break;
                     }
@@ -345,7 +359,7 @@ impl HttpApp {
                             // unless the client did not wait for it.
                             if expect_continue && !body_bytes_waiting {
                                 s.note_send(io, now);
-                                io.send(Bytes::from_static(CONTINUE_100));
+                                io.send_bytes(&mut Bytes::from_static(CONTINUE_100));
                                 self.stats.continues += 1;
                                 self.stats.responses_by_class[1] += 1;
                             }
@@ -417,13 +431,24 @@ impl HttpApp {
             .heads
             .head(reply.resource.0 as usize, res, reply.conn, &self.date);
         s.note_send(io, now);
-        io.send(head.clone());
         let mut queued = head.len();
+        s.pending = head.clone();
+        io.send_bytes(&mut s.pending);
         if reply.head_only {
             self.stats.head_responses += 1;
         } else {
-            io.send(res.body.clone());
             queued += res.body.len();
+            if s.pending.is_empty() {
+                s.pending = res.body.clone();
+                io.send_bytes(&mut s.pending);
+            } else {
+                // The head itself did not fit (a send limit below a head's size): the body
+                // follows it. Rare enough that joining them by copy is fine.
+                let mut both = bytes::BytesMut::with_capacity(s.pending.len() + res.body.len());
+                both.extend_from_slice(&s.pending);
+                both.extend_from_slice(&res.body);
+                s.pending = both.freeze();
+            }
         }
         // The worker's request-service latency: from now (the request is complete) until the
         // response's last byte is handed to the transmit ring.
@@ -524,13 +549,21 @@ impl HttpApp {
 
 impl App for HttpApp {
     type Session = HttpSession;
+    type Message = ();
 
-    fn on_open(&mut self, _tuple: &FourTuple, now: Instant) -> HttpSession {
+    fn on_open(&mut self, _conn: &ConnInfo, now: Instant) -> Option<HttpSession> {
         self.stats.connections_opened += 1;
-        HttpSession::new(now)
+        Some(HttpSession::new(now))
     }
 
     fn on_readable(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>, now: Instant) {
+        self.drive(s, io, now);
+        io.set_deadline(self.deadline(s, io));
+    }
+
+    /// Room in the send queue: the rest of a large body goes on, then pipelined requests
+    /// left unread are read again.
+    fn on_writable(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>, now: Instant) {
         self.drive(s, io, now);
         io.set_deadline(self.deadline(s, io));
     }

@@ -1,11 +1,17 @@
-//! The interface between a connection and the application above it (the HTTP responder).
+//! The interface between the TCP engine and the application above it: what a service built on
+//! synack implements ([`App`]) and what it may do to a connection ([`AppIo`]).
 //!
-//! Call order, per connection: `on_open` once when the handshake completes; then
-//! `on_readable` whenever new in-order bytes arrive or the peer closes its side (and once more
-//! when the send queue has drained below the mark set with `AppIo::resume_when_sent_below`,
-//! which an application uses to stop reading while its responses pile up); `on_deadline`
-//! when the deadline the application asked for passes; `on_close` exactly once when the
-//! connection is gone, however it ended. The application acts only through [`AppIo`].
+//! Call order, per connection: [`App::on_open`] once when the handshake completes (returning
+//! `None` refuses the connection: it is reset); then [`App::on_readable`] whenever new in-order
+//! bytes arrive or the peer closes its side; [`App::on_writable`] when room opens in the send
+//! queue after a `send` took less than it was offered (or below the mark set with
+//! [`AppIo::writable_below`]); [`App::on_deadline`] when the deadline the application asked
+//! for passes; [`App::on_wake`] after someone called `wake` with the connection's [`ConnId`];
+//! [`App::on_close`] exactly once when a connection that was opened is gone, however it ended.
+//! Outside any connection, [`App::on_message`] receives what other workers sent. Every callback
+//! runs on the worker that owns the connection: no locks, no other thread.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use bytes::Bytes;
 
@@ -26,55 +32,180 @@ pub enum CloseReason {
     Aborted,
 }
 
+/// A connection's name on its worker, valid for as long as the connection lives: keep it to
+/// reach the connection later ([`AppIo::wake`], [`Wakeups::wake`]). Once the connection is
+/// gone its id never names another one (the slot's generation changes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+}
+
+/// Who is on the other end of a new connection, for [`App::on_open`].
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    id: ConnId,
+    tuple: FourTuple,
+}
+
+impl ConnInfo {
+    pub(crate) fn new(id: ConnId, tuple: FourTuple) -> Self {
+        ConnInfo { id, tuple }
+    }
+    pub(crate) fn tuple(&self) -> FourTuple {
+        self.tuple
+    }
+    /// The connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+    /// The client's address and port.
+    pub fn peer(&self) -> SocketAddr {
+        let t = &self.tuple;
+        SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::from(t.remote_ip),
+            t.remote_port,
+        ))
+    }
+    /// The server address and port the client connected to.
+    pub fn local(&self) -> SocketAddr {
+        let t = &self.tuple;
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(t.local_ip), t.local_port))
+    }
+}
+
+/// A service on the bypass path: one value per worker (made by the factory given to
+/// [`Server::run`](crate::Server::run)), never shared between threads, so its state is per core.
 pub trait App {
     /// Per-connection state of the application.
     type Session;
+    /// What other workers may send this one ([`Mailbox`](crate::Mailbox)); `()` if unused.
+    type Message: Send + 'static;
 
-    /// The three-way handshake completed.
-    fn on_open(&mut self, tuple: &FourTuple, now: Instant) -> Self::Session;
-    /// New in-order bytes are readable, or the peer has closed (`io.peer_closed()`).
+    /// The three-way handshake completed. Return the connection's state, or `None` to refuse
+    /// it (per-source limits, allow lists): the connection is reset, counted as
+    /// `tcp/refused`, and `on_close` is not called for it.
+    fn on_open(&mut self, conn: &ConnInfo, now: Instant) -> Option<Self::Session>;
+    /// New in-order bytes are readable (`io.data()`), or the peer has closed
+    /// (`io.peer_closed()`).
     fn on_readable(&mut self, session: &mut Self::Session, io: &mut AppIo<'_>, now: Instant);
+    /// Room opened in the send queue: a `send` took less than it was offered and the peer
+    /// has since acknowledged enough, or the queue fell to the mark set with
+    /// [`AppIo::writable_below`].
+    fn on_writable(&mut self, session: &mut Self::Session, io: &mut AppIo<'_>, now: Instant) {
+        let _ = (session, io, now);
+    }
     /// The deadline set with `io.set_deadline` has passed.
-    fn on_deadline(&mut self, session: &mut Self::Session, io: &mut AppIo<'_>, now: Instant);
-    /// The connection is gone. Called once, also after an abort.
+    fn on_deadline(&mut self, session: &mut Self::Session, io: &mut AppIo<'_>, now: Instant) {
+        let _ = (session, io, now);
+    }
+    /// Someone woke this connection ([`AppIo::wake`], [`Wakeups::wake`]): the application acts
+    /// on it outside the other callbacks, e.g. after a message from another worker.
+    fn on_wake(&mut self, session: &mut Self::Session, io: &mut AppIo<'_>, now: Instant) {
+        let _ = (session, io, now);
+    }
+    /// A message from another worker. Wake the connections it concerns with `wakeups`.
+    fn on_message(&mut self, msg: Self::Message, wakeups: &mut Wakeups<'_>, now: Instant) {
+        let _ = (msg, wakeups, now);
+    }
+    /// The connection is gone. Called once for every connection `on_open` accepted, also
+    /// after an abort.
     fn on_close(&mut self, session: Self::Session, reason: CloseReason, now: Instant);
+}
+
+/// Connections to call [`App::on_wake`] for, each at most once per round, in the order woken.
+/// Bounded by the connection table: waking never allocates.
+pub(crate) struct WakeQueue {
+    queued: Vec<bool>,
+    list: std::collections::VecDeque<ConnId>,
+}
+
+impl WakeQueue {
+    pub(crate) fn new(max_conns: usize) -> Self {
+        WakeQueue {
+            queued: vec![false; max_conns],
+            list: std::collections::VecDeque::with_capacity(max_conns),
+        }
+    }
+    pub(crate) fn push(&mut self, id: ConnId) {
+        if let Some(q) = self.queued.get_mut(id.slot as usize)
+            && !*q
+        {
+            *q = true;
+            self.list.push_back(id);
+        }
+    }
+    pub(crate) fn pop(&mut self) -> Option<ConnId> {
+        let id = self.list.pop_front()?;
+        self.queued[id.slot as usize] = false;
+        Some(id)
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+}
+
+/// Wakes connections from [`App::on_message`].
+pub struct Wakeups<'a> {
+    pub(crate) queue: &'a mut WakeQueue,
+}
+
+impl Wakeups<'_> {
+    /// Calls [`App::on_wake`] for `id` soon, on this worker (in this loop iteration). Nothing
+    /// happens if the connection is gone; several wakes before it runs make one call.
+    pub fn wake(&mut self, id: ConnId) {
+        self.queue.push(id)
+    }
 }
 
 /// What the application may do to its connection during a callback.
 pub struct AppIo<'a> {
     pub(crate) recv: &'a mut RecvBuf,
     pub(crate) send: &'a mut SendBuf,
+    pub(crate) id: ConnId,
     pub(crate) peer_closed: bool,
     pub(crate) close_requested: bool,
     pub(crate) abort_requested: bool,
     pub(crate) deadline: Option<Instant>,
-    pub(crate) sent_any: bool,
+    /// The most bytes the send queue may hold ([`TcpConfig::send_buffer`]).
+    ///
+    /// [`TcpConfig::send_buffer`]: super::config::TcpConfig::send_buffer
+    pub(crate) send_limit: usize,
     /// A latency marker: (stream offset of the last byte queued so far, start time).
     pub(crate) marker: Option<(u64, Instant)>,
     /// When the peer last acknowledged new data (see [`AppIo::send_progress`]).
     pub(crate) send_progress: Instant,
-    /// Call `on_readable` again once the send queue holds at most this many bytes.
-    pub(crate) resume_below: Option<usize>,
+    /// Call `on_writable` once the send queue holds at most this many bytes.
+    pub(crate) writable_below: Option<usize>,
+    pub(crate) wakes: &'a mut WakeQueue,
 }
 
 impl<'a> AppIo<'a> {
+    /// An `AppIo` over bare buffers, for the application's unit tests.
+    #[cfg(test)]
     pub(crate) fn new(
         recv: &'a mut RecvBuf,
         send: &'a mut SendBuf,
         peer_closed: bool,
         deadline: Option<Instant>,
+        wakes: &'a mut WakeQueue,
     ) -> Self {
         AppIo {
             recv,
             send,
+            id: ConnId {
+                slot: 0,
+                generation: 0,
+            },
             peer_closed,
             close_requested: false,
             abort_requested: false,
             deadline,
-            sent_any: false,
+            send_limit: super::config::TcpConfig::default().send_buffer,
             marker: None,
             send_progress: Instant::ZERO,
-            resume_below: None,
+            writable_below: None,
+            wakes,
         }
     }
 
@@ -82,7 +213,9 @@ impl<'a> AppIo<'a> {
     pub fn data(&self) -> &[u8] {
         self.recv.readable()
     }
-    /// Marks `n` bytes as used; the receive window opens by as much.
+    /// Marks `n` bytes of `data()` as used; the receive window opens by as much. Bytes left
+    /// unconsumed stay (and keep the window shut by as much): that is how an application
+    /// that cannot keep up slows its peer down.
     pub fn consume(&mut self, n: usize) {
         self.recv.consume(n)
     }
@@ -90,44 +223,72 @@ impl<'a> AppIo<'a> {
     pub fn peer_closed(&self) -> bool {
         self.peer_closed
     }
-    /// Queues bytes to send. A `Bytes` of static or shared content is not copied.
-    pub fn send(&mut self, bytes: Bytes) {
-        self.sent_any |= !bytes.is_empty();
-        self.send.push(bytes)
+    /// This connection's id, to reach it later with `wake`.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Bytes the send queue takes now: the per-connection send limit less what is queued.
+    pub fn send_room(&self) -> usize {
+        self.send_limit.saturating_sub(self.send.len())
+    }
+    /// Copies as much of `data` as the send queue takes ([`send_room`](Self::send_room)) and
+    /// returns how much that was. If it was not all, [`App::on_writable`] follows once the
+    /// peer has acknowledged half of the queue.
+    pub fn send(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.send_room());
+        if n > 0 {
+            self.send.push(Bytes::copy_from_slice(&data[..n]));
+        }
+        self.note_partial(n, data.len());
+        n
+    }
+    /// As [`send`](Self::send), without copying: takes what fits from the front of `data`
+    /// (a `Bytes` of static or shared content is never copied) and leaves the rest in it.
+    pub fn send_bytes(&mut self, data: &mut Bytes) -> usize {
+        let offered = data.len();
+        let n = offered.min(self.send_room());
+        if n == offered {
+            self.send.push(std::mem::take(data));
+        } else if n > 0 {
+            self.send.push(data.split_to(n));
+        }
+        self.note_partial(n, offered);
+        n
+    }
+    fn note_partial(&mut self, took: usize, offered: usize) {
+        if took < offered {
+            let mark = self.send_limit / 2;
+            self.writable_below = Some(self.writable_below.map_or(mark, |m| m.max(mark)));
+        }
     }
     /// Bytes queued and not yet acknowledged by the peer.
     pub fn send_queued(&self) -> usize {
         self.send.len()
+    }
+    /// Chunks queued (one per `send` call that took bytes): the queue's own cost, which
+    /// matters when many small responses wait.
+    pub fn send_queued_chunks(&self) -> usize {
+        self.send.chunks()
     }
     /// When the peer last acknowledged new bytes (or the connection opened, if it has not
     /// yet): how an application tells a slow reader from one that makes no progress at all.
     pub fn send_progress(&self) -> Instant {
         self.send_progress
     }
-    /// Chunks queued (one per `send` of a non-empty `Bytes`): the queue's own cost, which
-    /// matters when many small responses wait.
-    pub fn send_queued_chunks(&self) -> usize {
-        self.send.chunks()
+    /// Asks for [`App::on_writable`] once the send queue holds at most `bytes` (the peer
+    /// acknowledged the rest). An application that leaves requests unread while its answers
+    /// pile up uses it to resume; meanwhile the unread bytes close the window and the peer
+    /// stops sending. The request lasts until it fires.
+    pub fn writable_below(&mut self, bytes: usize) {
+        self.writable_below = Some(bytes);
     }
-    /// Back-pressure: the application leaves bytes in `data()` unread because its send queue
-    /// is long, and asks for `on_readable` again once the queue holds at most `bytes` (the
-    /// peer acknowledged the rest), even if nothing new arrived. The request lasts until it
-    /// fires or the next `on_readable`, which may make it again. Meanwhile unread bytes fill
-    /// the receive buffer, so the window closes and the peer stops sending.
-    pub fn resume_when_sent_below(&mut self, bytes: usize) {
-        self.resume_below = Some(bytes);
-    }
-    /// Send FIN after everything queued (a graceful close).
+    /// Sends FIN after everything queued (a graceful close). Bytes that arrive later are
+    /// acknowledged and discarded.
     pub fn close(&mut self) {
         self.close_requested = true;
     }
-    /// Measures service time: when the last byte queued so far is handed to the transmit ring,
-    /// the time since `start` is recorded (the worker's request-service histogram).
-    pub fn time_until_sent(&mut self, start: Instant) {
-        self.marker = Some((self.send.pushed(), start));
-    }
-
-    /// Reset the connection now, dropping what is queued.
+    /// Resets the connection now, dropping what is queued.
     pub fn abort(&mut self) {
         self.abort_requested = true;
     }
@@ -135,7 +296,17 @@ impl<'a> AppIo<'a> {
     pub fn set_deadline(&mut self, at: Option<Instant>) {
         self.deadline = at;
     }
+    /// The deadline asked for, if any.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
+    }
+    /// Calls [`App::on_wake`] for another connection of this worker (or this one) soon.
+    pub fn wake(&mut self, id: ConnId) {
+        self.wakes.push(id)
+    }
+    /// Measures service time: when the last byte queued so far is handed to the transmit ring,
+    /// the time since `start` is recorded (the worker's request-service histogram).
+    pub fn time_until_sent(&mut self, start: Instant) {
+        self.marker = Some((self.send.pushed(), start));
     }
 }

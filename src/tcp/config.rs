@@ -10,6 +10,9 @@ pub struct TcpConfig {
     pub mss: u16,
     /// Receive buffer per connection: the most the receive window ever offers.
     pub recv_buffer: usize,
+    /// Send limit per connection: the most bytes the application may have queued and not yet
+    /// acknowledged (`AppIo::send` takes at most what fits; Linux's `SO_SNDBUF`).
+    pub send_buffer: usize,
     pub rto: RtoConfig,
     /// RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: an ACK may wait at most this long (Linux: 40 ms).
     pub delayed_ack: Duration,
@@ -41,6 +44,7 @@ impl Default for TcpConfig {
         TcpConfig {
             mss: 1460,
             recv_buffer: 256 * 1024,
+            send_buffer: 256 * 1024,
             rto: RtoConfig::default(),
             delayed_ack: Duration::from_millis(40),
             max_retries: 10,

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::app::{App, AppIo, CloseReason};
+use super::app::{App, AppIo, CloseReason, ConnId, ConnInfo, WakeQueue};
 use super::buffer::{RecvBuf, RecvMemory, SendBuf};
 use super::config::TcpConfig;
 use super::congestion::{AckAction, Congestion};
@@ -32,6 +32,15 @@ use crate::time::Instant;
 /// TCP_PAWS_24DAYS: 24 days, below the 2^31 ms it takes a 1 ms clock to wrap its sign).
 const PAWS_IDLE_LIMIT: Duration = Duration::from_secs(24 * 24 * 60 * 60);
 
+/// Which application callback [`Conn::call_app`] runs.
+#[derive(Clone, Copy)]
+enum Callback {
+    Readable,
+    Writable,
+    Deadline,
+    Wake,
+}
+
 /// Everything a connection needs from its engine while it handles one event.
 pub struct Ctx<'a, A: App, K: SegmentSink> {
     pub now: Instant,
@@ -44,6 +53,8 @@ pub struct Ctx<'a, A: App, K: SegmentSink> {
     /// The worker's receive memory: every change to a receive buffer's allocation is
     /// reported here, and new memory is taken only if it allows.
     pub mem: &'a mut RecvMemory,
+    /// Connections the application asked to wake ([`AppIo::wake`]).
+    pub(crate) wakes: &'a mut WakeQueue,
 }
 
 impl<A: App, K: SegmentSink> Ctx<'_, A, K> {
@@ -210,15 +221,17 @@ pub struct Conn<S> {
     /// The most in-order bytes the advertised window may reach while the worker's receive
     /// memory is under pressure (`usize::MAX` when it is not); set at each event.
     rcv_clamp: usize,
-    /// The application asked to be called again once the send queue holds at most this many
-    /// bytes (`AppIo::resume_when_sent_below`).
-    resume_below: Option<usize>,
+    /// The application asked for `on_writable` once the send queue holds at most this many
+    /// bytes (`AppIo::writable_below`, or a `send` that took less than offered).
+    writable_below: Option<usize>,
     app_deadline: Option<Instant>,
     /// FIN-WAIT-2 timeout.
     state_deadline: Option<Instant>,
     last_rate_limited_ack: Option<Instant>,
 
     session: Option<S>,
+    /// The connection's id in its engine's table (set when it is inserted).
+    pub(crate) id: ConnId,
     /// Payload bytes handed to the sink for the first time (stream offset of SND.MAX).
     sent_bytes: u64,
     /// Pending latency markers: (stream offset, start), oldest first.
@@ -359,11 +372,15 @@ impl<S> Conn<S> {
             segs_unacked: 0,
             sack_due: false,
             rcv_clamp: usize::MAX,
-            resume_below: None,
+            writable_below: None,
             app_deadline: None,
             state_deadline: None,
             last_rate_limited_ack: None,
             session: None,
+            id: ConnId {
+                slot: 0,
+                generation: 0,
+            },
             sent_bytes: 0,
             markers: [(0, Instant::ZERO); 4],
             marker_count: 0,
@@ -835,13 +852,12 @@ impl<S> Conn<S> {
 
         // Seventh: segment text. Sixth (URG) is not supported: the pointer is ignored.
         let mut readable = self.take_text(seg, cx) | just_opened;
-        // The application waits for its send queue to drain (it left bytes unread): call it
-        // again once it has.
-        if let Some(mark) = self.resume_below
-            && self.send.len() <= mark
-        {
-            self.resume_below = None;
-            readable = true;
+        // The application waits for room in its send queue: call it once there is.
+        let writable = self
+            .writable_below
+            .is_some_and(|mark| self.send.len() <= mark);
+        if writable {
+            self.writable_below = None;
         }
 
         // Eighth: FIN.
@@ -865,6 +881,12 @@ impl<S> Conn<S> {
             return self.enter_time_wait(cx);
         }
         if readable && let Some(next) = self.deliver(cx, true) {
+            return next;
+        }
+        if writable
+            && !self.fin_queued
+            && let Some(next) = self.call_app(cx, Callback::Writable)
+        {
             return next;
         }
         self.output(cx)
@@ -944,8 +966,7 @@ impl<S> Conn<S> {
             }
             return Some(Next::Keep);
         }
-        self.establish(seg, cx);
-        None
+        self.establish(seg, cx)
     }
 
     /// SYN-RECEIVED -> ESTABLISHED: the final ACK of the handshake arrived.
@@ -953,7 +974,7 @@ impl<S> Conn<S> {
         &mut self,
         seg: &SegmentIn<'_>,
         cx: &mut Ctx<'_, A, K>,
-    ) {
+    ) -> Option<Next> {
         self.state = State::Established;
         self.snd_una = self.iss + 1u32;
         // RFC 9293: SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK.
@@ -976,7 +997,23 @@ impl<S> Conn<S> {
         }
         self.established_at = Some(cx.now);
         cx.counters.established += 1;
-        self.session = Some(cx.app.on_open(&self.tuple, cx.now));
+        match cx.app.on_open(&ConnInfo::new(self.id, self.tuple), cx.now) {
+            Some(session) => {
+                self.session = Some(session);
+                None
+            }
+            None => {
+                // The application refused it: reset, as Linux does for a connection an
+                // accept filter rejects; no session, so no `on_close`.
+                cx.counters.drop(TcpDrop::Refused);
+                if cx.has_room() {
+                    let rst = self.header(self.snd_nxt, TcpFlags::RST | TcpFlags::ACK, cx.now);
+                    cx.emit(&rst, EMPTY);
+                }
+                self.state = State::Closed;
+                Some(Next::Remove(CloseReason::Aborted))
+            }
+        }
     }
 
     /// RFC 7323 5.3: reject a segment whose TSval is older than TS.Recent (RST excepted by
@@ -1513,31 +1550,69 @@ impl<S> Conn<S> {
         cx: &mut Ctx<'_, A, K>,
         readable: bool,
     ) -> Option<Next> {
-        if !readable {
+        if !readable || self.session.is_none() {
             return None;
         }
-        let session = self.session.as_mut()?;
         if self.fin_queued {
             // The application has closed its side and reads no more: take and discard.
             let n = self.recv.len();
             self.recv.consume(n);
             return None;
         }
+        self.call_app(cx, Callback::Readable)
+    }
+
+    /// Runs one application callback with an [`AppIo`] on this connection and applies what
+    /// the application asked for. Returns a verdict when it aborted the connection.
+    fn call_app<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+        which: Callback,
+    ) -> Option<Next> {
+        let session = self.session.as_mut()?;
         let before = self.recv.window();
-        let mut io = AppIo::new(
-            &mut self.recv,
-            &mut self.send,
-            self.peer_fin,
-            self.app_deadline,
-        );
-        io.send_progress = self.acked_at;
-        cx.app.on_readable(session, &mut io, cx.now);
+        let mut io = AppIo {
+            recv: &mut self.recv,
+            send: &mut self.send,
+            id: self.id,
+            peer_closed: self.peer_fin,
+            close_requested: false,
+            abort_requested: false,
+            deadline: self.app_deadline,
+            send_limit: if self.fin_queued {
+                0
+            } else {
+                cx.cfg.send_buffer
+            },
+            marker: None,
+            send_progress: self.acked_at,
+            writable_below: self.writable_below,
+            wakes: &mut *cx.wakes,
+        };
+        match which {
+            Callback::Readable => cx.app.on_readable(session, &mut io, cx.now),
+            Callback::Writable => cx.app.on_writable(session, &mut io, cx.now),
+            Callback::Deadline => cx.app.on_deadline(session, &mut io, cx.now),
+            Callback::Wake => cx.app.on_wake(session, &mut io, cx.now),
+        }
         let (close, abort, deadline) = (io.close_requested, io.abort_requested, io.deadline);
-        self.resume_below = io.resume_below;
+        self.writable_below = io.writable_below;
         if let Some(m) = io.marker {
             self.add_marker(m);
         }
         self.after_app(cx, before, close, abort, deadline)
+    }
+
+    /// Someone woke this connection ([`AppIo::wake`]): call the application, then send what
+    /// it queued.
+    pub fn on_wake<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) -> Next {
+        self.note_memory(cx);
+        if !self.fin_queued
+            && let Some(next) = self.call_app(cx, Callback::Wake)
+        {
+            return next;
+        }
+        self.output(cx)
     }
 
     fn after_app<A: App<Session = S>, K: SegmentSink>(
@@ -1830,22 +1905,8 @@ impl<S> Conn<S> {
         }
         if self.app_deadline.is_some_and(|t| t <= now) {
             self.app_deadline = None;
-            if let Some(session) = self.session.as_mut() {
-                let before = self.recv.window();
-                let mut io = AppIo::new(&mut self.recv, &mut self.send, self.peer_fin, None);
-                io.send_progress = self.acked_at;
-                cx.app.on_deadline(session, &mut io, now);
-                let (close, abort, deadline) =
-                    (io.close_requested, io.abort_requested, io.deadline);
-                if io.resume_below.is_some() {
-                    self.resume_below = io.resume_below;
-                }
-                if let Some(m) = io.marker {
-                    self.add_marker(m);
-                }
-                if let Some(next) = self.after_app(cx, before, close, abort, deadline) {
-                    return next;
-                }
+            if let Some(next) = self.call_app(cx, Callback::Deadline) {
+                return next;
             }
         }
         self.output(cx)

@@ -39,10 +39,13 @@ pub enum TcpDrop {
     /// connection already holds its guaranteed share (Linux's TCPRcvQDrop); the peer
     /// retransmits.
     RecvMemory,
+    /// The application refused the connection (`App::on_open` returned `None`): the
+    /// completing ACK was answered with RST.
+    Refused,
 }
 
 impl TcpDrop {
-    pub const ALL: [TcpDrop; 15] = [
+    pub const ALL: [TcpDrop; 16] = [
         TcpDrop::OutOfWindow,
         TcpDrop::Paws,
         TcpDrop::NoAck,
@@ -58,6 +61,7 @@ impl TcpDrop {
         TcpDrop::NoTxRoom,
         TcpDrop::OfoMemory,
         TcpDrop::RecvMemory,
+        TcpDrop::Refused,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -78,6 +82,7 @@ impl TcpDrop {
             TcpDrop::NoTxRoom => "no_tx_room",
             TcpDrop::OfoMemory => "ofo_memory",
             TcpDrop::RecvMemory => "recv_memory",
+            TcpDrop::Refused => "refused",
         }
     }
 }

@@ -21,7 +21,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::app::App;
+use super::app::{App, ConnId, WakeQueue, Wakeups};
 use super::buffer::{RecvBuf, RecvMemory, SendBuf};
 use super::config::TcpConfig;
 use super::conn::{Conn, Ctx, Next, SynOptions, initial_window};
@@ -165,6 +165,8 @@ pub struct Engine<A: App> {
     /// Connections waiting for transmit room, oldest first: (slot, generation). Its capacity
     /// is the table's, so it never grows on the datapath (see `queue_for_tx`).
     tx_waiting: VecDeque<(u32, u32)>,
+    /// Connections to call `App::on_wake` for.
+    wakes: WakeQueue,
     accepting: bool,
     track_flows: bool,
     pub events: EngineEvents,
@@ -181,6 +183,7 @@ macro_rules! ctx {
             counters: &mut $self.counters,
             service_us: &mut $self.events.request_us,
             mem: &mut $self.recv_mem,
+            wakes: &mut $self.wakes,
         }
     };
 }
@@ -227,6 +230,7 @@ impl<A: App> Engine<A> {
             recv_mem: RecvMemory::new(cfg.mem_limit, cfg.recv_floor),
             fired: Vec::new(),
             tx_waiting: VecDeque::with_capacity(cfg.max_conns),
+            wakes: WakeQueue::new(cfg.max_conns),
             accepting: true,
             track_flows: false,
             events: EngineEvents::default(),
@@ -339,6 +343,48 @@ impl<A: App> Engine<A> {
         let mut cx = ctx!(self, now, sink);
         let next = conn.on_segment(seg, &mut cx);
         self.after_event(now, slot, before, next);
+    }
+
+    /// Tells a connection just inserted at `slot` its id.
+    fn set_id(&mut self, slot: u32) {
+        let generation = self.table.generation(slot);
+        if let Some(conn) = self.table.get_mut(slot) {
+            conn.id = ConnId { slot, generation };
+        }
+    }
+
+    /// Calls `App::on_wake` for the connections woken so far (and those the calls wake, up to
+    /// one round per connection in the table): each sends what its application queued.
+    fn run_wakes<K: SegmentSink>(&mut self, now: Instant, sink: &mut K) {
+        let mut budget = self.wakes.len().max(self.table.len());
+        while budget > 0 {
+            budget -= 1;
+            let Some(id) = self.wakes.pop() else {
+                break;
+            };
+            if self.table.generation(id.slot) != id.generation {
+                continue; // gone meanwhile
+            }
+            let Some(conn) = self.table.get_mut(id.slot) else {
+                continue;
+            };
+            let before = conn.state();
+            let next = {
+                let mut cx = ctx!(self, now, sink);
+                conn.on_wake(&mut cx)
+            };
+            self.after_event(now, id.slot, before, next);
+        }
+    }
+
+    /// A message from another worker for the application (`App::on_message`); the
+    /// connections it wakes run at once.
+    pub fn on_message<K: SegmentSink>(&mut self, now: Instant, msg: A::Message, sink: &mut K) {
+        let mut wakeups = Wakeups {
+            queue: &mut self.wakes,
+        };
+        self.app.on_message(msg, &mut wakeups, now);
+        self.run_wakes(now, sink);
     }
 
     /// Applies a connection's verdict: reschedule, move to TIME-WAIT, or free.
@@ -597,6 +643,7 @@ impl<A: App> Engine<A> {
         };
         match self.table.insert(seg.tuple, conn) {
             Ok(slot) => {
+                self.set_id(slot);
                 self.half_open += 1;
                 self.note_opened(seg.tuple);
                 self.after_event(now, slot, State::Listen, Next::Keep);
@@ -698,6 +745,7 @@ impl<A: App> Engine<A> {
         };
         match self.table.insert(seg.tuple, conn) {
             Ok(slot) => {
+                self.set_id(slot);
                 self.half_open += 1;
                 self.note_opened(seg.tuple);
                 self.on_conn_segment(now, slot, seg, sink);
@@ -828,6 +876,9 @@ impl<A: App> Engine<A> {
             self.after_event(now, slot, before, next);
         }
         self.fired = fired;
+        if self.wakes.len() > 0 {
+            self.run_wakes(now, sink);
+        }
     }
 
     /// When `on_tick` next has work (coarse).
@@ -1158,5 +1209,232 @@ mod memory_tests {
             C_ISS + 1 + 1005
         );
         let _ = out;
+    }
+}
+
+/// The application interface as a service sees it: refusing a connection, a bounded send
+/// queue with `on_writable`, and acting on a connection later (`wake`, messages).
+#[cfg(test)]
+mod app_api_tests {
+    use super::*;
+    use crate::tcp::app::{AppIo, CloseReason, ConnInfo, Wakeups};
+    use crate::tcp::testkit::{CollectSink, OwnedSegment, segment};
+    use bytes::Bytes;
+
+    const CLIENT: u32 = u32::from_be_bytes([198, 18, 0, 2]);
+    const C_ISS: u32 = 7_000_000;
+    /// Connections from this port are refused.
+    const REFUSED_PORT: u16 = 40_666;
+
+    /// Sends `body` (a shared `Bytes`) on every connection as soon as it opens, under the send
+    /// limit; remembers each connection's id; a message names a connection to wake, which
+    /// then sends "woken".
+    struct ApiApp {
+        body: Bytes,
+        ids: Vec<ConnId>,
+        writable_calls: usize,
+        closed: usize,
+    }
+
+    struct Session {
+        rest: Bytes,
+    }
+
+    impl App for ApiApp {
+        type Session = Session;
+        type Message = usize;
+
+        fn on_open(&mut self, conn: &ConnInfo, _now: Instant) -> Option<Session> {
+            if conn.peer().port() == REFUSED_PORT {
+                return None;
+            }
+            self.ids.push(conn.id());
+            Some(Session {
+                rest: self.body.clone(),
+            })
+        }
+        fn on_readable(&mut self, s: &mut Session, io: &mut AppIo<'_>, _now: Instant) {
+            let n = io.data().len();
+            io.consume(n);
+            io.send_bytes(&mut s.rest);
+        }
+        fn on_writable(&mut self, s: &mut Session, io: &mut AppIo<'_>, _now: Instant) {
+            self.writable_calls += 1;
+            let room = io.send_room();
+            let took = io.send_bytes(&mut s.rest);
+            assert_eq!(took, room.min(took + s.rest.len()), "send takes what fits");
+        }
+        fn on_wake(&mut self, _s: &mut Session, io: &mut AppIo<'_>, _now: Instant) {
+            assert_eq!(io.send(b"woken"), 5);
+        }
+        fn on_message(&mut self, msg: usize, wakeups: &mut Wakeups<'_>, _now: Instant) {
+            wakeups.wake(self.ids[msg]);
+        }
+        fn on_close(&mut self, _s: Session, _reason: CloseReason, _now: Instant) {
+            self.closed += 1;
+        }
+    }
+
+    fn engine(body: Bytes) -> Engine<ApiApp> {
+        let cfg = EngineConfig {
+            syn_cookies: SynCookieMode::Never,
+            ..EngineConfig::default()
+        };
+        Engine::new(
+            cfg,
+            ApiApp {
+                body,
+                ids: Vec::new(),
+                writable_calls: 0,
+                closed: 0,
+            },
+        )
+    }
+
+    fn tuple(e: &Engine<ApiApp>, port: u16) -> FourTuple {
+        FourTuple {
+            remote_ip: CLIENT,
+            remote_port: port,
+            local_ip: e.config().local_ip,
+            local_port: 8080,
+        }
+    }
+
+    /// The handshake; returns what the server sent after the final ACK and its next seq.
+    fn open(e: &mut Engine<ApiApp>, now: Instant, port: u16) -> (Vec<OwnedSegment>, u32) {
+        let t = tuple(e, port);
+        let opts = TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(10),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        };
+        let mut out = CollectSink::default();
+        e.on_segment(
+            now,
+            &segment(t, C_ISS, 0, TcpFlags::SYN, 65535, opts, &[]),
+            &mut out,
+        );
+        let s_iss = out.take()[0].seq().raw();
+        let ack = segment(
+            t,
+            C_ISS + 1,
+            s_iss + 1,
+            TcpFlags::ACK,
+            65535,
+            TcpOptions::default(),
+            &[],
+        );
+        e.on_segment(now, &ack, &mut out);
+        (out.take(), s_iss + 1)
+    }
+
+    #[test]
+    fn a_refused_connection_is_reset_and_counted() {
+        let mut e = engine(Bytes::new());
+        let now = Instant::from_millis(1000);
+        let (out, _) = open(&mut e, now, REFUSED_PORT);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].flags().rst());
+        assert_eq!(e.connections(), 0);
+        assert_eq!(e.half_open(), 0);
+        assert_eq!(e.counters().dropped(TcpDrop::Refused), 1);
+        assert_eq!(e.app().closed, 0, "no on_close for a refused connection");
+        // Others are served.
+        let (out, _) = open(&mut e, now, 40_001);
+        assert!(out.iter().all(|s| !s.flags().rst()));
+        assert_eq!(e.connections(), 1);
+    }
+
+    /// A 1 MiB response from a 256 KiB send limit: the queue never holds more than the limit,
+    /// `on_writable` refills it as the peer acknowledges, and every byte arrives in order.
+    #[test]
+    fn send_takes_what_fits_and_on_writable_refills() {
+        let body: Bytes = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+        let mut e = engine(body.clone());
+        let limit = e.config().tcp.send_buffer;
+        let mut now = Instant::from_millis(1000);
+        let (_, s_nxt) = open(&mut e, now, 40_001);
+        let t = tuple(&e, 40_001);
+        // The request: the session starts sending.
+        let mut out = CollectSink::default();
+        e.on_segment(
+            now,
+            &segment(
+                t,
+                C_ISS + 1,
+                s_nxt,
+                TcpFlags::ACK,
+                65535,
+                TcpOptions::default(),
+                b"go",
+            ),
+            &mut out,
+        );
+        let mut got = Vec::new();
+        for _ in 0..10_000 {
+            let c = e.connection(&t).unwrap();
+            assert!(c.send_queued() <= limit, "{} queued", c.send_queued());
+            let segs = out.take();
+            for s in &segs {
+                if s.seq().raw().wrapping_sub(s_nxt) as usize == got.len() {
+                    got.extend_from_slice(&s.payload);
+                }
+            }
+            if got.len() == body.len() {
+                break;
+            }
+            now += Duration::from_millis(1);
+            // The peer acknowledges everything received so far.
+            let ack = segment(
+                t,
+                C_ISS + 3,
+                s_nxt.wrapping_add(got.len() as u32),
+                TcpFlags::ACK,
+                65535,
+                TcpOptions::default(),
+                &[],
+            );
+            e.on_segment(now, &ack, &mut out);
+            e.on_tick(now, &mut out);
+        }
+        assert_eq!(got.len(), body.len());
+        assert!(got == body[..], "bytes differ");
+        assert!(e.app().writable_calls >= 3, "{}", e.app().writable_calls);
+    }
+
+    #[test]
+    fn a_message_wakes_a_connection_which_sends() {
+        let mut e = engine(Bytes::new());
+        let now = Instant::from_millis(1000);
+        let (_, s0) = open(&mut e, now, 40_001);
+        let (_, _s1) = open(&mut e, now, 40_002);
+        let mut out = CollectSink::default();
+        e.on_message(now, 0, &mut out);
+        let segs = out.take();
+        assert_eq!(segs.len(), 1, "{segs:?}");
+        assert_eq!(segs[0].payload, b"woken");
+        assert_eq!(segs[0].header.tuple.remote_port, 40_001);
+        assert_eq!(segs[0].seq().raw(), s0);
+        // A connection that is gone is not woken, and its id names no other connection.
+        let t = tuple(&e, 40_001);
+        e.on_segment(
+            now,
+            &segment(
+                t,
+                C_ISS + 1,
+                s0 + 5,
+                TcpFlags::RST,
+                0,
+                TcpOptions::default(),
+                &[],
+            ),
+            &mut out,
+        );
+        assert_eq!(e.connections(), 1);
+        let (_, _s2) = open(&mut e, now, 40_003); // may take the freed slot
+        out.take();
+        e.on_message(now, 0, &mut out);
+        assert!(out.take().is_empty(), "a stale id woke someone");
     }
 }

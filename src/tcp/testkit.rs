@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::app::{App, AppIo, CloseReason};
+use super::app::{App, AppIo, CloseReason, ConnInfo};
 use super::segment::{
     FourTuple, LinkAddr, PayloadSource, SegmentIn, SegmentOut, SegmentSink, TcpFlags, TcpOptions,
 };
@@ -128,6 +128,8 @@ pub struct TestSession {
     pub received: Vec<u8>,
     pub requests: usize,
     pub deadlines: usize,
+    /// The application will close once its pending response is queued.
+    pub close_pending: bool,
 }
 
 /// A request/response application for tests: answers each `request_end`-terminated request.
@@ -153,17 +155,41 @@ impl TestApp {
 pub struct TestAppSession {
     pub tuple: FourTuple,
     pub state: TestSession,
+    /// Response bytes the send queue has not taken yet (its limit), sent on `on_writable`.
+    pending: std::collections::VecDeque<Bytes>,
+}
+
+impl TestAppSession {
+    fn flush(&mut self, io: &mut AppIo<'_>) {
+        while let Some(b) = self.pending.front_mut() {
+            io.send_bytes(b);
+            if !b.is_empty() {
+                return;
+            }
+            self.pending.pop_front();
+        }
+    }
 }
 
 impl App for TestApp {
     type Session = TestAppSession;
+    type Message = ();
 
-    fn on_open(&mut self, tuple: &FourTuple, _now: Instant) -> TestAppSession {
+    fn on_open(&mut self, conn: &ConnInfo, _now: Instant) -> Option<TestAppSession> {
         self.opened += 1;
-        self.tuples.push(*tuple);
-        TestAppSession {
-            tuple: *tuple,
+        let tuple = conn.tuple();
+        self.tuples.push(tuple);
+        Some(TestAppSession {
+            tuple,
             state: TestSession::default(),
+            pending: Default::default(),
+        })
+    }
+
+    fn on_writable(&mut self, s: &mut TestAppSession, io: &mut AppIo<'_>, _now: Instant) {
+        s.flush(io);
+        if s.pending.is_empty() && s.state.close_pending {
+            io.close();
         }
     }
 
@@ -179,11 +205,16 @@ impl App for TestApp {
         io.consume(n);
         for _ in 0..ends {
             s.state.requests += 1;
-            io.send(self.cfg.response.clone());
+            s.pending.push_back(self.cfg.response.clone());
+            s.flush(io);
             io.time_until_sent(now);
         }
         if (ends > 0 && (self.cfg.close_after_response || bang)) || io.peer_closed() {
-            io.close();
+            if s.pending.is_empty() {
+                io.close();
+            } else {
+                s.state.close_pending = true;
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! a [`RecvBuf`] and [`SendBuf`], as the engine would, and reads back what was queued.
 
 use super::*;
+use crate::tcp::app::{ConnId, WakeQueue};
 use crate::tcp::buffer::{RecvBuf, SendBuf};
 use crate::tcp::segment::PayloadSource;
 use proptest::prelude::*;
@@ -44,6 +45,17 @@ struct Conn {
     closed: bool,
     session: HttpSession,
     out: Vec<u8>,
+    wakes: WakeQueue,
+}
+
+fn test_conn() -> ConnInfo {
+    ConnInfo::new(
+        ConnId {
+            slot: 0,
+            generation: 0,
+        },
+        Default::default(),
+    )
 }
 
 impl Conn {
@@ -52,7 +64,7 @@ impl Conn {
     }
 
     fn open_with_buffer(app: &mut HttpApp, now: Instant, capacity: usize) -> Conn {
-        let session = app.on_open(&FourTuple::default(), now);
+        let session = app.on_open(&test_conn(), now).unwrap();
         let mut c = Conn {
             recv: RecvBuf::new(capacity),
             send: SendBuf::new(),
@@ -61,34 +73,57 @@ impl Conn {
             closed: false,
             session,
             out: Vec::new(),
+            wakes: WakeQueue::new(1),
         };
         // The engine calls on_readable once after on_open so the session arms its deadline.
         c.readable(app, now);
         c
     }
 
-    fn with_io(&mut self, f: impl FnOnce(&mut HttpSession, &mut AppIo<'_>)) {
-        let mut io = AppIo::new(
-            &mut self.recv,
-            &mut self.send,
-            self.peer_closed,
-            self.deadline,
-        );
-        f(&mut self.session, &mut io);
-        let (close, abort, deadline) = (io.close_requested, io.abort_requested, io.deadline);
-        assert!(!abort, "the responder never aborts");
-        assert!(!(self.closed && io.sent_any), "nothing is sent after close");
-        self.closed |= close;
-        self.deadline = deadline;
-        let r = self.send.range(0, self.send.len());
-        let mut bytes = vec![0u8; r.len()];
-        r.copy_to(&mut bytes);
-        self.send.ack(bytes.len());
-        self.out.extend_from_slice(&bytes);
+    /// Runs a callback, then acknowledges everything it queued at once; while it asks for
+    /// `on_writable`, calls that too (as the engine does once room opens).
+    fn with_io(
+        &mut self,
+        app: &mut HttpApp,
+        now: Instant,
+        f: impl FnOnce(&mut HttpApp, &mut HttpSession, &mut AppIo<'_>),
+    ) {
+        let mut first = Some(f);
+        loop {
+            let mut io = AppIo::new(
+                &mut self.recv,
+                &mut self.send,
+                self.peer_closed,
+                self.deadline,
+                &mut self.wakes,
+            );
+            let pushed = io.send.pushed();
+            match first.take() {
+                Some(f) => f(app, &mut self.session, &mut io),
+                None => app.on_writable(&mut self.session, &mut io, now),
+            }
+            let (close, abort, deadline) = (io.close_requested, io.abort_requested, io.deadline);
+            let writable = io.writable_below.is_some();
+            assert!(!abort, "the responder never aborts");
+            assert!(
+                !(self.closed && self.send.pushed() > pushed),
+                "nothing is sent after close"
+            );
+            self.closed |= close;
+            self.deadline = deadline;
+            let r = self.send.range(0, self.send.len());
+            let mut bytes = vec![0u8; r.len()];
+            r.copy_to(&mut bytes);
+            self.send.ack(bytes.len());
+            self.out.extend_from_slice(&bytes);
+            if !writable {
+                break;
+            }
+        }
     }
 
     fn readable(&mut self, app: &mut HttpApp, now: Instant) {
-        self.with_io(|s, io| app.on_readable(s, io, now));
+        self.with_io(app, now, |app, s, io| app.on_readable(s, io, now));
     }
 
     fn write(&mut self, app: &mut HttpApp, bytes: &[u8], now: Instant) {
@@ -106,7 +141,7 @@ impl Conn {
     }
 
     fn fire_deadline(&mut self, app: &mut HttpApp, now: Instant) {
-        self.with_io(|s, io| app.on_deadline(s, io, now));
+        self.with_io(app, now, |app, s, io| app.on_deadline(s, io, now));
     }
 
     fn take(&mut self) -> Vec<u8> {
@@ -1048,7 +1083,7 @@ impl SlowReader {
         SlowReader {
             recv: RecvBuf::new(64 * 1024),
             send: SendBuf::new(),
-            session: app.on_open(&FourTuple::default(), now),
+            session: app.on_open(&test_conn(), now).unwrap(),
             deadline: None,
             progress: now,
             closed: false,
@@ -1057,7 +1092,14 @@ impl SlowReader {
     }
 
     fn call(&mut self, f: impl FnOnce(&mut HttpSession, &mut AppIo<'_>)) {
-        let mut io = AppIo::new(&mut self.recv, &mut self.send, false, self.deadline);
+        let mut wakes = WakeQueue::new(1);
+        let mut io = AppIo::new(
+            &mut self.recv,
+            &mut self.send,
+            false,
+            self.deadline,
+            &mut wakes,
+        );
         io.send_progress = self.progress;
         f(&mut self.session, &mut io);
         self.deadline = io.deadline;
@@ -1148,7 +1190,7 @@ fn pipelining_stops_reading_while_responses_pile_up() {
     let now = T0;
     let mut recv = RecvBuf::new(64 * 1024);
     let mut send = SendBuf::new();
-    let mut session = app.on_open(&FourTuple::default(), now);
+    let mut session = app.on_open(&test_conn(), now).unwrap();
     let req = b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n";
     let all: Vec<u8> = req.repeat(1000);
     assert_eq!(recv.write_at(0, &all).advanced, all.len());
@@ -1158,10 +1200,17 @@ fn pipelining_stops_reading_while_responses_pile_up() {
     );
     let mut out = Vec::new();
     let mut wakes = 0;
+    let mut wakes_done = 0;
     loop {
-        let mut io = AppIo::new(&mut recv, &mut send, false, None);
-        app.on_readable(&mut session, &mut io, now);
-        let resume = io.resume_below;
+        let mut wq = WakeQueue::new(1);
+        let mut io = AppIo::new(&mut recv, &mut send, false, None, &mut wq);
+        if wakes_done == 0 {
+            app.on_readable(&mut session, &mut io, now);
+        } else {
+            app.on_writable(&mut session, &mut io, now);
+        }
+        wakes_done += 1;
+        let resume = io.writable_below;
         assert!(
             send.chunks() <= max_chunks + 2 && send.len() <= max_bytes + 1024,
             "queued {} chunks, {} bytes",
