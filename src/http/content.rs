@@ -1,4 +1,5 @@
-//! What the server serves: every response it can give, prepared at startup.
+//! The static responder, [`StaticFiles`]: a [`Handler`] over [`Content`], every response it
+//! can give prepared at startup (`synack serve` is this handler).
 //!
 //! Two modes:
 //! - [`Content::fixed`]: one body for every GET/HEAD of any (valid) path. This is the benchmark
@@ -6,20 +7,24 @@
 //! - [`Content::load_dir`]: the files under a directory (`--root DIR`), read into memory once at
 //!   startup. `/dir/` serves `dir/index.html`; `/dir` redirects (301) to `/dir/`.
 //!
-//! Both also hold the error responses (404, 405, ...). Lookups take a path already
+//! Both also hold their error responses (404, 405, 501). Lookups take a path already
 //! percent-decoded and normalized by [`super::request::normalize_path`]: segments joined by `/`,
 //! no leading slash, the root being the empty path.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::response::{Resource, Status};
+use super::handler::{Handler, Request};
+use super::request::Method;
+use super::response::{Resource, Response, StatusCode};
+use crate::time::Instant;
 
 /// Index of a [`Resource`] in a [`Content`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ResourceId(pub u32);
+pub(crate) struct ResourceId(pub(crate) u32);
 
 #[derive(Clone, Copy, Debug)]
 enum Entry {
@@ -30,17 +35,12 @@ enum Entry {
     },
 }
 
-/// The error statuses that have a prepared response, in the order they are stored.
-const ERROR_STATUSES: [Status; 9] = [
-    Status::BadRequest,
-    Status::NotFound,
-    Status::MethodNotAllowed,
-    Status::RequestTimeout,
-    Status::ContentTooLarge,
-    Status::UriTooLong,
-    Status::HeaderFieldsTooLarge,
-    Status::NotImplemented,
-    Status::VersionNotSupported,
+/// The error statuses that have a prepared response, in the order they are stored. (The
+/// framework's own error answers, 400, 408, 413..., are [`super::HttpApp`]'s.)
+const ERROR_STATUSES: [StatusCode; 3] = [
+    StatusCode::NOT_FOUND,
+    StatusCode::METHOD_NOT_ALLOWED,
+    StatusCode::NOT_IMPLEMENTED,
 ];
 
 /// The prepared responses and the map from paths to them. Shared by all workers (in an `Arc`).
@@ -56,8 +56,11 @@ pub struct Content {
 /// Limits on what [`Content::load_dir`] reads.
 #[derive(Clone, Copy, Debug)]
 pub struct LoadLimits {
+    /// Most regular files. Default 100,000.
     pub max_files: usize,
+    /// Most bytes in all files together. Default 1 GiB.
     pub max_total_bytes: u64,
+    /// Deepest directory level below the root. Default 32.
     pub max_depth: usize,
 }
 
@@ -74,7 +77,9 @@ impl Default for LoadLimits {
 /// What [`Content::load_dir`] read and what it left out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadReport {
+    /// Regular files read.
     pub files: usize,
+    /// Their bytes.
     pub bytes: u64,
     /// Symbolic links whose target lies outside the root (never served).
     pub skipped_outside_root: usize,
@@ -87,9 +92,9 @@ impl Content {
     pub fn fixed(body: impl Into<Bytes>, content_type: &'static str) -> Content {
         let mut c = Content::empty();
         let id = c.push(Resource {
-            status: Status::Ok,
+            status: StatusCode::OK,
             content_type,
-            extra_headers: Box::new([]),
+            extra_headers: Bytes::new(),
             body: body.into(),
         });
         c.fixed = Some(id);
@@ -116,9 +121,9 @@ impl Content {
                 continue;
             }
             let id = c.push(Resource {
-                status: Status::Ok,
+                status: StatusCode::OK,
                 content_type: mime_type(path),
-                extra_headers: Box::new([]),
+                extra_headers: Bytes::new(),
                 body,
             });
             c.paths.insert(path.into(), Entry::File(id));
@@ -232,23 +237,18 @@ impl Content {
     fn add_errors(&mut self) {
         self.errors_start = self.resources.len() as u32;
         for status in ERROR_STATUSES {
-            let extra: &[u8] = match status {
+            let extra: &'static [u8] = match status {
                 // RFC 9110 15.5.6: a 405 carries Allow.
-                Status::MethodNotAllowed => b"Allow: GET, HEAD\r\n",
+                StatusCode::METHOD_NOT_ALLOWED => b"Allow: GET, HEAD\r\n",
                 _ => b"",
             };
-            self.push(Resource {
-                status,
-                content_type: "text/html",
-                extra_headers: extra.into(),
-                body: error_body(status),
-            });
+            self.push(error_resource(status, Bytes::from_static(extra)));
         }
     }
 
     /// The response for a GET/HEAD of `path` (normalized: no leading slash, root = empty);
     /// `trailing_slash` tells whether the request's path ended in `/`.
-    pub fn resolve(&self, path: &[u8], trailing_slash: bool) -> ResourceId {
+    pub(crate) fn resolve(&self, path: &[u8], trailing_slash: bool) -> ResourceId {
         if let Some(id) = self.fixed {
             return id;
         }
@@ -256,17 +256,17 @@ impl Content {
             Some(Entry::File(id)) if !trailing_slash => *id,
             Some(Entry::Dir { index, redirect }) => {
                 if trailing_slash || path.is_empty() {
-                    index.unwrap_or_else(|| self.error(Status::NotFound))
+                    index.unwrap_or_else(|| self.error(StatusCode::NOT_FOUND))
                 } else {
                     *redirect
                 }
             }
-            _ => self.error(Status::NotFound),
+            _ => self.error(StatusCode::NOT_FOUND),
         }
     }
 
-    /// The prepared response for an error status. Statuses without one get the 400.
-    pub fn error(&self, status: Status) -> ResourceId {
+    /// The prepared response for an error status. Statuses without one get the 404.
+    pub(crate) fn error(&self, status: StatusCode) -> ResourceId {
         let i = ERROR_STATUSES
             .iter()
             .position(|&s| s == status)
@@ -275,7 +275,7 @@ impl Content {
     }
 
     /// `id` must come from this `Content`.
-    pub fn resource(&self, id: ResourceId) -> &Resource {
+    pub(crate) fn resource(&self, id: ResourceId) -> &Resource {
         &self.resources[id.0 as usize]
     }
 
@@ -283,6 +283,7 @@ impl Content {
     pub fn len(&self) -> usize {
         self.resources.len()
     }
+    /// True if there is nothing to serve (never: the error pages are always there).
     pub fn is_empty(&self) -> bool {
         self.resources.is_empty()
     }
@@ -292,10 +293,67 @@ impl Content {
     }
 }
 
-fn error_body(status: Status) -> Bytes {
-    Bytes::from(format!(
-        "<html><head><title>{status}</title></head><body><h1>{status}</h1><hr>synack</body></html>\n"
-    ))
+/// The static responder as a [`Handler`]: GET and HEAD of [`Content`] (a directory loaded at
+/// startup, or one fixed body), 405 with `Allow: GET, HEAD` for the other methods of RFC 9110,
+/// 501 for unknown ones. Request bodies are read and dropped. Every response is prepared, so
+/// its head is cached ([`Response::cache_head`]): answering is two `Bytes` clones.
+pub struct StaticFiles {
+    content: Arc<Content>,
+}
+
+impl StaticFiles {
+    /// A responder over `content` (shared by the workers).
+    pub fn new(content: Arc<Content>) -> StaticFiles {
+        StaticFiles { content }
+    }
+
+    /// What it serves.
+    pub fn content(&self) -> &Arc<Content> {
+        &self.content
+    }
+}
+
+impl Handler for StaticFiles {
+    fn handle(&mut self, req: &Request<'_>, _now: Instant) -> Response {
+        let c = &self.content;
+        let id = match req.method() {
+            Method::Get | Method::Head => {
+                // The framework's path: `/`, then the normalized segments, then `/` for a
+                // directory; the lookup key has neither slash.
+                let path = req.path();
+                let directory = path.ends_with(b"/");
+                let key = path.strip_prefix(b"/").unwrap_or(path);
+                let key = key.strip_suffix(b"/").unwrap_or(key);
+                c.resolve(key, directory)
+            }
+            // RFC 9110 9.1: an unrecognized method: 501.
+            Method::Other(_) => c.error(StatusCode::NOT_IMPLEMENTED),
+            // RFC 9110 15.5.6: a method known but not allowed here: 405 with Allow.
+            _ => c.error(StatusCode::METHOD_NOT_ALLOWED),
+        };
+        c.resource(id).response(id.0)
+    }
+
+    fn wants_body(&mut self, _req: &Request<'_>) -> bool {
+        false
+    }
+
+    fn head_cache_slots(&self) -> usize {
+        self.content.len()
+    }
+}
+
+/// An error page: `status` as HTML (the same page for the framework's errors and the static
+/// responder's).
+pub(crate) fn error_resource(status: StatusCode, extra_headers: Bytes) -> Resource {
+    Resource {
+        status,
+        content_type: "text/html",
+        extra_headers,
+        body: Bytes::from(format!(
+            "<html><head><title>{status}</title></head><body><h1>{status}</h1><hr>synack</body></html>\n"
+        )),
+    }
 }
 
 /// A 301 from `/dir` to `/dir/` (`dir` is a normalized key, not empty).
@@ -314,9 +372,9 @@ fn redirect_resource(dir: &[u8]) -> Resource {
         "<html><head><title>301 Moved Permanently</title></head><body><a href=\"{location}\">{location}</a></body></html>\n"
     );
     Resource {
-        status: Status::MovedPermanently,
+        status: StatusCode::MOVED_PERMANENTLY,
         content_type: "text/html",
-        extra_headers: format!("Location: {location}\r\n").into_bytes().into(),
+        extra_headers: Bytes::from(format!("Location: {location}\r\n")),
         body: Bytes::from(body),
     }
 }
@@ -413,21 +471,21 @@ mod tests {
             c.resource(c.resolve(b"a.css", false)).content_type,
             "text/css; charset=utf-8"
         );
-        assert_eq!(status(c.resolve(b"a.css", true)), Status::NotFound);
+        assert_eq!(status(c.resolve(b"a.css", true)), StatusCode::NOT_FOUND);
         assert_eq!(body(c.resolve(b"docs", true)), "docs");
         let r = c.resource(c.resolve(b"docs", false));
-        assert_eq!(r.status, Status::MovedPermanently);
+        assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
         assert_eq!(&*r.extra_headers, b"Location: /docs/\r\n");
         // a directory without index.html
-        assert_eq!(status(c.resolve(b"nodex", true)), Status::NotFound);
+        assert_eq!(status(c.resolve(b"nodex", true)), StatusCode::NOT_FOUND);
         assert_eq!(
             status(c.resolve(b"docs/guide", false)),
-            Status::MovedPermanently
+            StatusCode::MOVED_PERMANENTLY
         );
-        assert_eq!(status(c.resolve(b"missing", false)), Status::NotFound);
-        assert_eq!(status(c.resolve(b"bad/../z", false)), Status::NotFound);
-        assert_eq!(status(c.resolve(b"z", false)), Status::NotFound);
-        let allow = c.resource(c.error(Status::MethodNotAllowed));
+        assert_eq!(status(c.resolve(b"missing", false)), StatusCode::NOT_FOUND);
+        assert_eq!(status(c.resolve(b"bad/../z", false)), StatusCode::NOT_FOUND);
+        assert_eq!(status(c.resolve(b"z", false)), StatusCode::NOT_FOUND);
+        let allow = c.resource(c.error(StatusCode::METHOD_NOT_ALLOWED));
         assert_eq!(&*allow.extra_headers, b"Allow: GET, HEAD\r\n");
         for s in ERROR_STATUSES {
             assert_eq!(c.resource(c.error(s)).status, s);
@@ -482,11 +540,11 @@ mod tests {
         assert_eq!(c.resource(c.resolve(b"alias.json", false)).body, "{}");
         assert_eq!(
             c.resource(c.resolve(b"leak.txt", false)).status,
-            Status::NotFound
+            StatusCode::NOT_FOUND
         );
         assert_eq!(
             c.resource(c.resolve(b"up/secret.txt", false)).status,
-            Status::NotFound
+            StatusCode::NOT_FOUND
         );
 
         let tight = LoadLimits {

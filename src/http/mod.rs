@@ -1,20 +1,30 @@
-//! The HTTP/1.1 responder (RFC 9110 semantics, RFC 9112 message syntax), sans-IO.
+//! HTTP/1.1 (RFC 9110 semantics, RFC 9112 message syntax) over the TCP engine, sans-IO.
 //!
-//! - [`request`]: the streaming request parser (head scanner, head checks, body skipping);
-//! - [`response`]: status codes, prepared heads cached per second, the `Date` format;
-//! - [`content`]: what is served: a fixed body (benchmark mode) or a directory loaded at startup;
-//! - [`session`]: [`HttpApp`] and [`HttpSession`], the [`crate::tcp::app::App`] the engine drives.
+//! A service implements [`Handler`]: it gets each complete, checked [`Request`] and returns a
+//! [`Response`] (status, fields, a body as [`Bytes`](bytes::Bytes) or a [`BodyStream`] pulled
+//! under flow control). [`HttpApp`] is the framework around it, an
+//! [`App`](crate::tcp::app::App) of the engine: parsing and limits (400, 413, 414, 431, 501,
+//! 505), bodies (Content-Length and chunked, collected up to [`HttpConfig::max_body`]),
+//! keep-alive and pipelining with back-pressure, timeouts (408), `Date`, `Server`,
+//! `Content-Length`/chunked framing, `Connection`, and HEAD. [`StaticFiles`] is the handler of
+//! `synack serve`: files loaded at startup, or one fixed body.
+//!
+//! Inside: `request` (the streaming parser), `response` (status codes, head formatting, heads
+//! cached per second, the `Date` format), `handler` (the trait and the request view),
+//! `content` (the static responder), `session` (the framework's per-connection state machine).
 //!
 //! Nothing here reads a clock or does I/O on the request path: the worker passes `now` to every
 //! callback and the wall-clock second to [`HttpApp::set_wall_clock`]. The only file-system access
 //! is [`Content::load_dir`], at startup.
 
-pub mod content;
-pub mod request;
-pub mod response;
-pub mod session;
+mod content;
+mod handler;
+mod request;
+mod response;
+mod session;
 
-pub use content::{Content, LoadLimits, LoadReport, ResourceId};
-pub use request::RequestError;
-pub use response::Status;
+pub use content::{Content, LoadLimits, LoadReport, StaticFiles};
+pub use handler::{Handler, Headers, Request};
+pub use request::{Method, RequestError, Version};
+pub use response::{Body, BodyStream, Response, StatusCode};
 pub use session::{HttpApp, HttpConfig, HttpSession, HttpStats};

@@ -11,7 +11,7 @@
 //! [`request_path`] and [`normalize_path`] turn a target into a lookup key for
 //! [`super::content::Content`].
 
-use super::response::Status;
+use super::response::StatusCode;
 
 /// Why a request was refused. Each has a status, and all of them end the connection: after
 /// these the server cannot trust where the next request would begin.
@@ -66,7 +66,9 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// Number of reasons.
     pub const COUNT: usize = 22;
+    /// Every reason, in [`RequestError::index`] order.
     pub const ALL: [RequestError; Self::COUNT] = [
         RequestError::BadMethod,
         RequestError::BadRequestLine,
@@ -97,17 +99,19 @@ impl RequestError {
         self as usize
     }
 
-    pub fn status(self) -> Status {
+    /// The status of the error answer.
+    pub fn status(self) -> StatusCode {
         match self {
-            RequestError::VersionNotSupported => Status::VersionNotSupported,
-            RequestError::UnsupportedTransferEncoding => Status::NotImplemented,
-            RequestError::BodyTooLarge => Status::ContentTooLarge,
-            RequestError::UriTooLong => Status::UriTooLong,
-            RequestError::HeadTooLarge => Status::HeaderFieldsTooLarge,
-            _ => Status::BadRequest,
+            RequestError::VersionNotSupported => StatusCode::VERSION_NOT_SUPPORTED,
+            RequestError::UnsupportedTransferEncoding => StatusCode::NOT_IMPLEMENTED,
+            RequestError::BodyTooLarge => StatusCode::CONTENT_TOO_LARGE,
+            RequestError::UriTooLong => StatusCode::URI_TOO_LONG,
+            RequestError::HeadTooLarge => StatusCode::HEADER_FIELDS_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
         }
     }
 
+    /// A short name, for counters and logs (`bad-method`, ...).
     pub fn name(self) -> &'static str {
         match self {
             RequestError::BadMethod => "bad-method",
@@ -230,7 +234,7 @@ const fn bytes_below(x: u64, n: u8) -> u64 {
 }
 
 /// Position of the first `needle` in `hay`.
-pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
     let pattern = ONES * needle as u64;
     let (words, rest) = hay.as_chunks::<8>();
     for (i, w) in words.iter().enumerate() {
@@ -261,7 +265,7 @@ fn all_in(s: &[u8], class: u8) -> bool {
 }
 
 /// tchar (RFC 9110 5.6.2).
-pub fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     CLASSES[b as usize] & TCHAR != 0
 }
 
@@ -289,13 +293,10 @@ fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Where the scan of a head stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeadScan {
+pub(crate) enum HeadScan {
     /// The head is `data[start..end]` (from the request line through the empty line);
     /// `data[..start]` are empty lines sent before it (RFC 9112 2.2: ignored).
-    Complete {
-        start: usize,
-        end: usize,
-    },
+    Complete { start: usize, end: usize },
     /// More bytes are needed.
     Partial,
     Error(RequestError),
@@ -305,7 +306,7 @@ pub enum HeadScan {
 /// Offsets are relative to the start of the unconsumed data; call [`HeadScanner::reset`] after
 /// consuming a head.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct HeadScanner {
+pub(crate) struct HeadScanner {
     /// Next byte to look at.
     pos: usize,
     /// Start of the current line.
@@ -317,14 +318,14 @@ pub struct HeadScanner {
 }
 
 impl HeadScanner {
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         *self = HeadScanner::default();
     }
 
     /// Scans `data` (all unconsumed bytes; what was scanned before must still be at its
     /// start). `max_line` bounds the request line (414), `max_head` the whole head including
     /// leading empty lines (431).
-    pub fn scan(&mut self, data: &[u8], max_line: usize, max_head: usize) -> HeadScan {
+    pub(crate) fn scan(&mut self, data: &[u8], max_line: usize, max_head: usize) -> HeadScan {
         let end = data.len().min(max_head);
         while self.pos < end {
             if !self.method_done && self.line_start == self.skip {
@@ -406,40 +407,80 @@ impl HeadScanner {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
+/// A request method (RFC 9110 section 9; PATCH from RFC 5789). Method names are
+/// case-sensitive: `get` is [`Method::Other`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Method<'a> {
+    /// GET (RFC 9110 9.3.1).
     Get,
+    /// HEAD (RFC 9110 9.3.2): answered as GET, the framework sends no body.
     Head,
-    /// A method of RFC 9110 section 9 or RFC 5789 that this server does not allow: 405.
-    NotAllowed,
-    /// A token that names no method known here: 501 (RFC 9110 9.1).
-    Unknown,
+    /// POST (RFC 9110 9.3.3).
+    Post,
+    /// PUT (RFC 9110 9.3.4).
+    Put,
+    /// DELETE (RFC 9110 9.3.5).
+    Delete,
+    /// CONNECT (RFC 9110 9.3.6); its target is in authority form, its path empty.
+    Connect,
+    /// OPTIONS (RFC 9110 9.3.7); `OPTIONS *` has the path `*`.
+    Options,
+    /// TRACE (RFC 9110 9.3.8).
+    Trace,
+    /// PATCH (RFC 5789).
+    Patch,
+    /// Any other method token (RFC 9110 9.1: a server answers 501 to one it does not know).
+    Other(&'a str),
 }
 
-impl Method {
-    fn from_token(t: &[u8]) -> Method {
+impl<'a> Method<'a> {
+    pub(crate) fn from_token(t: &'a [u8]) -> Method<'a> {
         match t {
             b"GET" => Method::Get,
             b"HEAD" => Method::Head,
-            b"POST" | b"PUT" | b"DELETE" | b"CONNECT" | b"OPTIONS" | b"TRACE" | b"PATCH" => {
-                Method::NotAllowed
-            }
-            _ => Method::Unknown,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"CONNECT" => Method::Connect,
+            b"OPTIONS" => Method::Options,
+            b"TRACE" => Method::Trace,
+            b"PATCH" => Method::Patch,
+            // A token is ASCII (checked by the parser before this).
+            _ => Method::Other(std::str::from_utf8(t).unwrap_or_default()),
+        }
+    }
+
+    /// The method's name as sent.
+    pub fn as_str(&self) -> &'a str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Connect => "CONNECT",
+            Method::Options => "OPTIONS",
+            Method::Trace => "TRACE",
+            Method::Patch => "PATCH",
+            Method::Other(t) => t,
         }
     }
 }
 
-/// HTTP/1.x minor versions above 1 are handled as 1.1 (RFC 9110 6.2: a recipient can assume
-/// a higher minor version is backward compatible).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The request's protocol version. HTTP/1.x minor versions above 1 are handled as 1.1
+/// (RFC 9110 6.2: a recipient can assume a higher minor version is backward compatible).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Version {
+    /// HTTP/1.0: persistent only with `Connection: keep-alive` (RFC 9112 C.2.2); no chunked.
     Http10,
+    /// HTTP/1.1 (or 1.x above).
     Http11,
 }
 
 /// How the request body is delimited (RFC 9112 6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     None,
     Length(u64),
     Chunked,
@@ -447,22 +488,24 @@ pub enum Framing {
 
 /// What the server needs from a checked request head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RequestHead<'a> {
-    pub method: Method,
-    pub target: &'a [u8],
-    pub version: Version,
+pub(crate) struct RequestHead<'a> {
+    pub(crate) method: Method<'a>,
+    pub(crate) target: &'a [u8],
+    pub(crate) version: Version,
+    /// The header field lines, each ending in CRLF, then the empty line.
+    pub(crate) fields: &'a [u8],
     /// `Connection: close` was sent (RFC 9112 9.6).
-    pub close: bool,
+    pub(crate) close: bool,
     /// `Connection: keep-alive` was sent (HTTP/1.0 persistence, RFC 9112 C.2.2).
-    pub keep_alive: bool,
-    pub framing: Framing,
+    pub(crate) keep_alive: bool,
+    pub(crate) framing: Framing,
     /// `Expect: 100-continue` (RFC 9110 10.1.1).
-    pub expect_continue: bool,
+    pub(crate) expect_continue: bool,
 }
 
 impl RequestHead<'_> {
     /// Whether the connection may stay open after the response (RFC 9112 9.3).
-    pub fn persistent(&self) -> bool {
+    pub(crate) fn persistent(&self) -> bool {
         match self.version {
             Version::Http11 => !self.close,
             Version::Http10 => self.keep_alive && !self.close,
@@ -492,9 +535,10 @@ impl<'a> Iterator for HeadLines<'a> {
 
 /// Checks a complete head (request line through the empty line, every line ending in CRLF as
 /// [`HeadScanner`] found it) and extracts a [`RequestHead`].
-pub fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, RequestError> {
+pub(crate) fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, RequestError> {
     let mut lines = HeadLines { rest: head };
     let request_line = lines.next().unwrap_or_default();
+    let fields = lines.rest;
 
     // RFC 9112 3: request-line = method SP request-target SP HTTP-version
     let Some(sp1) = request_line.iter().position(|&b| b == b' ') else {
@@ -643,6 +687,7 @@ pub fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, RequestError> {
         method,
         target,
         version,
+        fields,
         close,
         keep_alive,
         framing,
@@ -667,7 +712,7 @@ fn parse_decimal(s: &[u8]) -> Option<u64> {
 
 /// The path of a GET/HEAD target (RFC 9112 3.2.1 origin-form or 3.2.2 absolute-form), without
 /// query or fragment. The absolute form's authority is ignored: there is one site.
-pub fn request_path(target: &[u8]) -> Result<&[u8], RequestError> {
+pub(crate) fn request_path(target: &[u8]) -> Result<&[u8], RequestError> {
     let path = if target.first() == Some(&b'/') {
         target
     } else {
@@ -693,6 +738,13 @@ pub fn request_path(target: &[u8]) -> Result<&[u8], RequestError> {
     Ok(&path[..end])
 }
 
+/// The query of a target (RFC 3986 3.4): after the first `?`, before any `#`.
+pub(crate) fn request_query(target: &[u8]) -> Option<&[u8]> {
+    let q = find_byte(target, b'?')?;
+    let rest = &target[q + 1..];
+    Some(&rest[..find_byte(rest, b'#').unwrap_or(rest.len())])
+}
+
 fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -708,7 +760,7 @@ fn hex_value(b: u8) -> Option<u8> {
 /// A `..` above the root, a malformed `%XX` or an encoded NUL is [`RequestError::BadTarget`].
 /// Decoding comes first, so `%2e%2e` and `%2f` cannot smuggle a climb past the check.
 /// Both buffers are cleared first and reused across requests (no allocation once warm).
-pub fn normalize_path(
+pub(crate) fn normalize_path(
     path: &[u8],
     decoded: &mut Vec<u8>,
     out: &mut Vec<u8>,
@@ -796,9 +848,9 @@ enum ChunkState {
 /// Longest chunk-size line (size and extensions) accepted.
 const MAX_CHUNK_LINE: usize = 4096;
 
-/// Skips a request body as it streams in, keeping only counters.
+/// Reads a request body as it streams in (RFC 9112 6.3), handing its content on or skipping it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyReader {
+pub(crate) enum BodyReader {
     /// Content-Length: bytes still to skip.
     Length {
         remaining: u64,
@@ -807,7 +859,7 @@ pub enum BodyReader {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChunkedDecoder {
+pub(crate) struct ChunkedDecoder {
     state: ChunkState,
     /// Size of the current chunk, then data bytes still to skip in it.
     size: u64,
@@ -829,7 +881,7 @@ impl Default for ChunkedDecoder {
 }
 
 impl BodyReader {
-    pub fn new(framing: Framing) -> Option<BodyReader> {
+    pub(crate) fn new(framing: Framing) -> Option<BodyReader> {
         match framing {
             Framing::None => None,
             Framing::Length(n) => Some(BodyReader::Length { remaining: n }),
@@ -840,19 +892,32 @@ impl BodyReader {
     /// Skips what it can of the body in `data`. Returns the bytes used (never more than
     /// `data.len()`) and whether the body is complete; bytes after the body are left alone.
     /// `max_body` bounds the chunked data total (413); `max_trailer` the trailer section (431).
-    pub fn feed(
+    pub(crate) fn feed(
         &mut self,
         data: &[u8],
         max_body: u64,
         max_trailer: usize,
     ) -> (usize, Result<bool, RequestError>) {
+        self.feed_into(data, max_body, max_trailer, &mut |_| {})
+    }
+
+    /// As [`feed`](Self::feed), and hands the body's content (without chunk framing) to
+    /// `content`, in order, in pieces.
+    pub(crate) fn feed_into(
+        &mut self,
+        data: &[u8],
+        max_body: u64,
+        max_trailer: usize,
+        content: &mut impl FnMut(&[u8]),
+    ) -> (usize, Result<bool, RequestError>) {
         match self {
             BodyReader::Length { remaining } => {
                 let n = (*remaining).min(data.len() as u64);
                 *remaining -= n;
+                content(&data[..n as usize]);
                 (n as usize, Ok(*remaining == 0))
             }
-            BodyReader::Chunked(d) => d.feed(data, max_body, max_trailer),
+            BodyReader::Chunked(d) => d.feed(data, max_body, max_trailer, content),
         }
     }
 }
@@ -863,6 +928,7 @@ impl ChunkedDecoder {
         data: &[u8],
         max_body: u64,
         max_trailer: usize,
+        content: &mut impl FnMut(&[u8]),
     ) -> (usize, Result<bool, RequestError>) {
         let mut i = 0;
         while i < data.len() {
@@ -872,6 +938,7 @@ impl ChunkedDecoder {
             if self.state == ChunkState::Data {
                 let n = self.size.min((data.len() - i) as u64);
                 self.size -= n;
+                content(&data[i..i + n as usize]);
                 i += n as usize;
                 if self.size == 0 {
                     self.state = ChunkState::DataCr;
@@ -1159,7 +1226,7 @@ mod tests {
               Content-Length: 5 , 5\r\ncontent-length: 5\r\nEXPECT: 100-Continue\r\n\r\n",
         )
         .unwrap();
-        assert_eq!(h.method, Method::NotAllowed);
+        assert_eq!(h.method, Method::Post);
         assert!(h.close && !h.persistent());
         assert_eq!(h.framing, Framing::Length(5));
         assert!(h.expect_continue);
@@ -1173,11 +1240,11 @@ mod tests {
         assert_eq!(h.framing, Framing::None);
         assert_eq!(
             parse(b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().method,
-            Method::Unknown
+            Method::Other("FOO")
         );
         assert_eq!(
             parse(b"get / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().method,
-            Method::Unknown
+            Method::Other("get")
         );
         assert_eq!(
             parse(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().method,

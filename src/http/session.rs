@@ -1,30 +1,40 @@
-//! The responder as an [`App`] of the TCP engine: [`HttpApp`] (shared by the connections of
-//! one worker: configuration, content, cached heads, the date, statistics) and [`HttpSession`]
-//! (one connection's progress through RFC 9112's message sequence).
+//! The framework as an [`App`] of the TCP engine: [`HttpApp`] (one per worker: configuration,
+//! the [`Handler`], cached heads, the date, statistics) and [`HttpSession`] (one connection's
+//! progress through RFC 9112's message sequence).
 //!
 //! A connection moves between three phases:
 //! - `Head`: waiting for (the rest of) a request head. With no byte of it yet, the connection
 //!   is idle; the first byte starts the header timeout.
-//! - `Body`: skipping a request body; its response is sent once the body is complete.
-//! - `Closed`: the server called `io.close()`; later bytes are read and dropped.
+//! - `Body`: reading a request body (collected for the handler, or dropped if it declined);
+//!   the handler is called once the body is complete.
+//! - `Closed`: the server decided to close; later bytes are read and dropped, and the FIN
+//!   follows once the last response has been handed to the send queue.
 //!
-//! Pipelined requests (RFC 9112 9.3.2) are answered in order within one `on_readable`, until
-//! the responses queued and not yet acknowledged exceed `max_queued_bytes` or
-//! `max_queued_chunks`: then the connection stops reading (the requests left unread fill the
-//! receive buffer and the window closes) and resumes when half of the queue has drained.
-//! Every callback ends by setting the deadline of the phase it leaves the connection in.
+//! A response is handed to the send queue as room allows (`AppIo::send_bytes` takes at most
+//! the connection's send limit): what does not fit waits in the session, and a streamed body is
+//! pulled only as room opens (`on_writable`). Until the response is all queued, no further
+//! request is read. Pipelined requests (RFC 9112 9.3.2) are answered in order within one
+//! `on_readable`, until the responses queued and not yet acknowledged exceed
+//! `max_queued_bytes` or `max_queued_chunks`: then the connection stops reading (the requests
+//! left unread fill the receive buffer and the window closes) and resumes when half of the
+//! queue has drained. Every callback ends by setting the deadline of the phase it leaves the
+//! connection in.
 
-use std::sync::Arc;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
-use super::content::{Content, ResourceId};
+use super::content::{StaticFiles, error_resource};
+use super::handler::{Handler, Request};
 use super::request::{
-    BodyReader, Framing, HeadScan, HeadScanner, Method, RequestError, Version, normalize_path,
-    parse_head, request_path,
+    BodyReader, Framing, HeadScan, HeadScanner, Method, RequestError, RequestHead, Version,
+    normalize_path, parse_head, request_path,
 };
-use super::response::{CONTINUE_100, ConnHeader, HeadCache, HttpDate, Status};
+use super::response::{
+    Body, BodyStream, CONTINUE_100, ConnHeader, HeadCache, HeadLine, HttpDate, Resource,
+    Response, StatusCode, chunk_overhead, head_len_bound, write_chunk_size, write_head,
+};
 use crate::tcp::app::{App, AppIo, CloseReason, ConnInfo};
 use crate::time::Instant;
 
@@ -90,14 +100,16 @@ impl Default for HttpConfig {
 /// [`HttpApp::stats`] and sum across workers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HttpStats {
+    /// Connections accepted.
     pub connections_opened: u64,
+    /// Connections gone (however they ended).
     pub connections_closed: u64,
     /// Final responses queued (errors included).
     pub responses: u64,
     /// Of those, answers to HEAD (no body sent).
     pub head_responses: u64,
-    /// Responses by class: `[2]` = 2xx ... `[5]` = 5xx; `[1]` counts the interim
-    /// `100 Continue`; `[0]` is unused.
+    /// Responses by class: `[2]` = 2xx ... `[5]` = 5xx (and a handler's codes above 599);
+    /// `[1]` counts the interim `100 Continue`; `[0]` is unused.
     pub responses_by_class: [u64; 6],
     /// Requests refused, by reason (index: [`RequestError::index`]).
     pub errors: [u64; RequestError::COUNT],
@@ -115,9 +127,15 @@ pub struct HttpStats {
     pub continues: u64,
     /// Bytes queued for sending (heads and bodies).
     pub bytes_queued: u64,
-    /// Request body bytes read and dropped.
+    /// Request body bytes read and dropped (the handler declined them).
     pub body_bytes_discarded: u64,
-    /// Response heads formatted (at most once per second per resource and `Connection` form).
+    /// Request body bytes collected for the handler (chunked bodies: decoded content).
+    pub body_bytes_collected: u64,
+    /// Handler answers replaced by a 500 (a refused header field, a 1xx status), and streamed
+    /// bodies that did not match their announced length.
+    pub handler_errors: u64,
+    /// Cached response heads formatted (at most once per second per cache key and
+    /// `Connection` form: error pages, and handlers' [`Response::cache_head`] responses).
     pub head_rebuilds: u64,
     /// Service times not kept because the buffer was full.
     pub service_times_dropped: u64,
@@ -126,22 +144,53 @@ pub struct HttpStats {
 }
 
 impl HttpStats {
+    /// Requests refused for reason `e`.
     pub fn error_count(&self, e: RequestError) -> u64 {
         self.errors[e.index()]
     }
 }
 
-/// The HTTP responder of one worker.
-pub struct HttpApp {
+/// The framework's own error answers, in the order of their head-cache slots.
+const FRAMEWORK_ERRORS: [StatusCode; 8] = [
+    StatusCode::BAD_REQUEST,
+    StatusCode::REQUEST_TIMEOUT,
+    StatusCode::CONTENT_TOO_LARGE,
+    StatusCode::URI_TOO_LONG,
+    StatusCode::HEADER_FIELDS_TOO_LARGE,
+    StatusCode::INTERNAL_SERVER_ERROR,
+    StatusCode::NOT_IMPLEMENTED,
+    StatusCode::VERSION_NOT_SUPPORTED,
+];
+
+/// Heads formatted per response are written into a per-worker arena and split off: one
+/// allocation per this many bytes of heads, none once the queued heads have been acknowledged
+/// (the arena's buffer is then reused).
+const ARENA_CHUNK: usize = 64 * 1024;
+
+/// A collected body buffer larger than this is freed after its request (else kept for reuse).
+const STASH_KEEP: usize = 64 * 1024;
+
+/// The end of a chunked body: the last chunk, no trailers (RFC 9112 7.1).
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// The HTTP/1.1 server of one worker, running handler `H` (by default the static responder).
+/// It implements [`App`]: give it to the engine (or to [`Server::run`](crate::Server)'s
+/// factory).
+pub struct HttpApp<H = StaticFiles> {
     config: HttpConfig,
-    content: Arc<Content>,
+    handler: H,
+    /// The framework's error pages (slot `i` of `heads` answers `FRAMEWORK_ERRORS[i]`).
+    errors: Vec<Resource>,
+    /// Cached heads: the error pages first, then the handler's keys.
     heads: HeadCache,
     date: HttpDate,
     stats: HttpStats,
-    /// Reused buffers for path decoding and normalization.
+    /// Reused buffers for path decoding and normalization, and the path handed to the handler.
     decoded: Vec<u8>,
     key: Vec<u8>,
+    path: Vec<u8>,
     service_times: Vec<u32>,
+    arena: BytesMut,
 }
 
 /// One connection's state.
@@ -152,31 +201,56 @@ pub struct HttpSession {
     head_started: Option<Instant>,
     /// When the connection opened or the last response was queued.
     idle_since: Instant,
-    /// When the body being skipped last made progress.
+    /// When the body being read last made progress.
     body_progress: Instant,
     /// When the send queue last went from empty to not empty (the send timeout counts from
     /// here or from the peer's last acknowledgment, whichever is later).
     send_since: Instant,
     /// Final responses queued on this connection.
     requests: u32,
-    /// The rest of a response body the send queue has not taken yet (it takes at most the
-    /// connection's send limit); sent as room opens, before any further request is read.
-    pending: Bytes,
+    /// Bytes of the current response the send queue has not taken yet (it takes at most the
+    /// connection's send limit), in order; sent as room opens, before anything else.
+    pending: [Bytes; 3],
+    /// The streamed body being sent, pulled as room opens.
+    stream: Option<StreamOut>,
+    /// `io.close()` was called (the FIN follows what is queued).
+    fin: bool,
+    peer: SocketAddr,
+    /// A request head and its collected body, while the body arrives over several reads.
+    stash: Vec<u8>,
 }
 
 #[derive(Clone, Copy, Debug)]
 enum Phase {
     Head,
-    Body { reader: BodyReader, reply: Reply },
+    Body {
+        reader: BodyReader,
+        /// The head is `stash[..head_len]`; a collected body follows it.
+        head_len: usize,
+        /// Collect the body for the handler (else drop it).
+        collect: bool,
+        /// When the request's first byte arrived (for the service time).
+        started: Instant,
+    },
     Closed,
 }
 
-/// A response decided on and not yet queued.
+/// A streamed body on its way out.
+struct StreamOut {
+    body: Box<dyn BodyStream>,
+    /// Bytes still owed under `Content-Length`; `None`: chunked, or until close.
+    remaining: Option<u64>,
+    chunked: bool,
+    /// What the stream gave beyond what fitted, sent before the next pull.
+    leftover: Bytes,
+}
+
+/// How to frame the response to one request.
 #[derive(Clone, Copy, Debug)]
-struct Reply {
-    resource: ResourceId,
+struct ReplyTo {
     head_only: bool,
     conn: ConnHeader,
+    version: Version,
     /// When the request's first byte arrived (for the service time).
     started: Instant,
 }
@@ -191,16 +265,24 @@ impl HttpSession {
             body_progress: now,
             send_since: now,
             requests: 0,
-            pending: Bytes::new(),
+            pending: Default::default(),
+            stream: None,
+            fin: false,
+            peer: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            stash: Vec::new(),
         }
     }
     /// Final responses queued on this connection so far.
     pub fn requests(&self) -> u32 {
         self.requests
     }
-    /// True once the server has decided to close (after `io.close()`).
+    /// True once the server has decided to close.
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
+    }
+    /// Part of the current response is still to be handed to the send queue.
+    fn busy(&self) -> bool {
+        self.stream.is_some() || self.pending.iter().any(|p| !p.is_empty())
     }
     /// Called before queueing bytes: an empty queue starts the send timeout's clock.
     fn note_send(&mut self, io: &AppIo<'_>, now: Instant) {
@@ -208,40 +290,120 @@ impl HttpSession {
             self.send_since = now;
         }
     }
+    /// Appends `b` to what waits for the send queue.
+    fn push_pending(&mut self, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
+        let last = self.pending.iter().rposition(|p| !p.is_empty());
+        match last {
+            None => self.pending[0] = b,
+            Some(i) if i + 1 < self.pending.len() => self.pending[i + 1] = b,
+            // Never expected (at most a 100 Continue, a head and a body wait together): join
+            // by copy rather than lose bytes.
+            Some(i) => {
+                let mut both = BytesMut::with_capacity(self.pending[i].len() + b.len());
+                both.extend_from_slice(&self.pending[i]);
+                both.extend_from_slice(&b);
+                self.pending[i] = both.freeze();
+            }
+        }
+    }
 }
 
-impl HttpApp {
-    pub fn new(config: HttpConfig, content: Arc<Content>) -> Self {
+/// The path handed to the handler for `h`, into `path`: `/`, the normalized segments, and `/`
+/// for a directory (see [`Request::path`]).
+fn request_path_into(
+    h: &RequestHead<'_>,
+    decoded: &mut Vec<u8>,
+    key: &mut Vec<u8>,
+    path: &mut Vec<u8>,
+) -> Result<(), RequestError> {
+    path.clear();
+    match h.method {
+        // RFC 9112 3.2.4: asterisk form, for OPTIONS only.
+        Method::Options if h.target == b"*" => {
+            path.push(b'*');
+            return Ok(());
+        }
+        // RFC 9112 3.2.3: authority form, for CONNECT only: no path.
+        Method::Connect if h.target.first() != Some(&b'/') => return Ok(()),
+        _ => {}
+    }
+    let directory = normalize_path(request_path(h.target)?, decoded, key)?;
+    path.push(b'/');
+    path.extend_from_slice(key);
+    if directory && !key.is_empty() {
+        path.push(b'/');
+    }
+    Ok(())
+}
+
+fn request<'a>(
+    h: &RequestHead<'a>,
+    path: &'a [u8],
+    body: &'a [u8],
+    peer: SocketAddr,
+) -> Request<'a> {
+    Request {
+        method: h.method,
+        target: h.target,
+        path,
+        version: h.version,
+        fields: h.fields,
+        body,
+        peer,
+    }
+}
+
+impl<H: Handler> HttpApp<H> {
+    /// The server of one worker, answering with `handler`.
+    pub fn new(config: HttpConfig, handler: H) -> Self {
+        let errors: Vec<Resource> = FRAMEWORK_ERRORS
+            .iter()
+            .map(|&s| error_resource(s, Bytes::new()))
+            .collect();
         HttpApp {
-            heads: HeadCache::new(content.len()),
+            heads: HeadCache::new(errors.len() + handler.head_cache_slots()),
+            errors,
             service_times: Vec::with_capacity(config.service_time_capacity),
             config,
-            content,
+            handler,
             date: HttpDate::new(0),
             stats: HttpStats::default(),
             decoded: Vec::with_capacity(256),
             key: Vec::with_capacity(256),
+            path: Vec::with_capacity(256),
+            arena: BytesMut::new(),
         }
     }
 
     /// The wall clock, in seconds since the Unix epoch, for the `Date` header. The worker calls
     /// this once per loop iteration (cheap when the second is unchanged) before any traffic;
-    /// until then responses carry the epoch. Heads are reformatted lazily, at most once per
-    /// second per resource and `Connection` form.
+    /// until then responses carry the epoch. Cached heads are reformatted lazily, at most once
+    /// per second per key and `Connection` form.
     pub fn set_wall_clock(&mut self, unix_secs: u64) {
         self.date.set(unix_secs);
     }
 
+    /// The counters.
     pub fn stats(&self) -> &HttpStats {
         &self.stats
     }
 
+    /// The configuration.
     pub fn config(&self) -> &HttpConfig {
         &self.config
     }
 
-    pub fn content(&self) -> &Arc<Content> {
-        &self.content
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The handler, to change it between callbacks.
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
     }
 
     /// Service times in microseconds (first byte of a request to its response queued) since
@@ -250,7 +412,7 @@ impl HttpApp {
         self.service_times.drain(..)
     }
 
-    /// Answers every complete request in `io.data()`, in order, and skips bodies.
+    /// Answers every complete request in `io.data()`, in order, and reads bodies.
     ///
     /// Handled bytes are consumed once, at the end: consuming moves what is left to the front
     /// of the receive buffer, and doing that per pipelined request would copy the rest again
@@ -260,18 +422,20 @@ impl HttpApp {
         let max_head = self.config.max_header_bytes.min(io.recv.capacity()).max(1);
         // Bytes at the front of `io.data()` already handled.
         let mut done = 0;
-        if !s.pending.is_empty() {
-            // The last response is still being queued: it goes first, and no request is read
-            // meanwhile (`on_writable` comes back here).
-            io.send_bytes(&mut s.pending);
-            if !s.pending.is_empty() {
-                return;
-            }
+        // The last response is still being queued: it goes first, and no request is read
+        // meanwhile (`on_writable` comes back here).
+        if !self.flush(s, io) {
+            return;
         }
         loop {
             match s.phase {
                 Phase::Closed => break,
-                Phase::Body { mut reader, reply } => {
+                Phase::Body {
+                    mut reader,
+                    head_len,
+                    collect,
+                    started,
+                } => {
                     let data = &io.data()[done..];
                     if data.is_empty() {
                         if io.peer_closed() {
@@ -279,18 +443,35 @@ impl HttpApp {
                         }
                         break;
                     }
-                    let (used, result) =
-                        reader.feed(data, self.config.max_body, self.config.max_header_bytes);
+                    let (max_body, max_trailer) =
+                        (self.config.max_body, self.config.max_header_bytes);
+                    let (used, result) = if collect {
+                        let stash = &mut s.stash;
+                        let before = stash.len();
+                        let r = reader.feed_into(data, max_body, max_trailer, &mut |c| {
+                            stash.extend_from_slice(c)
+                        });
+                        self.stats.body_bytes_collected += (stash.len() - before) as u64;
+                        r
+                    } else {
+                        let r = reader.feed(data, max_body, max_trailer);
+                        self.stats.body_bytes_discarded += r.0 as u64;
+                        r
+                    };
                     done += used;
-                    self.stats.body_bytes_discarded += used as u64;
                     s.body_progress = now;
                     match result {
                         Ok(true) => {
                             s.phase = Phase::Head;
-                            self.reply(s, io, reply, now);
+                            self.answer_stashed(s, io, head_len, started, now);
                         }
                         Ok(false) => {
-                            s.phase = Phase::Body { reader, reply };
+                            s.phase = Phase::Body {
+                                reader,
+                                head_len,
+                                collect,
+                                started,
+                            };
                             if io.peer_closed() {
                                 self.close(s, io);
                             }
@@ -310,14 +491,15 @@ impl HttpApp {
                         }
                         break;
                     }
-                    if !s.pending.is_empty()
+                    let busy = s.busy();
+                    if busy
                         || (s.head_started.is_none()
                             && (io.send_queued() >= self.config.max_queued_bytes
                                 || io.send_queued_chunks() >= self.config.max_queued_chunks))
                     {
                         // Back-pressure: the next request waits in the receive buffer until
                         // half of what is queued has been acknowledged (`on_writable`).
-                        if s.pending.is_empty() {
+                        if !busy {
                             io.writable_below(io.send_queued() / 2);
                         }
                         self.stats.read_pauses += 1;
@@ -340,32 +522,11 @@ impl HttpApp {
                                 break;
                             }
                         };
-                    let body_bytes_waiting = data.len() > end;
-                    let plan = self.plan(&data[start..end], s.requests, started);
-                    done += end;
                     s.scanner.reset();
                     s.head_started = None;
-                    let (reply, body, expect_continue) = match plan {
-                        Ok(p) => p,
-                        Err(e) => {
-                            self.refuse(s, io, e, now);
-                            break;
-                        }
-                    };
-                    match body {
-                        None => self.reply(s, io, reply, now),
-                        Some(reader) => {
-                            // RFC 9110 10.1.1: answer 100-continue before reading the body,
-                            // unless the client did not wait for it.
-                            if expect_continue && !body_bytes_waiting {
-                                s.note_send(io, now);
-                                io.send_bytes(&mut Bytes::from_static(CONTINUE_100));
-                                self.stats.continues += 1;
-                                self.stats.responses_by_class[1] += 1;
-                            }
-                            s.body_progress = now;
-                            s.phase = Phase::Body { reader, reply };
-                        }
+                    match self.answer_head(s, io, done, start, end, started, now) {
+                        Some(used) => done += used,
+                        None => break,
                     }
                 }
             }
@@ -379,32 +540,127 @@ impl HttpApp {
         }
     }
 
-    /// Decides the response to a complete head: the resource, the `Connection` form, and the
-    /// body to skip first (with whether to send 100 Continue).
-    fn plan(
+    /// A complete head at `io.data()[at + start..at + end]`: checks it and answers it now, or
+    /// moves to reading its body. Returns the bytes used from `at` on (head, and a body that
+    /// was all there), or `None` when the connection was refused.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_head(
         &mut self,
-        head: &[u8],
-        served: u32,
+        s: &mut HttpSession,
+        io: &mut AppIo<'_>,
+        at: usize,
+        start: usize,
+        end: usize,
         started: Instant,
-    ) -> Result<(Reply, Option<BodyReader>, bool), RequestError> {
-        let h = parse_head(head)?;
-        let resource = match h.method {
-            Method::Get | Method::Head => {
-                let path = request_path(h.target)?;
-                let directory = normalize_path(path, &mut self.decoded, &mut self.key)?;
-                self.content.resolve(&self.key, directory)
+        now: Instant,
+    ) -> Option<usize> {
+        let data = &io.data()[at..];
+        let head = &data[start..end];
+        let h = match parse_head(head) {
+            Ok(h) => h,
+            Err(e) => {
+                self.refuse(s, io, e, now);
+                return None;
             }
-            // RFC 9110 15.5.6: a method known but not allowed here: 405 with Allow.
-            Method::NotAllowed => self.content.error(Status::MethodNotAllowed),
-            // RFC 9110 9.1: an unrecognized method: 501.
-            Method::Unknown => self.content.error(Status::NotImplemented),
         };
-        let body = match h.framing {
+        if let Err(e) = request_path_into(&h, &mut self.decoded, &mut self.key, &mut self.path) {
+            self.refuse(s, io, e, now);
+            return None;
+        }
+        let reader = match h.framing {
             Framing::Length(n) if n > self.config.max_body => {
-                return Err(RequestError::BodyTooLarge);
+                self.refuse(s, io, RequestError::BodyTooLarge, now);
+                return None;
             }
             f => BodyReader::new(f),
         };
+        let to = self.reply_to(&h, s.requests, started);
+        let Some(reader) = reader else {
+            // No body: answer now.
+            let req = request(&h, &self.path, &[], s.peer);
+            let resp = self.handler.handle(&req, now);
+            self.reply(s, io, resp, to, now);
+            return Some(end);
+        };
+        let collect = self
+            .handler
+            .wants_body(&request(&h, &self.path, &[], s.peer));
+        let waiting = &data[end..];
+        if let Framing::Length(n) = h.framing
+            && waiting.len() as u64 >= n
+        {
+            // The whole body is here: hand it over in place (or skip it).
+            let n = n as usize;
+            let body = if collect {
+                self.stats.body_bytes_collected += n as u64;
+                &waiting[..n]
+            } else {
+                self.stats.body_bytes_discarded += n as u64;
+                &[]
+            };
+            let req = request(&h, &self.path, body, s.peer);
+            let resp = self.handler.handle(&req, now);
+            self.reply(s, io, resp, to, now);
+            return Some(end + n);
+        }
+        // The body comes over several reads (or is chunked): keep the head meanwhile.
+        let expect_continue = h.expect_continue && h.version == Version::Http11;
+        s.stash.clear();
+        s.stash.extend_from_slice(head);
+        let head_len = head.len();
+        // RFC 9110 10.1.1: answer 100-continue before reading the body, unless the client did
+        // not wait for it.
+        if expect_continue && waiting.is_empty() {
+            s.note_send(io, now);
+            s.push_pending(Bytes::from_static(CONTINUE_100));
+            self.stats.continues += 1;
+            self.stats.responses_by_class[1] += 1;
+            self.flush(s, io);
+        }
+        s.body_progress = now;
+        s.phase = Phase::Body {
+            reader,
+            head_len,
+            collect,
+            started,
+        };
+        Some(end)
+    }
+
+    /// The body of the request in `s.stash` is complete: answer it.
+    fn answer_stashed(
+        &mut self,
+        s: &mut HttpSession,
+        io: &mut AppIo<'_>,
+        head_len: usize,
+        started: Instant,
+        now: Instant,
+    ) {
+        let (head, body) = s.stash.split_at(head_len);
+        // Checked when it arrived: these cannot fail now.
+        let checked = parse_head(head).and_then(|h| {
+            request_path_into(&h, &mut self.decoded, &mut self.key, &mut self.path).map(|()| h)
+        });
+        let h = match checked {
+            Ok(h) => h,
+            Err(e) => {
+                self.refuse(s, io, e, now);
+                return;
+            }
+        };
+        let to = self.reply_to(&h, s.requests, started);
+        let req = request(&h, &self.path, body, s.peer);
+        let resp = self.handler.handle(&req, now);
+        if s.stash.capacity() > STASH_KEEP {
+            s.stash = Vec::new();
+        } else {
+            s.stash.clear();
+        }
+        self.reply(s, io, resp, to, now);
+    }
+
+    /// How the response to `h` is framed: HEAD or not, the `Connection` form.
+    fn reply_to(&self, h: &RequestHead<'_>, served: u32, started: Instant) -> ReplyTo {
         let last = served.saturating_add(1) >= self.config.max_requests;
         let conn = if !h.persistent() || last {
             ConnHeader::Close
@@ -414,52 +670,148 @@ impl HttpApp {
         } else {
             ConnHeader::Default
         };
-        let reply = Reply {
-            resource,
+        ReplyTo {
             head_only: h.method == Method::Head,
             conn,
+            version: h.version,
             started,
-        };
-        let expect_continue = h.expect_continue && h.version == Version::Http11;
-        Ok((reply, body, expect_continue))
+        }
     }
 
-    /// Queues a response: the cached head and the body, two `Bytes` clones.
-    fn reply(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>, reply: Reply, now: Instant) {
-        let res = self.content.resource(reply.resource);
-        let head = self
-            .heads
-            .head(reply.resource.0 as usize, res, reply.conn, &self.date);
-        s.note_send(io, now);
-        let mut queued = head.len();
-        s.pending = head.clone();
-        io.send_bytes(&mut s.pending);
-        if reply.head_only {
-            self.stats.head_responses += 1;
+    /// The framework's answer for an error status.
+    fn error_response(&self, status: StatusCode) -> Response {
+        let i = FRAMEWORK_ERRORS
+            .iter()
+            .position(|&s| s == status)
+            .unwrap_or(0);
+        self.errors[i].response(i as u32)
+    }
+
+    /// The head of `resp`: the cached one for its key, else formatted into the arena.
+    fn head(&mut self, resp: &Response, line: HeadLine, slot: Option<usize>) -> Bytes {
+        if let Some(k) = slot
+            && let Some(head) = self.heads.get(k, line.conn, &self.date)
+        {
+            return head.clone();
+        }
+        let need = head_len_bound(resp);
+        if self.arena.capacity() - self.arena.len() < need {
+            self.arena.reserve(need.max(ARENA_CHUNK));
+        }
+        write_head(&mut self.arena, line, self.date.as_bytes(), resp);
+        let head = self.arena.split().freeze();
+        if let Some(k) = slot {
+            self.heads.put(k, line.conn, &self.date, head.clone());
+        }
+        head
+    }
+
+    /// Queues a response: its head, then its body as room allows. `resp` comes from the
+    /// handler unless `framework` (an error page, whose cache key is its slot).
+    fn reply(
+        &mut self,
+        s: &mut HttpSession,
+        io: &mut AppIo<'_>,
+        resp: Response,
+        to: ReplyTo,
+        now: Instant,
+    ) {
+        let handler_slots = self.heads.len() - self.errors.len();
+        let mut slot = resp
+            .head_key
+            .map(|k| k as usize)
+            .filter(|&k| k < handler_slots)
+            .map(|k| k + self.errors.len());
+        let mut resp = resp;
+        if resp.invalid || resp.status.code() < 200 {
+            // A refused field or an interim status as the final answer: the handler's bug
+            // must not become a malformed response.
+            self.stats.handler_errors += 1;
+            resp = self.error_response(StatusCode::INTERNAL_SERVER_ERROR);
+            slot = resp.head_key.map(|k| k as usize);
+        }
+        self.send_response(s, io, resp, slot, to, now);
+    }
+
+    fn send_response(
+        &mut self,
+        s: &mut HttpSession,
+        io: &mut AppIo<'_>,
+        mut resp: Response,
+        slot: Option<usize>,
+        to: ReplyTo,
+        now: Instant,
+    ) {
+        let mut conn = if resp.close {
+            ConnHeader::Close
         } else {
-            queued += res.body.len();
-            if s.pending.is_empty() {
-                s.pending = res.body.clone();
-                io.send_bytes(&mut s.pending);
-            } else {
-                // The head itself did not fit (a send limit below a head's size): the body
-                // follows it. Rare enough that joining them by copy is fine.
-                let mut both = bytes::BytesMut::with_capacity(s.pending.len() + res.body.len());
-                both.extend_from_slice(&s.pending);
-                both.extend_from_slice(&res.body);
-                s.pending = both.freeze();
+            to.conn
+        };
+        let body = std::mem::replace(&mut resp.body, Body::Empty);
+        let (mut length, mut chunked, mut slot) = (None, false, slot);
+        match &body {
+            Body::Empty => length = Some(0),
+            Body::Bytes(b) => length = Some(b.len() as u64),
+            Body::Stream(st) => {
+                slot = None;
+                match st.length() {
+                    Some(n) => length = Some(n),
+                    // RFC 9110 9.3.2: HEAD may omit what is only known while generating.
+                    None if to.head_only => {}
+                    // RFC 9112 7.1 (and 6.1: only to an HTTP/1.1 request).
+                    None if to.version == Version::Http11 => chunked = true,
+                    // RFC 9112 6.3 (8): HTTP/1.0: the body ends with the connection.
+                    None => conn = ConnHeader::Close,
+                }
             }
         }
+        // RFC 9112 6.3 (1), RFC 9110 8.6: 204 and 304 have no content and no Content-Length.
+        let no_content = resp.status.has_no_content();
+        if no_content {
+            length = None;
+            chunked = false;
+        }
+        let line = HeadLine {
+            status: resp.status,
+            content_length: length,
+            chunked,
+            conn,
+        };
+        let head = self.head(&resp, line, slot);
+        s.note_send(io, now);
+        let mut queued = head.len();
+        s.push_pending(head);
+        if to.head_only {
+            self.stats.head_responses += 1;
+        }
+        if !to.head_only && !no_content {
+            match body {
+                Body::Empty => {}
+                Body::Bytes(b) => {
+                    queued += b.len();
+                    s.push_pending(b);
+                }
+                Body::Stream(st) => {
+                    s.stream = Some(StreamOut {
+                        remaining: length,
+                        chunked,
+                        body: st,
+                        leftover: Bytes::new(),
+                    });
+                }
+            }
+        }
+        self.stats.bytes_queued += queued as u64;
+        self.flush(s, io);
         // The worker's request-service latency: from now (the request is complete) until the
         // response's last byte is handed to the transmit ring.
         io.time_until_sent(now);
         self.stats.head_rebuilds = self.heads.rebuilds();
         self.stats.responses += 1;
-        self.stats.responses_by_class[res.status.class()] += 1;
-        self.stats.bytes_queued += queued as u64;
+        self.stats.responses_by_class[resp.status.class().min(5)] += 1;
         if self.config.service_time_capacity > 0 {
             if self.service_times.len() < self.config.service_time_capacity {
-                let us = now.as_micros().saturating_sub(reply.started.as_micros());
+                let us = now.as_micros().saturating_sub(to.started.as_micros());
                 self.service_times.push(us.min(u32::MAX as u64) as u32);
             } else {
                 self.stats.service_times_dropped += 1;
@@ -467,12 +819,107 @@ impl HttpApp {
         }
         s.requests = s.requests.saturating_add(1);
         s.idle_since = now;
-        if reply.conn == ConnHeader::Close {
+        if conn == ConnHeader::Close {
             if s.requests >= self.config.max_requests {
                 self.stats.closed_max_requests += 1;
             }
             self.close(s, io);
         }
+    }
+
+    /// Hands what waits of the current response to the send queue, as far as room allows,
+    /// pulling a streamed body piece by piece. Returns true when all of it is queued (then a
+    /// close decided earlier sends its FIN).
+    fn flush(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>) -> bool {
+        loop {
+            for part in s.pending.iter_mut() {
+                if !part.is_empty() {
+                    io.send_bytes(part);
+                    if !part.is_empty() {
+                        // `send_bytes` asked for `on_writable` once half the queue drains.
+                        return false;
+                    }
+                }
+            }
+            let Some(st) = s.stream.as_mut() else {
+                break;
+            };
+            if st.remaining == Some(0) {
+                if !st.leftover.is_empty() {
+                    // More than the announced length: dropped (the framing stands).
+                    self.stats.handler_errors += 1;
+                }
+                s.stream = None;
+                continue;
+            }
+            let room = io.send_room();
+            let framing = if st.chunked {
+                chunk_overhead(room)
+            } else {
+                0
+            };
+            let mut max = room.saturating_sub(framing);
+            if let Some(rem) = st.remaining {
+                max = max.min(usize::try_from(rem).unwrap_or(usize::MAX));
+            }
+            if max == 0 {
+                if io.send_queued() > 0 {
+                    let limit = io.send_room() + io.send_queued();
+                    io.writable_below(limit / 2);
+                    return false;
+                }
+                // A send limit smaller than a chunk's framing: the frame waits in `pending`.
+                max = 1;
+            }
+            let mut piece = if st.leftover.is_empty() {
+                st.body.next_chunk(max).unwrap_or_default()
+            } else {
+                std::mem::take(&mut st.leftover)
+            };
+            if piece.is_empty() {
+                // The end of the body.
+                let (short, chunked) = (st.remaining.is_some_and(|r| r > 0), st.chunked);
+                s.stream = None;
+                if short {
+                    // Fewer bytes than Content-Length announced: the client cannot tell a
+                    // short body from a slow one, so the connection is reset.
+                    self.stats.handler_errors += 1;
+                    io.abort();
+                    s.phase = Phase::Closed;
+                    s.fin = true;
+                    s.pending = Default::default();
+                    return true;
+                }
+                if chunked {
+                    s.push_pending(Bytes::from_static(LAST_CHUNK));
+                    self.stats.bytes_queued += LAST_CHUNK.len() as u64;
+                }
+                continue;
+            }
+            if piece.len() > max {
+                st.leftover = piece.split_off(max);
+            }
+            if let Some(rem) = st.remaining.as_mut() {
+                *rem -= piece.len() as u64;
+            }
+            let mut queued = piece.len();
+            if st.chunked {
+                write_chunk_size(&mut self.arena, piece.len());
+                let size_line = self.arena.split().freeze();
+                queued += size_line.len() + 2;
+                s.push_pending(size_line);
+                s.push_pending(piece);
+                s.push_pending(Bytes::from_static(b"\r\n"));
+            } else {
+                s.push_pending(piece);
+            }
+            self.stats.bytes_queued += queued as u64;
+        }
+        if s.is_closed() && !s.fin {
+            io.close();
+            s.fin = true;
+        }
+        true
     }
 
     /// Answers a request that cannot be served or framed, then closes (RFC 9112 9.6: the
@@ -486,26 +933,32 @@ impl HttpApp {
         &mut self,
         s: &mut HttpSession,
         io: &mut AppIo<'_>,
-        status: Status,
+        status: StatusCode,
         now: Instant,
     ) {
-        let reply = Reply {
-            resource: self.content.error(status),
+        let to = ReplyTo {
             head_only: false,
             conn: ConnHeader::Close,
+            version: Version::Http11,
             started: s.head_started.take().unwrap_or(now),
         };
         s.phase = Phase::Head;
-        self.reply(s, io, reply, now);
+        let resp = self.error_response(status);
+        let slot = resp.head_key.map(|k| k as usize);
+        self.send_response(s, io, resp, slot, to, now);
     }
 
-    /// Graceful close (FIN after what is queued). Unread bytes are dropped, now and later.
+    /// Graceful close: the FIN follows the response being sent. Unread bytes are dropped,
+    /// now and later.
     fn close(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>) {
-        io.close();
         let n = io.data().len();
         io.consume(n);
         s.phase = Phase::Closed;
         s.head_started = None;
+        if !s.busy() && !s.fin {
+            io.close();
+            s.fin = true;
+        }
     }
 
     /// The deadline to ask for: the phase's, or the send timeout's if that comes first.
@@ -540,20 +993,22 @@ impl HttpApp {
     fn timed_out(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>, now: Instant) {
         if self.config.send_408 {
             // RFC 9110 15.5.9: 408, and the server closes.
-            self.reply_and_close(s, io, Status::RequestTimeout, now);
+            self.reply_and_close(s, io, StatusCode::REQUEST_TIMEOUT, now);
         } else {
             self.close(s, io);
         }
     }
 }
 
-impl App for HttpApp {
+impl<H: Handler> App for HttpApp<H> {
     type Session = HttpSession;
     type Message = ();
 
-    fn on_open(&mut self, _conn: &ConnInfo, now: Instant) -> Option<HttpSession> {
+    fn on_open(&mut self, conn: &ConnInfo, now: Instant) -> Option<HttpSession> {
         self.stats.connections_opened += 1;
-        Some(HttpSession::new(now))
+        let mut s = HttpSession::new(now);
+        s.peer = conn.peer();
+        Some(s)
     }
 
     fn on_readable(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>, now: Instant) {
@@ -561,7 +1016,7 @@ impl App for HttpApp {
         io.set_deadline(self.deadline(s, io));
     }
 
-    /// Room in the send queue: the rest of a large body goes on, then pipelined requests
+    /// Room in the send queue: the rest of the response goes on, then pipelined requests
     /// left unread are read again.
     fn on_writable(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>, now: Instant) {
         self.drive(s, io, now);
