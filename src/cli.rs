@@ -46,8 +46,13 @@ pub enum SynCookiesArg {
     Never,
 }
 
+/// The flags of any server on synack: interface, addresses, queues and cores, TCP limits,
+/// AF_XDP sizes, statistics. `synack serve` and the examples flatten them into their own
+/// command lines (`#[command(flatten)]`) and hand them to [`Server::from_args`].
+///
+/// [`Server::from_args`]: crate::Server::from_args
 #[derive(Args, Debug, Clone)]
-pub struct ServeArgs {
+pub struct ServerArgs {
     /// Interface to attach to (it must carry --ip).
     #[arg(long, value_name = "IF")]
     pub iface: String,
@@ -57,13 +62,6 @@ pub struct ServeArgs {
     /// TCP port to serve (repeat for several).
     #[arg(long, value_name = "PORT", required = true, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Vec<u16>,
-
-    /// Serve this fixed body for every GET path (the benchmark mode).
-    #[arg(long, value_name = "TEXT", conflicts_with = "root")]
-    pub body: Option<String>,
-    /// Serve the files under DIR, loaded into memory at start.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
 
     /// Number of NIC queues to serve, one AF_XDP socket and one worker each.
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -106,6 +104,10 @@ pub struct ServeArgs {
     /// Receive buffer (the largest receive window) per connection, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     pub recv_buffer: usize,
+    /// Send limit per connection, in bytes: the most the application may have queued and
+    /// not yet acknowledged (Linux's SO_SNDBUF).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
+    pub send_buffer: usize,
     /// Receive memory per worker, in bytes: what receive buffers may hold in all (out-of-order
     /// data is dropped, windows stop growing, and each connection keeps only 2 KiB of unread
     /// data beyond it). Raise it for many large uploads at once.
@@ -128,22 +130,6 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub batch: usize,
 
-    /// Seconds a client may take to send a request's headers.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub header_timeout: u64,
-    /// Seconds an idle keep-alive connection is kept.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub keepalive_timeout: u64,
-    /// Seconds a response may go without the client acknowledging any of it before the
-    /// connection is reset (nginx's send_timeout).
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub send_timeout: u64,
-    /// Requests served on one connection before it is closed.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    pub max_requests: u32,
-    /// Largest request body accepted (it is read and discarded), in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
-    pub max_body: u64,
     /// Seconds given to in-flight responses on SIGINT/SIGTERM before connections are reset.
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub grace: u64,
@@ -166,6 +152,37 @@ pub struct ServeArgs {
     /// Fault injection for tests: drop this fraction (0..1) of received frames.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub inject_drop: f64,
+}
+
+/// `synack serve`: the server's flags and what to serve over HTTP.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// Serve this fixed body for every GET path (the benchmark mode).
+    #[arg(long, value_name = "TEXT", conflicts_with = "root")]
+    pub body: Option<String>,
+    /// Serve the files under DIR, loaded into memory at start.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds an idle keep-alive connection is kept.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub keepalive_timeout: u64,
+    /// Seconds a response may go without the client acknowledging any of it before the
+    /// connection is reset (nginx's send_timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub send_timeout: u64,
+    /// Requests served on one connection before it is closed.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_requests: u32,
+    /// Largest request body accepted (it is read and discarded), in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub max_body: u64,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -15,6 +15,7 @@ pub mod http;
 pub mod netdev;
 pub mod pcap;
 pub mod serve;
+pub mod server;
 pub mod signals;
 pub mod stats;
 pub mod tcp;
@@ -22,3 +23,7 @@ pub mod time;
 pub mod wire;
 pub mod worker;
 pub mod xdp;
+
+pub use server::{FinalStats, Mailbox, ServeError, Server, ServerHandle, Worker, XdpAttach};
+pub use tcp::app::{App, AppIo, CloseReason, ConnId, ConnInfo, Wakeups};
+pub use time::Instant;

@@ -241,6 +241,8 @@ pub struct Datapath<A: App, IO: FrameIo> {
     inject: DropInjector,
     capture: Option<crate::pcap::Capture>,
     steering: Option<Steering>,
+    /// Messages other workers sent this one's application (`App::on_message`).
+    inbox: Option<Receiver<A::Message>>,
 }
 
 impl<A: App, IO: FrameIo> Datapath<A, IO> {
@@ -257,7 +259,13 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             inject: DropInjector::new(0.0, 1),
             capture: None,
             steering: None,
+            inbox: None,
         }
+    }
+
+    /// Where the application's messages from other workers arrive.
+    pub(crate) fn set_inbox(&mut self, inbox: Receiver<A::Message>) {
+        self.inbox = Some(inbox);
     }
 
     /// Joins a mesh of workers: frames of connections owned elsewhere are forwarded there.
@@ -290,6 +298,7 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             inject,
             capture,
             steering,
+            inbox,
         } = self;
         let capture = capture.as_ref().map(|c| (c, unix_us));
         let steering = steering.as_ref();
@@ -351,6 +360,13 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
                     let seg = parsed.to_segment_in();
                     let mut sink = addr.sink(tx, counters, capture);
                     engine.on_segment(now, &seg, &mut sink);
+                }
+            }
+            // Messages for the application, a bounded number per iteration.
+            if let Some(inbox) = inbox {
+                for msg in inbox.try_iter().take(INBOX_BATCH) {
+                    let mut sink = addr.sink(tx, counters, capture);
+                    engine.on_message(now, msg, &mut sink);
                 }
             }
             let mut sink = addr.sink(tx, counters, capture);

@@ -1060,6 +1060,34 @@ impl<H: Handler> App for HttpApp<H> {
     fn on_close(&mut self, _s: HttpSession, _reason: CloseReason, _now: Instant) {
         self.stats.connections_closed += 1;
     }
+
+    fn on_wall_clock(&mut self, unix_secs: u64) {
+        self.set_wall_clock(unix_secs);
+    }
+
+    fn requests(&self) -> u64 {
+        self.stats.responses
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let s = &self.stats;
+        vec![
+            ("responses", s.responses),
+            ("responses_1xx", s.responses_by_class[1]),
+            ("responses_2xx", s.responses_by_class[2]),
+            ("responses_3xx", s.responses_by_class[3]),
+            ("responses_4xx", s.responses_by_class[4]),
+            ("responses_5xx", s.responses_by_class[5]),
+            ("head_responses", s.head_responses),
+            ("timeouts_header", s.timeouts_header),
+            ("timeouts_idle", s.timeouts_idle),
+            ("timeouts_body", s.timeouts_body),
+            ("timeouts_send", s.timeouts_send),
+            ("closed_max_requests", s.closed_max_requests),
+            ("connections_opened", s.connections_opened),
+            ("connections_closed", s.connections_closed),
+        ]
+    }
 }
 
 #[cfg(test)]

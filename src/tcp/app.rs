@@ -111,6 +111,23 @@ pub trait App {
     /// The connection is gone. Called once for every connection `on_open` accepted, also
     /// after an abort.
     fn on_close(&mut self, session: Self::Session, reason: CloseReason, now: Instant);
+
+    /// The wall clock, in seconds since the Unix epoch: given before any traffic and then
+    /// about every 64 loop iterations (the engine's `now` is monotonic and has no date). An
+    /// HTTP server formats its `Date` header from it.
+    fn on_wall_clock(&mut self, unix_secs: u64) {
+        let _ = unix_secs;
+    }
+    /// Requests served so far: the live statistics show their rate, the metrics
+    /// `synack_http_requests_total`. 0 where the notion does not apply.
+    fn requests(&self) -> u64 {
+        0
+    }
+    /// The application's own counters, named, for the statistics and the metrics (read once
+    /// a second, off the fast path).
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// Connections to call [`App::on_wake`] for, each at most once per round, in the order woken.

@@ -78,7 +78,7 @@ impl RecvMemory {
         self.floor
     }
     /// True from when the limit is reached (or memory was refused) until what is held falls
-    /// below three quarters of it (Linux's tcp_mem[1] and tcp_mem[0]): meanwhile new
+    /// below three quarters of it (Linux's `tcp_mem[1]` and `tcp_mem[0]`): meanwhile new
     /// out-of-order data is dropped and windows stop growing beyond the floor.
     pub fn under_pressure(&self) -> bool {
         self.pressure

@@ -1,0 +1,208 @@
+//! The plan: the flags checked (each refusal says what to do), the interface looked up, the
+//! cores chosen, and each worker's engine configuration. Nothing is started here.
+
+use std::time::Duration;
+
+use super::ServeError;
+use crate::cli::{ServerArgs, SynCookiesArg, XdpModeArg, parse_core_list};
+use crate::netdev::NetDev;
+use crate::tcp::config::TcpConfig;
+use crate::tcp::engine::{EngineConfig, SynCookieMode};
+use crate::xdp::XdpMode;
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ServeError> {
+    Err(ServeError(msg.into()))
+}
+
+/// What `run` will start.
+pub(crate) struct Plan {
+    pub iface: NetDev,
+    pub cores: Vec<usize>,
+    pub mode: XdpMode,
+}
+
+/// Checks the flags that clap cannot.
+pub(crate) fn validate(a: &ServerArgs) -> Result<(), ServeError> {
+    if a.port.is_empty() {
+        return err("give at least one port to serve (--port)");
+    }
+    if a.port.contains(&0) {
+        return err("port 0 cannot be served; give ports from 1 to 65535");
+    }
+    if a.queues == 0 {
+        return err("--queues must be at least 1");
+    }
+    if !(a.frame_size == 2048 || a.frame_size == 4096) {
+        return err("--frame-size must be 2048 or 4096");
+    }
+    if a.mtu < 576 || a.mtu as u32 + 14 > a.frame_size {
+        return err(format!(
+            "--mtu {} does not fit a {}-byte frame (576 to {})",
+            a.mtu,
+            a.frame_size,
+            a.frame_size - 14
+        ));
+    }
+    if !a.ring_size.is_power_of_two() || a.ring_size < 64 {
+        return err("--ring-size must be a power of two, at least 64");
+    }
+    if a.frames < 2 * a.ring_size {
+        return err(format!(
+            "--frames must be at least twice --ring-size ({})",
+            2 * a.ring_size
+        ));
+    }
+    if !(0.0..=1.0).contains(&a.inject_drop) {
+        return err("--inject-drop must be between 0 and 1");
+    }
+    if a.max_conns == 0 || a.max_conns > (1 << 24) {
+        return err("--max-conns must be between 1 and 16777216");
+    }
+    if a.mem_limit < 64 * 1024 {
+        return err("--mem-limit must be at least 65536");
+    }
+    if a.recv_buffer < 4096 || a.recv_buffer > (1 << 30) {
+        return err("--recv-buffer must be between 4096 and 1073741824");
+    }
+    if a.send_buffer < 4096 || a.send_buffer > (1 << 30) {
+        return err("--send-buffer must be between 4096 and 1073741824");
+    }
+    Ok(())
+}
+
+/// Looks up the interface and its queues, and chooses the cores.
+pub(crate) fn plan(a: &ServerArgs) -> Result<Plan, ServeError> {
+    validate(a)?;
+    let iface = NetDev::lookup(&a.iface).map_err(ServeError)?;
+    if !iface.ipv4_addrs().contains(&a.ip) {
+        return err(format!(
+            "address {} is not configured on {}: add it with `ip addr add {}/24 dev {}` (the kernel \
+             must own it to answer ARP)",
+            a.ip, a.iface, a.ip, a.iface
+        ));
+    }
+    let available = iface.queue_count();
+    let driver = iface.driver().unwrap_or_default();
+    let set_queues = |n: u32| {
+        if driver == "veth" {
+            format!("ethtool -L {} rx {n} tx {n}", a.iface)
+        } else {
+            format!("ethtool -L {} combined {n}", a.iface)
+        }
+    };
+    if a.queues > available {
+        return err(format!(
+            "--queues {} asks for more queues than {} has ({}); use --queues {} or add queues ({})",
+            a.queues,
+            a.iface,
+            available,
+            available,
+            set_queues(a.queues)
+        ));
+    }
+    if a.queues < available {
+        eprintln!(
+            "synack: warning: {} has {} queues but only {} are served: connections hashed to the \
+             other queues reach the kernel and are refused. Serve them all (--queues {}) or \
+             reduce the queues ({}).",
+            a.iface,
+            available,
+            a.queues,
+            available,
+            set_queues(a.queues)
+        );
+    }
+    crate::check::privileges().map_err(ServeError)?;
+    if let Some(p) = iface.attached_xdp() {
+        return err(format!(
+            "{p} is already attached to {}: detach it with `ip link set dev {} xdp off`",
+            a.iface, a.iface
+        ));
+    }
+
+    // The cores this process may run on (taskset, cgroups), by id.
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let cores: Vec<usize> = match &a.cores {
+        Some(list) => parse_core_list(list).map_err(|e| ServeError(format!("--cores: {e}")))?,
+        // Default: the last N allowed cores, leaving the first to the system and load generators.
+        None => allowed
+            .iter()
+            .rev()
+            .take(a.queues as usize)
+            .rev()
+            .copied()
+            .collect(),
+    };
+    if cores.len() < a.queues as usize {
+        return err(format!(
+            "--cores lists {} core(s) for {} queues; give one core per queue",
+            cores.len(),
+            a.queues
+        ));
+    }
+    for c in &cores {
+        if !allowed.contains(c) {
+            return err(format!(
+                "core {c} in --cores is not available to this process (allowed: {allowed:?}; see taskset and cgroups)"
+            ));
+        }
+    }
+    let mode = match a.xdp_mode {
+        XdpModeArg::Auto => XdpMode::Auto,
+        XdpModeArg::Native => XdpMode::Native,
+        XdpModeArg::Skb => XdpMode::Skb,
+    };
+    Ok(Plan { iface, cores, mode })
+}
+
+/// One worker's engine configuration, with its own secret from the OS.
+pub(crate) fn engine_config(a: &ServerArgs) -> Result<EngineConfig, ServeError> {
+    Ok(EngineConfig {
+        tcp: TcpConfig {
+            mss: TcpConfig::mss_for_mtu(a.mtu),
+            recv_buffer: a.recv_buffer,
+            send_buffer: a.send_buffer,
+            msl: Duration::from_secs(a.msl),
+            ..TcpConfig::default()
+        },
+        local_ip: u32::from(a.ip),
+        ports: a.port.clone(),
+        max_conns: a.max_conns,
+        syn_backlog: a.syn_backlog,
+        syn_cookies: match a.syn_cookies {
+            SynCookiesArg::Auto => SynCookieMode::OnOverflow,
+            SynCookiesArg::Always => SynCookieMode::Always,
+            SynCookiesArg::Never => SynCookieMode::Never,
+        },
+        time_wait_capacity: a.max_time_wait,
+        secret: random_secret()?,
+        buffer_pool: 1024,
+        mem_limit: a.mem_limit,
+        recv_floor: EngineConfig::default().recv_floor,
+    })
+}
+
+/// Random keys for ISNs, cookies and table hashes: from the OS, never fixed.
+pub(crate) fn random_secret() -> Result<[u8; 48], ServeError> {
+    EngineConfig::random_secret()
+        .map_err(|e| ServeError(format!("cannot draw random secret keys from the OS: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server's engines get their secret from the OS: never a constant, never shared.
+    #[test]
+    fn each_worker_secret_is_drawn_from_the_os() {
+        let a = random_secret().unwrap();
+        let b = random_secret().unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, [7; 48]);
+        assert_ne!(a, [0; 48]);
+    }
+}
