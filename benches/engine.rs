@@ -774,7 +774,13 @@ fn main() {
         }),
         row("frame path: HTTP GET frame (HttpApp)", "frame", move || {
             let content = Arc::new(Content::fixed(&b"hello, world\n"[..], "text/plain"));
-            frame_path(HttpApp::new(HttpConfig::default(), content), http_req)
+            frame_path(
+                HttpApp::new(
+                    HttpConfig::default(),
+                    synack::http::StaticFiles::new(content),
+                ),
+                http_req,
+            )
         }),
         row(
             "wire: parse_frame (IPv4+TCP checksums)",

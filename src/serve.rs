@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::ServeArgs;
-use crate::http::content::LoadLimits;
-use crate::http::{Content, HttpApp, HttpConfig};
+use crate::http::LoadLimits;
+use crate::http::{Content, HttpApp, HttpConfig, StaticFiles};
 use crate::{ServeError, Server};
 
 pub fn run(args: ServeArgs) -> Result<(), ServeError> {
@@ -58,7 +58,8 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
             }
         })
         .map_err(|e| ServeError(format!("cannot start signal thread: {e}")))?;
-    let stats = server.run(|_| HttpApp::new(http_cfg.clone(), content.clone()))?;
+    let stats =
+        server.run(|_| HttpApp::new(http_cfg.clone(), StaticFiles::new(content.clone())))?;
     eprint!("{}", stats.summary());
     Ok(())
 }

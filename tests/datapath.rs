@@ -301,7 +301,10 @@ struct Rig {
 impl Rig {
     fn new(body: &'static [u8], batch: usize) -> Self {
         let content = Arc::new(Content::fixed(body, "text/plain"));
-        let app = HttpApp::new(HttpConfig::default(), content);
+        let app = HttpApp::new(
+            HttpConfig::default(),
+            synack::http::StaticFiles::new(content),
+        );
         let engine = Engine::new(EngineConfig::default(), app);
         Rig {
             dp: Datapath::new(engine, MemIo::new(), SERVER_MAC, batch),

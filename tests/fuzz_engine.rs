@@ -507,7 +507,10 @@ impl Accounting for HttpApp {
 
 fn http_app() -> HttpApp {
     let content = Arc::new(Content::fixed(vec![b'b'; 3000], "text/plain"));
-    HttpApp::new(HttpConfig::default(), content)
+    HttpApp::new(
+        HttpConfig::default(),
+        synack::http::StaticFiles::new(content),
+    )
 }
 
 struct Harness<A: Accounting> {

@@ -1160,7 +1160,7 @@ fn paws_trusts_ts_recent_no_longer_than_24_days_idle() {
 fn http_zero_window_request(
     req: &[u8],
 ) -> (
-    Engine<synack::http::session::HttpApp>,
+    Engine<synack::http::HttpApp>,
     CollectSink,
     Instant,
     FourTuple,
@@ -1168,11 +1168,14 @@ fn http_zero_window_request(
     u32,
 ) {
     use std::sync::Arc;
-    use synack::http::content::Content;
-    use synack::http::session::{HttpApp, HttpConfig};
+    use synack::http::Content;
+    use synack::http::{HttpApp, HttpConfig};
 
     let content = Arc::new(Content::fixed(vec![b'b'; 5000], "text/plain"));
-    let app = HttpApp::new(HttpConfig::default(), content);
+    let app = HttpApp::new(
+        HttpConfig::default(),
+        synack::http::StaticFiles::new(content),
+    );
     let mut e = Engine::new(config(), app);
     let mut out = CollectSink::default();
     let t = tuple(40100);
@@ -1194,7 +1197,7 @@ fn http_zero_window_request(
 /// Runs the clock for `d` in 10 ms steps, answering every zero-window probe with window 0;
 /// returns the time of the first RST, if one was sent.
 fn run_answering_probes(
-    e: &mut Engine<synack::http::session::HttpApp>,
+    e: &mut Engine<synack::http::HttpApp>,
     out: &mut CollectSink,
     now: &mut Instant,
     (t, c_nxt, una): (FourTuple, u32, u32),

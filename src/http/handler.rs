@@ -153,6 +153,9 @@ impl<'a> Iterator for Headers<'a> {
         while let [rest @ .., b' ' | b'\t'] = value {
             value = rest;
         }
-        Some((std::str::from_utf8(&line[..colon]).unwrap_or_default(), value))
+        Some((
+            std::str::from_utf8(&line[..colon]).unwrap_or_default(),
+            value,
+        ))
     }
 }

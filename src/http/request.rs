@@ -296,7 +296,10 @@ fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 pub(crate) enum HeadScan {
     /// The head is `data[start..end]` (from the request line through the empty line);
     /// `data[..start]` are empty lines sent before it (RFC 9112 2.2: ignored).
-    Complete { start: usize, end: usize },
+    Complete {
+        start: usize,
+        end: usize,
+    },
     /// More bytes are needed.
     Partial,
     Error(RequestError),

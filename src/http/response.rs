@@ -747,7 +747,12 @@ mod tests {
             chunked: false,
             conn: ConnHeader::Default,
         };
-        write_head(&mut out, line, &imf_fixdate(0), &Response::new(StatusCode::OK));
+        write_head(
+            &mut out,
+            line,
+            &imf_fixdate(0),
+            &Response::new(StatusCode::OK),
+        );
         assert!(out.ends_with(b"GMT\r\nContent-Length: 0\r\n\r\n"));
     }
 
@@ -795,7 +800,11 @@ mod tests {
             );
         }
         assert!(Response::new(StatusCode::OK).content_type("a\nb").invalid);
-        assert!(!Response::new(StatusCode::OK).header("X-Ok", "a\tb \u{e9}").invalid);
+        assert!(
+            !Response::new(StatusCode::OK)
+                .header("X-Ok", "a\tb \u{e9}")
+                .invalid
+        );
     }
 
     #[test]
@@ -803,9 +812,14 @@ mod tests {
         assert_eq!(StatusCode::from_u16(99), None);
         assert_eq!(StatusCode::from_u16(1000), None);
         assert_eq!(StatusCode::from_u16(418).unwrap().reason(), "");
-        assert_eq!(StatusCode::HEADER_FIELDS_TOO_LARGE.to_string(), "431 Request Header Fields Too Large");
+        assert_eq!(
+            StatusCode::HEADER_FIELDS_TOO_LARGE.to_string(),
+            "431 Request Header Fields Too Large"
+        );
         assert_eq!(StatusCode::NOT_FOUND.class(), 4);
-        assert!(StatusCode::NO_CONTENT.has_no_content() && StatusCode::NOT_MODIFIED.has_no_content());
+        assert!(
+            StatusCode::NO_CONTENT.has_no_content() && StatusCode::NOT_MODIFIED.has_no_content()
+        );
         assert!(!StatusCode::OK.has_no_content());
     }
 

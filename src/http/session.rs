@@ -32,8 +32,8 @@ use super::request::{
     normalize_path, parse_head, request_path,
 };
 use super::response::{
-    Body, BodyStream, CONTINUE_100, ConnHeader, HeadCache, HeadLine, HttpDate, Resource,
-    Response, StatusCode, chunk_overhead, head_len_bound, write_chunk_size, write_head,
+    Body, BodyStream, CONTINUE_100, ConnHeader, HeadCache, HeadLine, HttpDate, Resource, Response,
+    StatusCode, chunk_overhead, head_len_bound, write_chunk_size, write_head,
 };
 use crate::tcp::app::{App, AppIo, CloseReason, ConnInfo};
 use crate::time::Instant;
@@ -853,11 +853,7 @@ impl<H: Handler> HttpApp<H> {
                 continue;
             }
             let room = io.send_room();
-            let framing = if st.chunked {
-                chunk_overhead(room)
-            } else {
-                0
-            };
+            let framing = if st.chunked { chunk_overhead(room) } else { 0 };
             let mut max = room.saturating_sub(framing);
             if let Some(rem) = st.remaining {
                 max = max.min(usize::try_from(rem).unwrap_or(usize::MAX));
@@ -1084,6 +1080,7 @@ impl<H: Handler> App for HttpApp<H> {
             ("timeouts_body", s.timeouts_body),
             ("timeouts_send", s.timeouts_send),
             ("closed_max_requests", s.closed_max_requests),
+            ("handler_errors", s.handler_errors),
             ("connections_opened", s.connections_opened),
             ("connections_closed", s.connections_closed),
         ]

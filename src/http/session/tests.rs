@@ -2,10 +2,12 @@
 //! a [`RecvBuf`] and [`SendBuf`], as the engine would, and reads back what was queued.
 
 use super::*;
+use crate::http::Content;
 use crate::tcp::app::{ConnId, WakeQueue};
 use crate::tcp::buffer::{RecvBuf, SendBuf};
 use crate::tcp::segment::PayloadSource;
 use proptest::prelude::*;
+use std::sync::Arc;
 
 /// Sun, 06 Nov 1994 08:49:37 GMT (RFC 9110's example date).
 const WALL: u64 = 784_111_777;
@@ -27,7 +29,7 @@ fn site() -> Arc<Content> {
 }
 
 fn app_with(config: HttpConfig) -> HttpApp {
-    let mut app = HttpApp::new(config, site());
+    let mut app = HttpApp::new(config, StaticFiles::new(site()));
     app.set_wall_clock(WALL);
     app
 }
@@ -901,7 +903,7 @@ fn paths_are_decoded_and_normalized() {
 #[test]
 fn fixed_body_mode_serves_every_path() {
     let content = Arc::new(Content::fixed(Bytes::from_static(b"hello"), "text/plain"));
-    let mut app = HttpApp::new(HttpConfig::default(), content);
+    let mut app = HttpApp::new(HttpConfig::default(), StaticFiles::new(content));
     let mut c = Conn::open(&mut app, T0);
     for target in ["/", "/anything", "/a/b/c?d"] {
         c.write(
