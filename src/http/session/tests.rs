@@ -5,6 +5,7 @@ use super::*;
 use crate::http::Content;
 use crate::tcp::app::{ConnId, WakeQueue};
 use crate::tcp::buffer::{RecvBuf, SendBuf};
+use crate::tcp::config::TcpConfig;
 use crate::tcp::segment::PayloadSource;
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -48,6 +49,8 @@ struct Conn {
     session: HttpSession,
     out: Vec<u8>,
     wakes: WakeQueue,
+    /// The per-connection send limit the engine would apply.
+    send_limit: usize,
 }
 
 fn test_conn() -> ConnInfo {
@@ -61,11 +64,20 @@ fn test_conn() -> ConnInfo {
 }
 
 impl Conn {
-    fn open(app: &mut HttpApp, now: Instant) -> Conn {
+    fn open<H: Handler>(app: &mut HttpApp<H>, now: Instant) -> Conn {
         Conn::open_with_buffer(app, now, 64 * 1024)
     }
 
-    fn open_with_buffer(app: &mut HttpApp, now: Instant, capacity: usize) -> Conn {
+    fn open_with_buffer<H: Handler>(app: &mut HttpApp<H>, now: Instant, capacity: usize) -> Conn {
+        Conn::open_with(app, now, capacity, TcpConfig::default().send_buffer)
+    }
+
+    fn open_with<H: Handler>(
+        app: &mut HttpApp<H>,
+        now: Instant,
+        capacity: usize,
+        send_limit: usize,
+    ) -> Conn {
         let session = app.on_open(&test_conn(), now).unwrap();
         let mut c = Conn {
             recv: RecvBuf::new(capacity),
@@ -76,6 +88,7 @@ impl Conn {
             session,
             out: Vec::new(),
             wakes: WakeQueue::new(1),
+            send_limit,
         };
         // The engine calls on_readable once after on_open so the session arms its deadline.
         c.readable(app, now);
@@ -84,11 +97,11 @@ impl Conn {
 
     /// Runs a callback, then acknowledges everything it queued at once; while it asks for
     /// `on_writable`, calls that too (as the engine does once room opens).
-    fn with_io(
+    fn with_io<H: Handler>(
         &mut self,
-        app: &mut HttpApp,
+        app: &mut HttpApp<H>,
         now: Instant,
-        f: impl FnOnce(&mut HttpApp, &mut HttpSession, &mut AppIo<'_>),
+        f: impl FnOnce(&mut HttpApp<H>, &mut HttpSession, &mut AppIo<'_>),
     ) {
         let mut first = Some(f);
         loop {
@@ -99,6 +112,7 @@ impl Conn {
                 self.deadline,
                 &mut self.wakes,
             );
+            io.send_limit = self.send_limit;
             let pushed = io.send.pushed();
             match first.take() {
                 Some(f) => f(app, &mut self.session, &mut io),
@@ -110,6 +124,12 @@ impl Conn {
             assert!(
                 !(self.closed && self.send.pushed() > pushed),
                 "nothing is sent after close"
+            );
+            assert!(
+                self.send.len() <= self.send_limit,
+                "{} bytes queued, over the send limit {}",
+                self.send.len(),
+                self.send_limit
             );
             self.closed |= close;
             self.deadline = deadline;
@@ -124,11 +144,11 @@ impl Conn {
         }
     }
 
-    fn readable(&mut self, app: &mut HttpApp, now: Instant) {
+    fn readable<H: Handler>(&mut self, app: &mut HttpApp<H>, now: Instant) {
         self.with_io(app, now, |app, s, io| app.on_readable(s, io, now));
     }
 
-    fn write(&mut self, app: &mut HttpApp, bytes: &[u8], now: Instant) {
+    fn write<H: Handler>(&mut self, app: &mut HttpApp<H>, bytes: &[u8], now: Instant) {
         assert_eq!(
             self.recv.write_at(0, bytes).advanced,
             bytes.len(),
@@ -137,12 +157,12 @@ impl Conn {
         self.readable(app, now);
     }
 
-    fn fin(&mut self, app: &mut HttpApp, now: Instant) {
+    fn fin<H: Handler>(&mut self, app: &mut HttpApp<H>, now: Instant) {
         self.peer_closed = true;
         self.readable(app, now);
     }
 
-    fn fire_deadline(&mut self, app: &mut HttpApp, now: Instant) {
+    fn fire_deadline<H: Handler>(&mut self, app: &mut HttpApp<H>, now: Instant) {
         self.with_io(app, now, |app, s, io| app.on_deadline(s, io, now));
     }
 
@@ -1247,4 +1267,511 @@ fn pipelining_stops_reading_while_responses_pile_up() {
     );
     assert!(wakes > 10, "paused only {wakes} times");
     assert_eq!(app.stats().read_pauses, wakes);
+}
+
+// ---------------------------------------------------------------- handlers
+
+/// A dynamic handler: echoes what it was given, as text, one line per item.
+#[derive(Default)]
+struct Echo {
+    calls: u32,
+    /// Bodies over this many bytes are declined (`wants_body`).
+    decline_over: Option<usize>,
+}
+
+impl Handler for Echo {
+    fn handle(&mut self, req: &Request<'_>, _now: Instant) -> Response {
+        self.calls += 1;
+        let mut text = format!(
+            "{} {} target={} query={} {:?}\n",
+            req.method().as_str(),
+            String::from_utf8_lossy(req.path()),
+            req.target(),
+            req.query().unwrap_or("-"),
+            req.version(),
+        );
+        for (name, value) in req.headers() {
+            text += &format!("{name}={}\n", String::from_utf8_lossy(value));
+        }
+        if let Some(v) = req.header("x-ECHO") {
+            text += &format!("x-echo lookup={}\n", String::from_utf8_lossy(v));
+        }
+        text += &format!("body={}", String::from_utf8_lossy(req.body()));
+        Response::new(StatusCode::OK)
+            .content_type("text/plain")
+            .header("X-Calls", self.calls.to_string())
+            .body(text)
+    }
+
+    fn wants_body(&mut self, req: &Request<'_>) -> bool {
+        match (self.decline_over, req.header("content-length")) {
+            (Some(max), Some(len)) => {
+                std::str::from_utf8(len).unwrap().parse::<usize>().unwrap() <= max
+            }
+            _ => true,
+        }
+    }
+}
+
+fn echo_app(config: HttpConfig) -> HttpApp<Echo> {
+    let mut app = HttpApp::new(config, Echo::default());
+    app.set_wall_clock(WALL);
+    app
+}
+
+fn body_text(r: &Resp) -> String {
+    String::from_utf8(r.body.clone()).unwrap()
+}
+
+#[test]
+fn dynamic_handler_sees_method_path_headers_and_body() {
+    let mut app = echo_app(HttpConfig::default());
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"POST /a/./b/../c%20d?x=1&y=%41#frag HTTP/1.1\r\nHost: h\r\nX-Echo:  one \r\n\
+          x-echo: two\r\nContent-Length: 5\r\n\r\nhello",
+        T0,
+    );
+    let r = one(&c.take());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("text/plain"));
+    assert_eq!(r.header("X-Calls"), Some("1"));
+    assert_eq!(r.header("Server"), Some("synack"));
+    assert_eq!(r.header("Date"), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
+    assert_eq!(
+        body_text(&r),
+        "POST /a/c d target=/a/./b/../c%20d?x=1&y=%41#frag query=x=1&y=%41 Http11\n\
+         Host=h\nX-Echo=one\nx-echo=two\nContent-Length=5\n\
+         x-echo lookup=one\nbody=hello"
+    );
+    // Directories end in '/', the root is "/", HTTP/1.0 is told apart.
+    c.write(
+        &mut app,
+        b"GET /docs/.. HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        T0,
+    );
+    let r = one(&c.take());
+    assert!(body_text(&r).starts_with("GET / target=/docs/.. query=- Http10\n"));
+    assert_eq!(r.header("Connection"), Some("keep-alive"));
+    c.write(&mut app, b"DELETE /x/y/ HTTP/1.1\r\nHost: h\r\n\r\n", T0);
+    assert!(body_text(&one(&c.take())).starts_with("DELETE /x/y/ target=/x/y/ "));
+    c.write(&mut app, b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", T0);
+    assert!(body_text(&one(&c.take())).starts_with("OPTIONS * target=* "));
+    c.write(&mut app, b"BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n", T0);
+    assert!(body_text(&one(&c.take())).starts_with("BREW /pot "));
+    assert!(!c.closed);
+    assert_eq!(app.stats().body_bytes_collected, 5);
+    assert_eq!(app.stats().body_bytes_discarded, 0);
+}
+
+#[test]
+fn bodies_are_collected_across_reads_and_chunked_bodies_decoded() {
+    let mut app = echo_app(HttpConfig::default());
+    let mut c = Conn::open(&mut app, T0);
+    let req = b"PUT /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
+                4\r\nWiki\r\n7;name=value\r\npedia i\r\nB\r\nn \r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\n\
+                PUT /two HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789";
+    for b in req {
+        c.write(&mut app, &[*b], T0);
+    }
+    assert_eq!(c.recv.len(), 0);
+    let v = responses(&c.take());
+    assert_eq!(v.len(), 2);
+    assert!(body_text(&v[0]).ends_with("body=Wikipedia in \r\nchunks."));
+    assert!(body_text(&v[1]).starts_with("PUT /two "));
+    assert!(body_text(&v[1]).ends_with("body=0123456789"));
+    assert_eq!(app.stats().body_bytes_collected, 22 + 10);
+    // A declined body is read and dropped; the handler sees an empty one.
+    let mut app = HttpApp::new(
+        HttpConfig::default(),
+        Echo {
+            decline_over: Some(3),
+            ..Echo::default()
+        },
+    );
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nab",
+        T0,
+    );
+    c.write(&mut app, b"cd", T0);
+    assert!(body_text(&one(&c.take())).ends_with("body="));
+    assert_eq!(app.stats().body_bytes_discarded, 4);
+    assert_eq!(app.stats().body_bytes_collected, 0);
+}
+
+#[test]
+fn a_body_over_max_body_gets_413_without_calling_the_handler() {
+    let config = HttpConfig {
+        max_body: 8,
+        ..HttpConfig::default()
+    };
+    let mut app = echo_app(config.clone());
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 8\r\n\r\n12345678",
+        T0,
+    );
+    assert_eq!(one(&c.take()).status, 200, "max_body itself is fine");
+    c.write(
+        &mut app,
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\n123456789",
+        T0,
+    );
+    let r = one(&c.take());
+    assert_eq!((r.status, r.header("Connection")), (413, Some("close")));
+    assert!(c.closed);
+    assert_eq!(app.handler().calls, 1);
+
+    // Chunked: refused when the chunk sizes announce more than max_body.
+    let mut app = echo_app(config);
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n12345\r\n",
+        T0,
+    );
+    assert!(c.out.is_empty());
+    c.write(&mut app, b"4\r\n", T0);
+    assert_eq!(one(&c.take()).status, 413);
+    assert!(c.closed);
+    assert_eq!(app.handler().calls, 0);
+    assert_eq!(app.stats().error_count(RequestError::BodyTooLarge), 1);
+}
+
+#[test]
+fn pipelined_dynamic_requests_are_answered_in_order() {
+    let mut stream = Vec::new();
+    for i in 0..20 {
+        let req = match i % 3 {
+            0 => format!("GET /r{i} HTTP/1.1\r\nHost: h\r\n\r\n"),
+            1 => format!("POST /r{i} HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nb{i:02}"),
+            _ => format!(
+                "PUT /r{i} HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nc{i:02}\r\n0\r\n\r\n"
+            ),
+        };
+        stream.extend_from_slice(req.as_bytes());
+    }
+    // In one read, and cut into pieces that split heads and bodies.
+    for cut in [stream.len(), 7] {
+        let mut app = echo_app(HttpConfig::default());
+        let mut c = Conn::open(&mut app, T0);
+        for part in stream.chunks(cut) {
+            c.write(&mut app, part, T0);
+        }
+        let v = responses(&c.take());
+        assert_eq!(v.len(), 20, "cut {cut}");
+        for (i, r) in v.iter().enumerate() {
+            let text = body_text(r);
+            assert!(text.contains(&format!(" /r{i} ")), "{i}: {text}");
+            assert_eq!(r.header("X-Calls"), Some((i + 1).to_string().as_str()));
+            match i % 3 {
+                0 => assert!(text.ends_with("body=")),
+                1 => assert!(text.ends_with(&format!("body=b{i:02}"))),
+                _ => assert!(text.ends_with(&format!("body=c{i:02}"))),
+            }
+        }
+        assert!(!c.closed);
+        assert_eq!(c.recv.len(), 0);
+    }
+}
+
+/// A body produced piece by piece: byte `i` of the body is `i % 251`.
+struct Pattern {
+    total: usize,
+    sent: usize,
+    /// Largest piece it hands out, whatever it is offered.
+    piece: usize,
+    /// Announce the length (Content-Length) rather than chunk.
+    announce: bool,
+    /// The largest `max` offered so far, shared with the test.
+    offered: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl BodyStream for Pattern {
+    fn length(&self) -> Option<u64> {
+        self.announce.then_some(self.total as u64)
+    }
+    fn next_chunk(&mut self, max: usize) -> Option<Bytes> {
+        assert!(max > 0);
+        self.offered.set(self.offered.get().max(max));
+        let n = self.piece.min(self.total - self.sent);
+        let b: Vec<u8> = (self.sent..self.sent + n)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        self.sent += n;
+        (n > 0).then(|| Bytes::from(b))
+    }
+}
+
+fn pattern(total: usize) -> Vec<u8> {
+    (0..total).map(|i| (i % 251) as u8).collect()
+}
+
+/// Serves `/N` as N pattern bytes; `/len/N` announces the length; `?piece=P` caps the pieces
+/// the stream hands out (else it hands out all that is left, more than it is offered).
+#[derive(Default)]
+struct Streams {
+    offered: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl Handler for Streams {
+    fn handle(&mut self, req: &Request<'_>, _now: Instant) -> Response {
+        let path = req.path_str().unwrap();
+        let (announce, n) = match path.strip_prefix("/len/") {
+            Some(n) => (true, n),
+            None => (false, &path[1..]),
+        };
+        let piece = req
+            .query()
+            .and_then(|q| q.strip_prefix("piece="))
+            .map_or(usize::MAX, |p| p.parse().unwrap());
+        Response::new(StatusCode::OK).stream(Pattern {
+            total: n.parse().unwrap(),
+            sent: 0,
+            piece,
+            announce,
+            offered: self.offered.clone(),
+        })
+    }
+}
+
+/// Decodes a chunked body (RFC 9112 7.1) at the front of `b`; returns it and the rest.
+fn dechunk(mut b: &[u8]) -> (Vec<u8>, &[u8]) {
+    let mut body = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap(), 16).unwrap();
+        b = &b[eol + 2..];
+        if size == 0 {
+            assert!(b.starts_with(b"\r\n"), "no trailers, then the end");
+            return (body, &b[2..]);
+        }
+        body.extend_from_slice(&b[..size]);
+        assert_eq!(&b[size..size + 2], b"\r\n");
+        b = &b[size + 2..];
+    }
+}
+
+/// Splits a head off the front of `out`.
+fn split_head(out: &[u8]) -> (Resp, &[u8]) {
+    let end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = std::str::from_utf8(&out[..end - 4]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap()[9..12].parse().unwrap();
+    let headers = lines
+        .map(|l| {
+            let (n, v) = l.split_once(": ").unwrap();
+            (n.to_string(), v.to_string())
+        })
+        .collect();
+    let r = Resp {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    (r, &out[end..])
+}
+
+#[test]
+fn streamed_bodies_are_pulled_under_a_small_send_limit() {
+    for limit in [64usize, 100, 1000] {
+        let mut app = HttpApp::new(HttpConfig::default(), Streams::default());
+        let mut c = Conn::open_with(&mut app, T0, 64 * 1024, limit);
+        // Chunked (unknown length), then a known length, then a stream that hands out pieces
+        // of its own size, pipelined: every byte in order, never over the limit (the harness
+        // checks the queue after every callback).
+        c.write(
+            &mut app,
+            b"GET /5000 HTTP/1.1\r\nHost: h\r\n\r\nGET /len/3000 HTTP/1.1\r\nHost: h\r\n\r\n\
+              GET /2000?piece=700 HTTP/1.1\r\nHost: h\r\n\r\n",
+            T0,
+        );
+        let out = c.take();
+        let (r, rest) = split_head(&out);
+        assert_eq!(r.header("Transfer-Encoding"), Some("chunked"));
+        assert_eq!(r.header("Content-Length"), None);
+        let (body, rest) = dechunk(rest);
+        assert_eq!(body, pattern(5000), "limit {limit}");
+        let (r, rest) = split_head(rest);
+        assert_eq!(r.header("Content-Length"), Some("3000"));
+        assert_eq!(r.header("Transfer-Encoding"), None);
+        assert_eq!(&rest[..3000], pattern(3000));
+        let (r, rest) = split_head(&rest[3000..]);
+        assert_eq!(r.header("Transfer-Encoding"), Some("chunked"));
+        let (body, rest) = dechunk(rest);
+        assert_eq!(body, pattern(2000));
+        assert!(rest.is_empty());
+        assert!(!c.closed);
+        assert!(
+            app.handler().offered.get() <= limit,
+            "offered more than fits"
+        );
+        assert_eq!(app.stats().handler_errors, 0);
+        assert_eq!(app.stats().bytes_queued, out.len() as u64);
+    }
+}
+
+#[test]
+fn a_stream_to_http_1_0_ends_with_the_connection() {
+    let mut app = HttpApp::new(HttpConfig::default(), Streams::default());
+    let mut c = Conn::open_with(&mut app, T0, 64 * 1024, 512);
+    c.write(
+        &mut app,
+        b"GET /4000 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /1 HTTP/1.0\r\n\r\n",
+        T0,
+    );
+    assert!(c.closed);
+    let out = c.take();
+    let (r, rest) = split_head(&out);
+    // RFC 9112 6.3 (8): no length, no chunked for 1.0: the close ends the body.
+    assert_eq!(r.header("Content-Length"), None);
+    assert_eq!(r.header("Transfer-Encoding"), None);
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert_eq!(rest, pattern(4000));
+}
+
+#[test]
+fn head_on_a_dynamic_handler_sends_the_get_head_only() {
+    let mut app = echo_app(HttpConfig::default());
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n", T0);
+    let get = one(&c.take());
+    c.write(&mut app, b"HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n", T0);
+    let out = c.take();
+    let (head, rest) = split_head(&out);
+    assert!(rest.is_empty(), "no body after a HEAD response");
+    assert_eq!(head.status, 200);
+    // The echo's body says HEAD instead of GET (one byte longer); the other fields are GET's.
+    let fields = |r: &Resp| {
+        r.headers
+            .iter()
+            .filter(|(n, _)| n != "X-Calls" && n != "Content-Length")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fields(&head)[..], fields(&get)[..]);
+    let length = |r: &Resp| {
+        r.header("Content-Length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    assert_eq!(length(&head), get.body.len() + 1);
+    assert_eq!(app.stats().head_responses, 1);
+
+    // A stream is not pulled for HEAD: known length announced, unknown omitted.
+    let mut app = HttpApp::new(HttpConfig::default(), Streams::default());
+    let mut c = Conn::open(&mut app, T0);
+    c.write(
+        &mut app,
+        b"HEAD /len/300 HTTP/1.1\r\nHost: h\r\n\r\nHEAD /300 HTTP/1.1\r\nHost: h\r\n\r\n",
+        T0,
+    );
+    let out = c.take();
+    let (a, rest) = split_head(&out);
+    let (b, rest) = split_head(rest);
+    assert!(rest.is_empty());
+    assert_eq!(a.header("Content-Length"), Some("300"));
+    assert_eq!(b.header("Content-Length"), None);
+    assert_eq!(b.header("Transfer-Encoding"), None);
+    assert_eq!(app.handler().offered.get(), 0, "nothing pulled");
+    assert!(!c.closed);
+}
+
+/// Answers by path: `/204`, `/bad-header`, `/reserved`, `/interim`, `/close`; else an
+/// empty 404.
+struct Odd;
+
+impl Handler for Odd {
+    fn handle(&mut self, req: &Request<'_>, _now: Instant) -> Response {
+        match req.path() {
+            b"/204" => Response::new(StatusCode::NO_CONTENT).body("ignored"),
+            b"/bad-header" => Response::new(StatusCode::OK).header("X-Split", "a\r\nb: c"),
+            b"/reserved" => Response::new(StatusCode::OK).header("content-length", "1"),
+            b"/interim" => Response::new(StatusCode::CONTINUE),
+            b"/close" => Response::new(StatusCode::OK).body("bye").close_connection(),
+            _ => Response::new(StatusCode::NOT_FOUND),
+        }
+    }
+}
+
+#[test]
+fn framework_rules_apply_to_handler_answers() {
+    let mut app = HttpApp::new(HttpConfig::default(), Odd);
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, b"GET /204 HTTP/1.1\r\nHost: h\r\n\r\n", T0);
+    let out = c.take();
+    let (r, rest) = split_head(&out);
+    assert_eq!((r.status, r.header("Content-Length")), (204, None));
+    assert!(rest.is_empty(), "204 has no content");
+    for path in ["/bad-header", "/reserved", "/interim"] {
+        c.write(
+            &mut app,
+            format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes(),
+            T0,
+        );
+        let r = one(&c.take());
+        assert_eq!(r.status, 500, "{path}");
+        assert_eq!(r.header("X-Split"), None);
+    }
+    assert_eq!(app.stats().handler_errors, 3);
+    assert!(!c.closed, "a 500 keeps the connection");
+    c.write(&mut app, b"GET /nothing HTTP/1.1\r\nHost: h\r\n\r\n", T0);
+    assert_eq!(one(&c.take()).header("Content-Length"), Some("0"));
+    c.write(&mut app, b"GET /close HTTP/1.1\r\nHost: h\r\n\r\n", T0);
+    let r = one(&c.take());
+    assert_eq!(
+        (r.header("Connection"), r.body.as_slice()),
+        (Some("close"), &b"bye"[..])
+    );
+    assert!(c.closed);
+}
+
+/// A response larger than the send limit on a connection that closes after it: the FIN waits
+/// until the whole body is queued. (Before, `close` came with the head and the rest of the
+/// body was offered to a send queue that was already closed: the body was cut short.)
+#[test]
+fn a_large_response_then_close_is_sent_whole() {
+    let big = Bytes::from(pattern(300 * 1024));
+    let content = Arc::new(Content::from_files([("big.bin", big.clone())]));
+    let mut app = HttpApp::new(HttpConfig::default(), StaticFiles::new(content));
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, b"GET /big.bin HTTP/1.0\r\n\r\n", T0);
+    assert!(c.closed);
+    let r = one(&c.take());
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert_eq!(r.body.len(), big.len());
+    assert!(r.body == big);
+}
+
+/// Responses marked with a cache key share one head per second and `Connection` form.
+#[test]
+fn keyed_responses_reuse_their_head() {
+    struct Keyed;
+    impl Handler for Keyed {
+        fn handle(&mut self, _req: &Request<'_>, _now: Instant) -> Response {
+            Response::new(StatusCode::OK)
+                .content_type("text/plain")
+                .body("same")
+                .cache_head(0)
+        }
+        fn head_cache_slots(&self) -> usize {
+            1
+        }
+    }
+    let mut app = HttpApp::new(HttpConfig::default(), Keyed);
+    app.set_wall_clock(WALL);
+    let mut c = Conn::open(&mut app, T0);
+    c.write(&mut app, &GET_ROOT.repeat(50), T0);
+    let v = responses(&c.take());
+    assert_eq!(v.len(), 50);
+    assert!(
+        v.iter()
+            .all(|r| r.body == b"same" && r.headers == v[0].headers)
+    );
+    assert_eq!(app.stats().head_rebuilds, 1);
 }
