@@ -143,6 +143,22 @@ install_packages() {
 	return 0
 }
 
+# Python modules (from PyPI) that the tests' clients import: the python3 on PATH may not be
+# Debian's (a pyenv one), so they come from pip. requests: tests/examples.rs (hello_json).
+PIP_MODULES=(requests)
+
+install_pip_modules() {
+	local m
+	for m in "${PIP_MODULES[@]}"; do
+		python3 -c "import $m" 2>/dev/null && continue
+		say "pip install $m"
+		python3 -m pip install -q "$m" 2>/dev/null ||
+			python3 -m pip install -q --break-system-packages "$m" ||
+			say "warning: could not pip install '$m'"
+	done
+	return 0
+}
+
 check_commands() {
 	local c missing=()
 	for c in ip ethtool taskset curl wrk nginx python3 clang hping3 tcpdump shellcheck; do
@@ -189,6 +205,7 @@ build_synack() {
 }
 
 install_packages
+install_pip_modules
 check_commands
 ((want_xgen)) && build_xgen
 ((want_cargo)) && build_synack

@@ -44,6 +44,52 @@ pub fn synack_bin() -> &'static str {
     env!("CARGO_BIN_EXE_synack")
 }
 
+/// The binary of cargo example `name`, built with the profile of this test binary
+/// (`target/<profile>/examples/NAME`). `cargo test` builds the examples with the other targets;
+/// a run of one test file does not, hence the check: panics if the binary is missing or older
+/// than its source or the library's, saying how to build it. (A test cannot run cargo itself:
+/// the running `cargo test` holds the build directory's lock.)
+pub fn example_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test binary>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let bin = profile_dir.join("examples").join(name);
+    let release = profile_dir.file_name().is_some_and(|p| p == "release");
+    let build = format!(
+        "cargo build{} --example {name}",
+        if release { " --release" } else { "" }
+    );
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}: run `{build}` first", bin.display()));
+    let mut sources = vec![repo_root().join(format!("examples/{name}.rs"))];
+    let mut dirs = vec![repo_root().join("src")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("read src").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                sources.push(p);
+            }
+        }
+    }
+    for src in sources {
+        let changed = std::fs::metadata(&src).and_then(|m| m.modified());
+        if changed.is_ok_and(|t| t > built) {
+            panic!(
+                "{} is older than {}: run `{build}` first",
+                bin.display(),
+                src.display()
+            );
+        }
+    }
+    bin
+}
+
 /// The commands every veth test needs: scripts/testbed.sh's (`ip`, `ethtool`, `sysctl`) and the
 /// ones the guards and helpers of this module run.
 pub const BED_TOOLS: [&str; 8] = [
@@ -482,26 +528,30 @@ impl Server {
 
     /// Like [`Server::start`], pinned (taskset and `--cores`) to `cores`, e.g. "0,1".
     pub fn start_on(bed: &Bed, cores: &str, args: &[&str]) -> Server {
+        Server::spawn(bed, Path::new(synack_bin()), &["serve"], cores, args)
+    }
+
+    /// Starts another program built on the library (an example, see [`example_bin`]) the same
+    /// way: `PROGRAM --iface SRV_IF --ip SRV_IP --port PORT --cores 1 --quiet ARGS...`, pinned
+    /// to core 1, and waits for the library's ready line.
+    pub fn start_program(bed: &Bed, program: &Path, args: &[&str]) -> Server {
+        Server::spawn(bed, program, &[], SERVER_CORE, args)
+    }
+
+    fn spawn(bed: &Bed, program: &Path, leading: &[&str], cores: &str, args: &[&str]) -> Server {
         let port = PORT.to_string();
         let mut child = Command::new("ip")
             .args(["netns", "exec", &bed.srv_ns, "taskset", "-c", cores])
-            .arg(synack_bin())
-            .args([
-                "serve",
-                "--iface",
-                &bed.srv_if,
-                "--ip",
-                SRV_IP,
-                "--port",
-                &port,
-            ])
+            .arg(program)
+            .args(leading)
+            .args(["--iface", &bed.srv_if, "--ip", SRV_IP, "--port", &port])
             .args(["--cores", cores, "--quiet"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn synack");
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (ready_tx, ready_rx) = mpsc::channel::<()>();
@@ -547,11 +597,15 @@ impl Server {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
         }
-        // `ip netns exec` and `taskset` exec the next command: the child is synack itself, so
-        // signals by this PID reach it.
+        // `ip netns exec` and `taskset` exec the next command: the child is the program itself,
+        // so signals by this PID reach it. (comm keeps the first 15 bytes of the name.)
         let comm =
             std::fs::read_to_string(format!("/proc/{}/comm", server.pid())).unwrap_or_default();
-        assert_eq!(comm.trim(), "synack", "the child process is not synack");
+        let name = program.file_name().unwrap_or_default().to_string_lossy();
+        assert!(
+            name.starts_with(comm.trim()) && !comm.trim().is_empty(),
+            "the child process is {comm:?}, not {name}"
+        );
         server
     }
 
