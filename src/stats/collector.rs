@@ -228,7 +228,7 @@ pub fn summary(t: &Totals) -> String {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         if !app.is_empty() {
-            let _ = writeln!(s, "    http: {}", app.join(", "));
+            let _ = writeln!(s, "    app: {}", app.join(", "));
         }
     }
     for m in Metric::ALL {

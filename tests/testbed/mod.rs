@@ -44,6 +44,43 @@ pub fn synack_bin() -> &'static str {
     env!("CARGO_BIN_EXE_synack")
 }
 
+/// The binary of cargo example `name`, built beside synack's by `cargo test`.
+pub fn example_bin(name: &str) -> PathBuf {
+    let bin = Path::new(synack_bin())
+        .parent()
+        .expect("synack's directory")
+        .join("examples")
+        .join(name);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    // The newest source the example is built from.
+    fn newest(dir: &Path, out: &mut Option<std::time::SystemTime>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                newest(&p, out);
+            } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                *out = (*out).max(Some(t));
+            }
+        }
+    }
+    let mut source = modified(&repo_root().join("Cargo.toml"));
+    newest(&repo_root().join("src"), &mut source);
+    newest(&repo_root().join("examples"), &mut source);
+    match (modified(&bin), source) {
+        (None, _) => panic!(
+            "example {name} is not built at {}: a whole `cargo test` builds examples; for one \
+             test file, run `cargo build --release --examples` first",
+            bin.display()
+        ),
+        (Some(e), Some(s)) if e < s => panic!(
+            "example {name} at {} is older than its sources: `cargo test --test FILE` does not \
+             rebuild examples; run `cargo build --release --examples` first",
+            bin.display()
+        ),
+        _ => bin,
+    }
+}
+
 /// The commands every veth test needs: scripts/testbed.sh's (`ip`, `ethtool`, `sysctl`) and the
 /// ones the guards and helpers of this module run.
 pub const BED_TOOLS: [&str; 8] = [
@@ -482,19 +519,28 @@ impl Server {
 
     /// Like [`Server::start`], pinned (taskset and `--cores`) to `cores`, e.g. "0,1".
     pub fn start_on(bed: &Bed, cores: &str, args: &[&str]) -> Server {
+        Server::start_program(bed, cores, Path::new(synack_bin()), Some("serve"), args)
+    }
+
+    /// Starts cargo example `name` the way [`Server::start`] starts `synack serve`: the same
+    /// `--iface --ip --port --cores --quiet` flags, then `args`.
+    pub fn start_example(bed: &Bed, name: &str, args: &[&str]) -> Server {
+        Server::start_program(bed, SERVER_CORE, &example_bin(name), None, args)
+    }
+
+    fn start_program(
+        bed: &Bed,
+        cores: &str,
+        bin: &Path,
+        subcommand: Option<&str>,
+        args: &[&str],
+    ) -> Server {
         let port = PORT.to_string();
         let mut child = Command::new("ip")
             .args(["netns", "exec", &bed.srv_ns, "taskset", "-c", cores])
-            .arg(synack_bin())
-            .args([
-                "serve",
-                "--iface",
-                &bed.srv_if,
-                "--ip",
-                SRV_IP,
-                "--port",
-                &port,
-            ])
+            .arg(bin)
+            .args(subcommand)
+            .args(["--iface", &bed.srv_if, "--ip", SRV_IP, "--port", &port])
             .args(["--cores", cores, "--quiet"])
             .args(args)
             .stdin(Stdio::null())
@@ -551,7 +597,12 @@ impl Server {
         // signals by this PID reach it.
         let comm =
             std::fs::read_to_string(format!("/proc/{}/comm", server.pid())).unwrap_or_default();
-        assert_eq!(comm.trim(), "synack", "the child process is not synack");
+        let name = bin.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        assert_eq!(
+            comm.trim(),
+            &name[..name.len().min(15)],
+            "the child process is not {name}"
+        );
         server
     }
 
