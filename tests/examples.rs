@@ -2,7 +2,7 @@
 //! network namespace, as tests/veth.rs runs `synack serve`.
 //!
 //! The example binaries come from `cargo test` (which builds examples with the other targets)
-//! or `cargo build --release --examples`; [`testbed::example_bin`] refuses a missing or stale
+//! or `cargo build --release --examples`; `testbed::example_bin` refuses a missing or stale
 //! one and says how to build it. Needs root, AF_XDP, veth, curl, wrk and Python's `requests`
 //! (scripts/setup.sh installs them); SYNACK_VETH_REQUIRED=1 makes a missing one a failure.
 //!
@@ -11,7 +11,7 @@
 
 mod testbed;
 
-use testbed::{Bed, PORT, SRV_IP, Server, example_bin, ok, text};
+use testbed::{Bed, PORT, SRV_IP, Server, ok, text};
 
 /// The body hello_json answers for `path`, the `count`th request of worker 0.
 fn hello(path: &str, count: u64) -> String {
@@ -85,7 +85,7 @@ fn hello_json_answers_curl_requests_and_wrk() {
         "Python's requests is missing (scripts/setup.sh installs it): {}",
         text(&probe)
     );
-    let server = Server::start_program(bed, &example_bin("hello_json"), &[]);
+    let server = Server::start_example(bed, "hello_json", &[]);
 
     // curl: the whole response, then a path that needs decoding and JSON escaping.
     let out = ok(&bed.curl(10, &["-i"], "/hello/world?q=1"), "curl");

@@ -19,7 +19,7 @@ use crate::time::Instant;
 ///
 /// ```
 /// use synack::http::{Handler, Request, Response, StatusCode};
-/// use synack::time::Instant;
+/// use synack::Instant;
 ///
 /// struct Hello;
 /// impl Handler for Hello {

@@ -3,7 +3,7 @@
 //! A service implements [`Handler`]: it gets each complete, checked [`Request`] and returns a
 //! [`Response`] (status, fields, a body as [`Bytes`](bytes::Bytes) or a [`BodyStream`] pulled
 //! under flow control). [`HttpApp`] is the framework around it, an
-//! [`App`](crate::tcp::app::App) of the engine: parsing and limits (400, 413, 414, 431, 501,
+//! [`App`](crate::App) of the engine: parsing and limits (400, 413, 414, 431, 501,
 //! 505), bodies (Content-Length and chunked, collected up to [`HttpConfig::max_body`]),
 //! keep-alive and pipelining with back-pressure, timeouts (408), `Date`, `Server`,
 //! `Content-Length`/chunked framing, `Connection`, and HEAD. [`StaticFiles`] is the handler of
