@@ -63,11 +63,14 @@ pub enum RequestError {
     UriTooLong,
     /// A head larger than the configured limit (or than the receive buffer): 431.
     HeadTooLarge,
+    /// The worker's memory for bodies being collected is used up
+    /// ([`HttpConfig::max_body_memory`](super::HttpConfig::max_body_memory)): 503.
+    BodyMemory,
 }
 
 impl RequestError {
     /// Number of reasons.
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 23;
     /// Every reason, in [`RequestError::index`] order.
     pub const ALL: [RequestError; Self::COUNT] = [
         RequestError::BadMethod,
@@ -92,6 +95,7 @@ impl RequestError {
         RequestError::BodyTooLarge,
         RequestError::UriTooLong,
         RequestError::HeadTooLarge,
+        RequestError::BodyMemory,
     ];
 
     /// Position in [`RequestError::ALL`] (for per-reason counters).
@@ -107,6 +111,7 @@ impl RequestError {
             RequestError::BodyTooLarge => StatusCode::CONTENT_TOO_LARGE,
             RequestError::UriTooLong => StatusCode::URI_TOO_LONG,
             RequestError::HeadTooLarge => StatusCode::HEADER_FIELDS_TOO_LARGE,
+            RequestError::BodyMemory => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -136,6 +141,7 @@ impl RequestError {
             RequestError::BodyTooLarge => "body-too-large",
             RequestError::UriTooLong => "uri-too-long",
             RequestError::HeadTooLarge => "head-too-large",
+            RequestError::BodyMemory => "body-memory",
         }
     }
 }

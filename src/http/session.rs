@@ -48,6 +48,11 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// Largest request body; larger gets 413. Default 1 MiB (nginx: client_max_body_size).
     pub max_body: u64,
+    /// Memory for request bodies being collected, all connections of the worker together
+    /// (a body that arrives whole in one read is handed over in place and costs nothing
+    /// here). A request whose body would go beyond gets 503 and the connection closes: many
+    /// slow uploads cannot make the worker hold `max_body` per connection. Default 64 MiB.
+    pub max_body_memory: usize,
     /// From the first byte of a head until the head is complete; also how long a new
     /// connection may stay silent. Default 10 s.
     pub header_timeout: Duration,
@@ -83,6 +88,7 @@ impl Default for HttpConfig {
             max_request_line: 8 * 1024,
             max_header_bytes: 16 * 1024,
             max_body: 1024 * 1024,
+            max_body_memory: 64 << 20,
             header_timeout: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(60),
@@ -151,7 +157,7 @@ impl HttpStats {
 }
 
 /// The framework's own error answers, in the order of their head-cache slots.
-const FRAMEWORK_ERRORS: [StatusCode; 8] = [
+const FRAMEWORK_ERRORS: [StatusCode; 9] = [
     StatusCode::BAD_REQUEST,
     StatusCode::REQUEST_TIMEOUT,
     StatusCode::CONTENT_TOO_LARGE,
@@ -159,6 +165,7 @@ const FRAMEWORK_ERRORS: [StatusCode; 8] = [
     StatusCode::HEADER_FIELDS_TOO_LARGE,
     StatusCode::INTERNAL_SERVER_ERROR,
     StatusCode::NOT_IMPLEMENTED,
+    StatusCode::SERVICE_UNAVAILABLE,
     StatusCode::VERSION_NOT_SUPPORTED,
 ];
 
@@ -191,6 +198,8 @@ pub struct HttpApp<H = StaticFiles> {
     path: Vec<u8>,
     service_times: Vec<u32>,
     arena: BytesMut,
+    /// Bytes the sessions' body buffers hold (their capacity), against `max_body_memory`.
+    body_memory: usize,
 }
 
 /// One connection's state.
@@ -375,7 +384,22 @@ impl<H: Handler> HttpApp<H> {
             key: Vec::with_capacity(256),
             path: Vec::with_capacity(256),
             arena: BytesMut::new(),
+            body_memory: 0,
         }
+    }
+
+    /// Bytes held by the buffers of request bodies being collected (see
+    /// [`HttpConfig::max_body_memory`]).
+    pub fn body_memory(&self) -> usize {
+        self.body_memory
+    }
+
+    /// Accounts for a change of `s.stash`'s capacity from `before`; false if it grew and the
+    /// worker's body memory is now over its limit.
+    fn charge_stash(&mut self, s: &HttpSession, before: usize) -> bool {
+        let now = s.stash.capacity();
+        self.body_memory = self.body_memory - before + now;
+        now <= before || self.body_memory <= self.config.max_body_memory
     }
 
     /// The wall clock, in seconds since the Unix epoch, for the `Date` header. The worker calls
@@ -447,11 +471,16 @@ impl<H: Handler> HttpApp<H> {
                         (self.config.max_body, self.config.max_header_bytes);
                     let (used, result) = if collect {
                         let stash = &mut s.stash;
-                        let before = stash.len();
+                        let (before, capacity) = (stash.len(), stash.capacity());
                         let r = reader.feed_into(data, max_body, max_trailer, &mut |c| {
                             stash.extend_from_slice(c)
                         });
                         self.stats.body_bytes_collected += (stash.len() - before) as u64;
+                        if !self.charge_stash(s, capacity) {
+                            done += r.0;
+                            self.refuse(s, io, RequestError::BodyMemory, now);
+                            break;
+                        }
                         r
                     } else {
                         let r = reader.feed(data, max_body, max_trailer);
@@ -605,9 +634,20 @@ impl<H: Handler> HttpApp<H> {
         }
         // The body comes over several reads (or is chunked): keep the head meanwhile.
         let expect_continue = h.expect_continue && h.version == Version::Http11;
+        let capacity = s.stash.capacity();
         s.stash.clear();
         s.stash.extend_from_slice(head);
         let head_len = head.len();
+        if let Framing::Length(n) = h.framing
+            && collect
+        {
+            // The whole body at once (max_body bounds it), rather than by doubling.
+            s.stash.reserve(n as usize);
+        }
+        if !self.charge_stash(s, capacity) {
+            self.refuse(s, io, RequestError::BodyMemory, now);
+            return None;
+        }
         // RFC 9110 10.1.1: answer 100-continue before reading the body, unless the client did
         // not wait for it.
         if expect_continue && waiting.is_empty() {
@@ -651,11 +691,13 @@ impl<H: Handler> HttpApp<H> {
         let to = self.reply_to(&h, s.requests, started);
         let req = request(&h, &self.path, body, s.peer);
         let resp = self.handler.handle(&req, now);
-        if s.stash.capacity() > STASH_KEEP {
+        let capacity = s.stash.capacity();
+        if capacity > STASH_KEEP {
             s.stash = Vec::new();
         } else {
             s.stash.clear();
         }
+        self.charge_stash(s, capacity);
         self.reply(s, io, resp, to, now);
     }
 
@@ -949,6 +991,9 @@ impl<H: Handler> HttpApp<H> {
     fn close(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>) {
         let n = io.data().len();
         io.consume(n);
+        // No request will be read any more: its body buffer goes back at once.
+        self.body_memory -= s.stash.capacity();
+        s.stash = Vec::new();
         s.phase = Phase::Closed;
         s.head_started = None;
         if !s.busy() && !s.fin {
@@ -1053,7 +1098,8 @@ impl<H: Handler> App for HttpApp<H> {
         io.set_deadline(self.deadline(s, io));
     }
 
-    fn on_close(&mut self, _s: HttpSession, _reason: CloseReason, _now: Instant) {
+    fn on_close(&mut self, s: HttpSession, _reason: CloseReason, _now: Instant) {
+        self.body_memory -= s.stash.capacity();
         self.stats.connections_closed += 1;
     }
 

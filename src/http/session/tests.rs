@@ -1775,3 +1775,49 @@ fn keyed_responses_reuse_their_head() {
     );
     assert_eq!(app.stats().head_rebuilds, 1);
 }
+
+/// Bodies collected over several reads share the worker's budget: a connection whose body
+/// would go beyond it gets 503; the memory comes back when a request or a connection ends.
+#[test]
+fn collected_bodies_are_bounded_per_worker() {
+    let mut app = echo_app(HttpConfig {
+        max_body_memory: 4096,
+        ..HttpConfig::default()
+    });
+    let post = |n: usize| format!("POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: {n}\r\n\r\nab");
+    let mut a = Conn::open(&mut app, T0);
+    a.write(&mut app, post(3000).as_bytes(), T0);
+    assert!(a.out.is_empty(), "waiting for the body");
+    let held = app.body_memory();
+    assert!((3000..4096).contains(&held), "{held}");
+    // A second slow upload does not fit beside it.
+    let mut b = Conn::open(&mut app, T0);
+    b.write(&mut app, post(2000).as_bytes(), T0);
+    let r = one(&b.take());
+    assert_eq!((r.status, r.header("Connection")), (503, Some("close")));
+    assert!(b.closed);
+    assert_eq!(app.stats().error_count(RequestError::BodyMemory), 1);
+    assert_eq!(app.handler().calls, 0);
+    assert_eq!(
+        app.body_memory(),
+        held,
+        "the refused connection's buffer is freed"
+    );
+    // A body that arrives whole is handed over in place: no budget needed.
+    let mut c = Conn::open(&mut app, T0);
+    let whole = [post(2000).as_bytes(), &vec![b'w'; 1998]].concat();
+    c.write(&mut app, &whole, T0);
+    assert_eq!(one(&c.take()).status, 200);
+    // The first upload completes; its buffer is kept (small) and counted until it closes.
+    a.write(&mut app, &vec![b'x'; 2998], T0);
+    let text = body_text(&one(&a.take()));
+    assert!(
+        text.ends_with(&"x".repeat(2998)),
+        "{}",
+        &text[..200.min(text.len())]
+    );
+    assert_eq!(app.body_memory(), held);
+    let session = std::mem::replace(&mut a.session, HttpSession::new(T0));
+    app.on_close(session, CloseReason::Normal, T0);
+    assert_eq!(app.body_memory(), 0);
+}
