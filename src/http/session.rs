@@ -748,8 +748,8 @@ impl<H: Handler> HttpApp<H> {
         head
     }
 
-    /// Queues a response: its head, then its body as room allows. `resp` comes from the
-    /// handler unless `framework` (an error page, whose cache key is its slot).
+    /// Queues the handler's answer: its cache key mapped past the error pages' slots, and a
+    /// 500 instead of an answer the framework cannot send as it is.
     fn reply(
         &mut self,
         s: &mut HttpSession,
@@ -775,6 +775,8 @@ impl<H: Handler> HttpApp<H> {
         self.send_response(s, io, resp, slot, to, now);
     }
 
+    /// Queues a response (head-cache slot `slot`): its head, then its body as room allows;
+    /// framing, `Connection`, HEAD and statistics.
     fn send_response(
         &mut self,
         s: &mut HttpSession,
