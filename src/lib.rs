@@ -48,6 +48,10 @@ internal! {
     xdp;
 }
 
+/// The guide to building on synack (`docs/LIBRARY.md`); its example is compiled as a test.
+#[doc = include_str!("../docs/LIBRARY.md")]
+pub mod guide {}
+
 pub use server::{FinalStats, Mailbox, ServeError, Server, ServerHandle, Worker, XdpAttach};
 pub use tcp::app::{App, AppIo, CloseReason, ConnId, ConnInfo, Wakeups};
 pub use time::Instant;
