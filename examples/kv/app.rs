@@ -256,6 +256,14 @@ impl Session {
         }
     }
 
+    /// Queues answer bytes at the end of the output (the slots before them are done).
+    fn push_out(&mut self, b: Bytes) {
+        if !b.is_empty() {
+            self.out_bytes += b.len();
+            self.out.push_back(b);
+        }
+    }
+
     fn emit_static(&mut self, text: &'static [u8]) {
         self.emit(Bytes::from_static(text));
     }
@@ -309,13 +317,14 @@ impl Session {
             let slot = self.slots.pop_front().expect("front");
             self.first_seq += 1;
             match slot {
-                Slot::Ready(b) => self.emit(b),
-                Slot::Answer(t) => self.emit_static(t),
+                Slot::Ready(b) => self.push_out(b),
+                Slot::Answer(t) => self.push_out(Bytes::from_static(t)),
                 Slot::Get(g) => {
                     for (key, hit) in g.keys.iter().zip(&g.hits) {
                         if let Some(h) = hit {
                             value_line(
                                 self,
+                                true,
                                 scratch,
                                 key,
                                 h.flags,
@@ -325,7 +334,7 @@ impl Session {
                         }
                     }
                     scratch.put_slice(protocol::END);
-                    self.emit(scratch.split().freeze());
+                    self.push_out(scratch.split().freeze());
                 }
                 Slot::Remote { .. } => unreachable!("not ready"),
             }
@@ -356,9 +365,11 @@ impl Session {
 }
 
 /// Appends `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>` to `scratch`; a large value goes
-/// out as its own chunk (no copy), after what `scratch` holds.
+/// out as its own chunk (no copy), after what `scratch` holds: straight to the output if
+/// `promoted` (the answers before it are out), else after the pending ones.
 fn value_line(
     s: &mut Session,
+    promoted: bool,
     scratch: &mut BytesMut,
     key: &[u8],
     flags: u32,
@@ -377,6 +388,9 @@ fn value_line(
     scratch.put_slice(b"\r\n");
     if data.len() <= COPY_MAX {
         scratch.put_slice(data);
+    } else if promoted {
+        s.push_out(scratch.split().freeze());
+        s.push_out(data.clone());
     } else {
         s.emit(scratch.split().freeze());
         s.emit(data.clone());
@@ -746,7 +760,7 @@ impl Kv {
             for k in protocol::tokens(keys) {
                 if let Some(item) = self.store.get(k, unix) {
                     let (flags, data, c) = (item.flags, item.data.clone(), item.cas);
-                    value_line(s, &mut scratch, k, flags, &data, cas.then_some(c));
+                    value_line(s, false, &mut scratch, k, flags, &data, cas.then_some(c));
                 }
             }
             scratch.put_slice(protocol::END);
