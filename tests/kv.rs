@@ -674,7 +674,7 @@ fn a_client_that_never_reads_does_not_grow_the_server() {
     assert!(
         gets * 100_000 > 1 << 28,
         "the client sent only {sent} bytes: the answers owed ({} MB) do not test the bound",
-        gets * 100_000 >> 20
+        (gets * 100_000) >> 20
     );
     let grown = after.saturating_sub(before);
     assert!(
