@@ -157,8 +157,8 @@ for ((r = 1; r <= rounds; r++)); do
 	order=("${order[1]}" "${order[0]}")
 done
 
-# shellcheck disable=SC2016  # the backquotes are Markdown
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+# shellcheck disable=SC2016  # the backquotes are Markdown
 {
 	printf '# kv vs memcached (memcslap)\n\n'
 	printf -- '- command: `%s`\n' "$CMDLINE"

@@ -16,8 +16,8 @@ pub const ITEM_SIZE_MAX: usize = 1 << 20;
 /// (memcached's rule for its 2048-byte read buffer).
 pub const LINE_MAX: usize = 2048;
 /// The longest `get`/`gets` line kept (memcached grows its buffer without bound; `kv` closes
-/// the connection beyond this).
-pub const GET_LINE_MAX: usize = 64 * 1024;
+/// the connection beyond this). memcslap's `mget` sends 20,000 keys of ~40 bytes in one line.
+pub const GET_LINE_MAX: usize = 2 << 20;
 
 /// `ERROR\r\n`: unknown command or wrong number of tokens.
 pub const ERROR: &[u8] = b"ERROR\r\n";
