@@ -89,6 +89,8 @@ sessions = [
      b"get " + b" ".join(keys) + b"\r\n",
      b"".join(b"get %s\r\n" % k for k in keys),
      b"get " + b" ".join(keys * 40) + b"\r\n"],
+    # one get line of ~0.5 MB (memcslap's mget sends such lines): it arrives in many segments
+    [b"get " + b" ".join(keys * 1500) + b"\r\nget key1\r\n"],
     # the same commands, one byte per send
     [bytes([c]) for c in b"set one 0 0 3\r\nabc\r\nget one a b\r\ndelete one\r\nget one\r\n"],
 ]
