@@ -224,6 +224,10 @@ fn store_expires_items_and_stays_within_its_memory() {
     }
     assert!(s.evictions() > 0);
     assert!(s.len() < 10);
+    // The oldest go first: the last stored are all there.
+    assert!(s.get(&99u32.to_be_bytes(), 150).is_some());
+    assert!(s.get(&98u32.to_be_bytes(), 150).is_some());
+    assert!(s.get(&0u32.to_be_bytes(), 150).is_none());
 }
 
 #[test]

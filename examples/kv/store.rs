@@ -1,8 +1,9 @@
 //! One shard of the cache: the items whose keys hash to this worker. Items expire lazily (a
 //! lookup finds them dead and removes them); the shard's memory is bounded, and an item that
-//! would exceed the bound evicts others (arbitrary ones: a hash map's first) as a cache may.
+//! would exceed the bound evicts the oldest stored ones (first in, first out: memcached evicts
+//! the least recently used, which for a cache filled and then read is close).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 
@@ -39,6 +40,9 @@ pub struct Store {
     step: u64,
     offset: u64,
     evictions: u64,
+    /// (key, cas) in the order stored: the eviction order. Entries whose item was replaced or
+    /// removed since are skipped, and dropped when they outnumber the items.
+    order: VecDeque<(Box<[u8]>, u64)>,
 }
 
 impl Store {
@@ -52,6 +56,7 @@ impl Store {
             step: shards as u64,
             offset: index as u64 + 1,
             evictions: 0,
+            order: VecDeque::new(),
         }
     }
 
@@ -101,13 +106,23 @@ impl Store {
             cas: (self.stores - 1) * self.step + self.offset,
         };
         let cost = Self::cost(key, &item);
-        while self.bytes + cost > self.limit && !self.items.is_empty() {
-            let victim = self.items.keys().next().cloned().expect("not empty");
-            self.remove(&victim);
-            self.evictions += 1;
+        while self.bytes + cost > self.limit {
+            let Some((victim, cas)) = self.order.pop_front() else {
+                break;
+            };
+            if self.items.get(&victim).is_some_and(|i| i.cas == cas) {
+                self.remove(&victim);
+                self.evictions += 1;
+            }
         }
+        self.order.push_back((key.into(), item.cas));
         self.bytes += cost;
         self.items.insert(key.into(), item);
+        if self.order.len() > 2 * self.items.len() + 1024 {
+            let items = &self.items;
+            self.order
+                .retain(|(k, cas)| items.get(k).is_some_and(|i| i.cas == *cas));
+        }
         true
     }
 
