@@ -27,13 +27,13 @@ use bytes::Bytes;
 use synack::http::{Content, HttpApp, HttpConfig};
 use synack::tcp::app::App;
 use synack::tcp::engine::{Engine, EngineConfig, SynCookieMode};
-use synack::tcp::segment::{
-    FourTuple, PayloadSource, SegmentIn, SegmentOut, SegmentSink, TcpFlags, TcpOptions,
-};
-use synack::tcp::seq::SeqNumber;
+use synack::tcp::segment::{PayloadSource, SegmentSink};
 use synack::tcp::state::State;
 use synack::tcp::testkit::{TestApp, TestAppConfig};
 use synack::time::Instant;
+use synack::wire::segment::{FourTuple, SegmentIn, SegmentOut};
+use synack::wire::seq::SeqNumber;
+use synack::wire::tcp::{TcpFlags, TcpOptions};
 use synack::wire::{self, FrameSpec};
 use synack::worker::{Datapath, FrameIo, TxQueue};
 

@@ -6,16 +6,24 @@ use std::process::Command;
 use crate::cli::CheckArgs;
 use crate::netdev::NetDev;
 
+/// How one check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// Ready.
     Ok,
+    /// Works, but not as well as it could (the detail says how to improve it).
     Warn,
+    /// synack cannot run until this is fixed (the detail says how).
     Fail,
 }
 
+/// One line of the doctor's report.
 pub struct Finding {
+    /// How it came out.
     pub verdict: Verdict,
+    /// What was checked.
     pub what: String,
+    /// What was found, and what to do when it is not ready.
     pub detail: String,
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The `synack` command line.
 #[derive(Parser, Debug)]
 #[command(
     name = "synack",
@@ -14,10 +15,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = None
 )]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve HTTP on IP:PORT of an interface, bypassing the kernel's TCP stack.
@@ -26,6 +29,7 @@ pub enum Command {
     Check(CheckArgs),
 }
 
+/// `--xdp-mode`: how the XDP program is attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum XdpModeArg {
     /// Native (driver) mode, falling back to generic (skb) mode with a warning.
@@ -36,6 +40,7 @@ pub enum XdpModeArg {
     Skb,
 }
 
+/// `--syn-cookies`: when SYNs are answered with SYN cookies (RFC 4987).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SynCookiesArg {
     /// When the SYN queue or the connection table is full (like Linux).
@@ -157,6 +162,7 @@ pub struct ServerArgs {
 /// `synack serve`: the server's flags and what to serve over HTTP.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
+    /// The server's flags (interface, address, ports, queues, limits...).
     #[command(flatten)]
     pub server: ServerArgs,
 
@@ -185,6 +191,7 @@ pub struct ServeArgs {
     pub max_body: u64,
 }
 
+/// `synack check`: the doctor's flags.
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
     /// Interface to check.

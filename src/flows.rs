@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 
-use crate::tcp::segment::FourTuple;
+use crate::wire::segment::FourTuple;
 
 const SHARDS: usize = 64;
 

@@ -11,6 +11,7 @@ use crate::http::content::LoadLimits;
 use crate::http::{Content, HttpApp, HttpConfig};
 use crate::{ServeError, Server};
 
+/// Runs `synack serve` until SIGINT or SIGTERM, then prints the final statistics.
 pub fn run(args: ServeArgs) -> Result<(), ServeError> {
     let content = match (&args.body, &args.root) {
         (Some(b), _) => Content::fixed(b.as_bytes().to_vec(), "text/plain"),

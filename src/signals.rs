@@ -5,6 +5,7 @@
 
 use crossbeam::channel::{Receiver, unbounded};
 
+/// A signal, as the signal thread reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signal {
     /// SIGINT or SIGTERM: shut down gracefully.

@@ -9,19 +9,24 @@ use std::time::Duration;
 pub struct Instant(u64);
 
 impl Instant {
+    /// The epoch itself (for a worker: when it started).
     pub const ZERO: Instant = Instant(0);
     /// The far future: a deadline that never fires.
     pub const NEVER: Instant = Instant(u64::MAX);
 
+    /// `us` microseconds after the epoch.
     pub const fn from_micros(us: u64) -> Self {
         Instant(us)
     }
+    /// `ms` milliseconds after the epoch.
     pub const fn from_millis(ms: u64) -> Self {
         Instant(ms * 1000)
     }
+    /// Microseconds since the epoch.
     pub const fn as_micros(self) -> u64 {
         self.0
     }
+    /// Whole milliseconds since the epoch.
     pub const fn as_millis(self) -> u64 {
         self.0 / 1000
     }

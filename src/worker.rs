@@ -23,8 +23,9 @@ use crossbeam::channel::{Receiver, Sender, TrySendError};
 use crate::flows::FlowDirectory;
 use crate::tcp::app::App;
 use crate::tcp::engine::Engine;
-use crate::tcp::segment::{PayloadSource, SegmentOut, SegmentSink};
+use crate::tcp::segment::{PayloadSource, SegmentSink};
 use crate::time::Instant;
+use crate::wire::segment::SegmentOut;
 use crate::wire::{self, DropReason, FrameSpec};
 
 /// Free TX frames of a queue, written in place.
@@ -431,8 +432,8 @@ mod tests {
 mod steering_tests {
     use super::*;
     use crate::tcp::engine::EngineConfig;
-    use crate::tcp::segment::{TcpFlags, TcpOptions};
     use crate::tcp::testkit::{TestApp, TestAppConfig};
+    use crate::wire::tcp::{TcpFlags, TcpOptions};
     use std::collections::VecDeque;
 
     /// Frames in memory: `rx` to receive, `tx` what was sent.

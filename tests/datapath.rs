@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use synack::http::{Content, HttpApp, HttpConfig};
 use synack::tcp::engine::{Engine, EngineConfig};
-use synack::tcp::segment::{TcpFlags, TcpOptions};
 use synack::tcp::state::State;
 use synack::time::Instant;
+use synack::wire::tcp::{TcpFlags, TcpOptions};
 use synack::wire::{self, DropReason, FrameSpec};
 use synack::worker::{Datapath, FrameIo, TxQueue, WorkerDrop};
 
@@ -356,7 +356,7 @@ impl Rig {
     }
 
     fn state(&self, c: &Client) -> Option<State> {
-        let t = synack::tcp::segment::FourTuple {
+        let t = synack::wire::segment::FourTuple {
             remote_ip: c.ip,
             remote_port: c.port,
             local_ip: SERVER,

@@ -21,11 +21,12 @@ use proptest::prelude::*;
 use synack::http::{Content, HttpApp, HttpConfig};
 use synack::tcp::app::App;
 use synack::tcp::engine::{Engine, EngineConfig, SynCookieMode};
-use synack::tcp::segment::{FourTuple, SackBlock, SegmentIn, TcpFlags, TcpOptions};
-use synack::tcp::seq::SeqNumber;
 use synack::tcp::state::State;
 use synack::tcp::testkit::{CollectSink, OwnedSegment, PEER_LINK, TestApp, TestAppConfig};
 use synack::time::Instant;
+use synack::wire::segment::{FourTuple, SegmentIn};
+use synack::wire::seq::SeqNumber;
+use synack::wire::tcp::{SackBlock, TcpFlags, TcpOptions};
 use synack::wire::{self, DropReason};
 use synack::worker::{Datapath, FrameIo, TxQueue, WorkerDrop};
 

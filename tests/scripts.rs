@@ -25,10 +25,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use synack::tcp::engine::{Engine, EngineConfig, SynCookieMode};
-use synack::tcp::segment::{FourTuple, SackBlock, TcpFlags, TcpOptions};
 use synack::tcp::state::State;
 use synack::tcp::testkit::{CollectSink, OwnedSegment, TestApp, TestAppConfig, segment};
 use synack::time::Instant;
+use synack::wire::segment::FourTuple;
+use synack::wire::tcp::{SackBlock, TcpFlags, TcpOptions};
 
 const TOLERANCE: Duration = Duration::from_millis(10);
 

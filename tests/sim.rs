@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use synack::tcp::engine::{Engine, EngineConfig};
-use synack::tcp::segment::{FourTuple, SegmentIn, TcpFlags, TcpOptions};
-use synack::tcp::seq::SeqNumber;
 use synack::tcp::testkit::{CollectSink, OwnedSegment, TestApp, TestAppConfig};
 use synack::time::Instant;
+use synack::wire::segment::{FourTuple, SegmentIn};
+use synack::wire::seq::SeqNumber;
+use synack::wire::tcp::{TcpFlags, TcpOptions};
 
 const SERVER: u32 = u32::from_be_bytes([198, 18, 0, 1]);
 

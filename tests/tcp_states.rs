@@ -6,10 +6,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use synack::tcp::app::CloseReason;
 use synack::tcp::engine::{Engine, EngineConfig, SynCookieMode};
-use synack::tcp::segment::{FourTuple, TcpFlags, TcpOptions};
 use synack::tcp::state::State;
 use synack::tcp::testkit::{CollectSink, OwnedSegment, TestApp, TestAppConfig, segment};
 use synack::time::Instant;
+use synack::wire::segment::FourTuple;
+use synack::wire::tcp::{TcpFlags, TcpOptions};
 
 const SERVER: u32 = u32::from_be_bytes([198, 18, 0, 1]);
 const CLIENT: u32 = u32::from_be_bytes([198, 18, 0, 2]);

@@ -4,7 +4,9 @@
 //!
 //! Loss comes two ways: `--inject-drop` drops frames synack receives (requests, ACKs), and a tc
 //! program on the client's ingress (tests/data/drop_data.bpf.c, built with clang) drops data
-//! frames synack sends, so that it must retransmit. There is no netem here.
+//! frames synack sends, so that it must retransmit; another (tests/data/drop_tail_once.bpf.c)
+//! drops the first copy of each response's last segment, which only a timer can recover. There
+//! is no netem here.
 //!
 //! Needs root, AF_XDP, veth and the commands of tests/testbed (curl, wrk, clang, tc, ...). With
 //! SYNACK_VETH_REQUIRED=1 (scripts/test.sh sets it) a missing command or missing root fails the
@@ -1029,6 +1031,121 @@ fn a_small_tx_ring_defers_output_without_retransmissions() {
         "a full ring must not look like loss: {retransmits} retransmits, {probes} probes\n{log}"
     );
     assert!(!log.contains("tx_full"), "{log}");
+}
+
+/// The slot of an IPv4 address in the peer-MAC cache that synack had before issue 7: 4096
+/// direct-mapped slots indexed by a multiplicative hash, and a miss took the MAC seen last.
+fn old_mac_cache_slot(ip: &str) -> u32 {
+    let ip: std::net::Ipv4Addr = ip.parse().expect("IPv4 address");
+    (u32::from(ip).wrapping_mul(0x9E37_79B1) >> 8) & 4095
+}
+
+/// Issue 7: a segment that synack sends on its own (tail loss probe, retransmission timeout)
+/// goes to the MAC its connection's frames came from. Two client hosts share an L2 segment
+/// with the server (a Linux bridge); their addresses share a slot of the old peer-MAC cache,
+/// so that cache sent one client's timer-driven segments to the other client's MAC whenever
+/// the other had spoken last. Each client downloads 4 files of 1 MiB on one keep-alive
+/// connection, both at once; a tc program on the bridge's server port drops the first copy of
+/// the last segment of every response (tests/data/drop_tail_once.bpf.c), so every response
+/// needs a timer to complete. Every file must arrive byte-exact, and no client may receive a
+/// segment meant for the other: a client kernel counts such a frame (its MAC, another host's
+/// IP, forwarding off) as `Ip: InAddrErrors`, and nothing else sends IP on this segment.
+#[test]
+fn timer_driven_segments_reach_their_own_client_behind_a_bridge() {
+    let Some(env) = testbed::setup("brmc") else {
+        return;
+    };
+    let bed = &env.bed;
+    const IPS: [&str; 2] = ["198.18.0.3", "198.18.9.154"];
+    const FILES: usize = 4;
+    assert_eq!(
+        old_mac_cache_slot(IPS[0]),
+        old_mac_cache_slot(IPS[1]),
+        "the clients' addresses must collide in the old cache"
+    );
+    let root = TempDir::new("root");
+    let outs = TempDir::new("out");
+    let name = |c: usize, f: usize| format!("c{c}f{f}");
+    let digests: Vec<Vec<String>> = (0..IPS.len())
+        .map(|c| {
+            (0..FILES)
+                .map(|f| {
+                    let seed = 700 + 10 * c as u64 + f as u64;
+                    sha256_file(&write_seeded(&root, &name(c, f), 1 << 20, seed))
+                })
+                .collect()
+        })
+        .collect();
+    let clients = bed.bridged_clients(&IPS);
+    let obj = testbed::compile_bpf("drop_tail_once.bpf.c", &outs);
+    bed.client_ingress_filter(&obj);
+    let server = Server::start(bed, &["--root", root.as_str()]);
+    let t0 = Instant::now();
+    let children: Vec<_> = (0..IPS.len())
+        .map(|c| {
+            // One curl, one connection: the files one after another, keep-alive.
+            let mut args: Vec<String> = ["curl", "-sS", "--fail", "--fail-early", "-m", "60", "-w"]
+                .map(String::from)
+                .to_vec();
+            args.push("%{http_code}\\n".into());
+            for f in 0..FILES {
+                let out = outs.join(&name(c, f));
+                args.push("-o".into());
+                args.push(out.to_str().unwrap().into());
+                args.push(format!("http://{SRV_IP}:{PORT}/{}", name(c, f)));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            clients.spawn(c, 75, &args)
+        })
+        .collect();
+    let done: Vec<_> = children
+        .into_iter()
+        .map(|child| child.wait_with_output().expect("wait for curl"))
+        .collect();
+    let took = t0.elapsed();
+    let misdirected: Vec<u64> = clients
+        .ns
+        .iter()
+        .map(|ns| bed.snmp_counter(ns, "Ip", "InAddrErrors"))
+        .collect();
+    let (st, log) = server.stop();
+    let retransmits = final_retransmits(&log);
+    let probes = final_counter(&log, "tlp probes ");
+    let rtos = final_counter(&log, "rto expirations ");
+    eprintln!(
+        "2 clients x {FILES} x 1 MiB behind a bridge, every tail lost once: {took:?}, \
+         segments at the wrong client {misdirected:?}, {retransmits} retransmits \
+         ({probes} tail loss probes, {rtos} RTOs)"
+    );
+    let outcome = |c: usize| format!("client {c} ({}): {}", IPS[c], text(&done[c]));
+    assert_eq!(
+        misdirected,
+        vec![0; IPS.len()],
+        "segments reached a client they were not addressed to (Ip InAddrErrors per client)\n{}\n{}\n--- synack\n{log}",
+        outcome(0),
+        outcome(1)
+    );
+    for (c, (o, want)) in done.iter().zip(&digests).enumerate() {
+        assert_eq!(
+            ok(o, &format!("curl of client {c} ({})", IPS[c])),
+            "200\n".repeat(FILES),
+            "{}",
+            outcome(c)
+        );
+        for (f, digest) in want.iter().enumerate() {
+            assert_eq!(
+                &sha256_file(&outs.join(&name(c, f))),
+                digest,
+                "client {c} file {f}"
+            );
+        }
+    }
+    assert!(st.success(), "synack exit: {st:?}\n{log}");
+    // Every response lost its tail once, which only a timer could bring back.
+    assert!(
+        probes + rtos >= (IPS.len() * FILES) as u64,
+        "fewer timer-driven sends than lost tails: {probes} probes, {rtos} RTOs\n{log}"
+    );
 }
 
 /// The raw client of `memory_by_the_window_edge`: over an AF_PACKET socket, from addresses the

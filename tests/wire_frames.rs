@@ -6,9 +6,9 @@ use etherparse::{
     LinkSlice, NetSlice, PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice,
 };
 use proptest::prelude::*;
-use synack::tcp::segment::SegmentOut;
-use synack::tcp::seq::SeqNumber;
 use synack::wire::checksum::{self, Checksum};
+use synack::wire::segment::SegmentOut;
+use synack::wire::seq::SeqNumber;
 use synack::wire::tcp::{SackBlock, TcpFlags, TcpOptions};
 use synack::wire::{
     BuildError, DropReason, FrameSpec, build_tcp_frame, build_tcp_frame_with_payload_sum,

@@ -25,7 +25,8 @@ use crossbeam::channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 pub use shutdown::ServerHandle;
 
 use crate::cli::{ServerArgs, XdpModeArg};
-use crate::stats::collector::{self, Totals};
+use crate::stats::Totals;
+use crate::stats::collector;
 use crate::tcp::app::App;
 use crate::tcp::engine::Engine;
 use crate::worker::Datapath;

@@ -11,7 +11,8 @@ use crossbeam::channel::{Sender, bounded};
 use super::ServeError;
 use super::plan::Plan;
 use crate::cli::ServerArgs;
-use crate::stats::collector::{self, CollectorConfig, Message, Totals};
+use crate::stats::Totals;
+use crate::stats::collector::{self, CollectorConfig, Message};
 use crate::xdp;
 
 pub(crate) struct Resources {

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant as WallInstant};
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 
 use super::latency::{Latency, Metric, hgrm};
-use super::{Report, metrics};
-use crate::tcp::state::State;
+use super::{Report, Totals, metrics};
 
 /// Messages to the collector.
 pub enum Message {
@@ -27,38 +26,6 @@ pub struct CollectorConfig {
     /// Where the rendered Prometheus text goes (served by `metrics::serve`).
     pub metrics: Option<Arc<Mutex<String>>>,
     pub workers: usize,
-}
-
-/// The merged view.
-pub struct Totals {
-    pub last: Vec<Option<Report>>,
-    pub cumulative: Latency,
-    pub started: WallInstant,
-}
-
-impl Totals {
-    fn sum<F: Fn(&Report) -> u64>(&self, f: F) -> u64 {
-        self.last.iter().flatten().map(f).sum()
-    }
-    pub fn established(&self) -> u64 {
-        self.sum(|r| r.tcp.established)
-    }
-    pub fn requests(&self) -> u64 {
-        self.sum(|r| r.requests)
-    }
-    pub fn drops(&self) -> u64 {
-        self.sum(|r| r.total_drops())
-    }
-    pub fn active(&self) -> u64 {
-        self.sum(|r| {
-            r.states
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != State::Listen as usize && *i != State::TimeWait as usize)
-                .map(|(_, n)| *n as u64)
-                .sum()
-        })
-    }
 }
 
 /// Runs until every worker sent its last report (or the channel closes). Returns the totals.
@@ -228,7 +195,7 @@ pub fn summary(t: &Totals) -> String {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         if !app.is_empty() {
-            let _ = writeln!(s, "    http: {}", app.join(", "));
+            let _ = writeln!(s, "    app: {}", app.join(", "));
         }
     }
     for m in Metric::ALL {

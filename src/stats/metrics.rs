@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::collector::Totals;
+use super::Totals;
 use super::latency::Metric;
 use crate::tcp::state::State;
 

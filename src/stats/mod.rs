@@ -8,6 +8,8 @@ pub mod collector;
 pub mod latency;
 pub mod metrics;
 
+use std::time::Instant as WallInstant;
+
 use crate::tcp::counters::TcpCounters;
 use crate::tcp::state::State;
 use crate::worker::FrameCounters;
@@ -53,5 +55,45 @@ impl Report {
 
     pub fn total_drops(&self) -> u64 {
         self.drops().iter().map(|d| d.2).sum()
+    }
+}
+
+/// The merged view of every worker's latest report: what the collector keeps, and what the
+/// live line, the summary, the files and the Prometheus text are rendered from.
+pub struct Totals {
+    /// Each worker's latest report, by worker index (`None` before its first).
+    pub last: Vec<Option<Report>>,
+    /// Every latency measured since start, merged.
+    pub cumulative: Latency,
+    /// When the collector started (for rates and uptime).
+    pub started: WallInstant,
+}
+
+impl Totals {
+    fn sum<F: Fn(&Report) -> u64>(&self, f: F) -> u64 {
+        self.last.iter().flatten().map(f).sum()
+    }
+    /// Connections established, all workers.
+    pub fn established(&self) -> u64 {
+        self.sum(|r| r.tcp.established)
+    }
+    /// Requests answered, all workers.
+    pub fn requests(&self) -> u64 {
+        self.sum(|r| r.requests)
+    }
+    /// Drops of every layer and reason, all workers.
+    pub fn drops(&self) -> u64 {
+        self.sum(|r| r.total_drops())
+    }
+    /// Connections in a state other than LISTEN and TIME-WAIT, all workers.
+    pub fn active(&self) -> u64 {
+        self.sum(|r| {
+            r.states
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != State::Listen as usize && *i != State::TimeWait as usize)
+                .map(|(_, n)| *n as u64)
+                .sum()
+        })
     }
 }

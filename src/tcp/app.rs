@@ -16,8 +16,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use bytes::Bytes;
 
 use super::buffer::{RecvBuf, SendBuf};
-use super::segment::FourTuple;
 use crate::time::Instant;
+use crate::wire::segment::FourTuple;
 
 /// Why a connection ended, as the application sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use super::seq::SeqNumber;
 use crate::time::Instant;
+use crate::wire::seq::SeqNumber;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Congestion {

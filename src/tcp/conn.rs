@@ -20,13 +20,12 @@ use super::counters::{TcpCounters, TcpDrop};
 use super::rack::{Rack, TlpOutcome};
 use super::rto::RttEstimator;
 use super::scoreboard::{NextSeg, SackUpdate, Scoreboard};
-use super::segment::{
-    EMPTY, FourTuple, LinkAddr, PayloadSource, SackBlock, SegmentIn, SegmentOut, SegmentSink,
-    TcpFlags, TcpOptions,
-};
-use super::seq::SeqNumber;
+use super::segment::{EMPTY, PayloadSource, SegmentSink};
 use super::state::State;
 use crate::time::Instant;
+use crate::wire::segment::{FourTuple, LinkAddr, SegmentIn, SegmentOut};
+use crate::wire::seq::SeqNumber;
+use crate::wire::tcp::{SackBlock, TcpFlags, TcpOptions};
 
 /// RFC 7323 5.5: TS.Recent is not trusted after this long without an update (Linux's
 /// TCP_PAWS_24DAYS: 24 days, below the 2^31 ms it takes a 1 ms clock to wrap its sign).

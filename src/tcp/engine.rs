@@ -27,14 +27,16 @@ use super::config::TcpConfig;
 use super::conn::{Conn, Ctx, Next, SynOptions, initial_window};
 use super::counters::{TcpCounters, TcpDrop};
 use super::isn::IsnGenerator;
-use super::segment::{EMPTY, FourTuple, SegmentIn, SegmentOut, SegmentSink, TcpFlags, TcpOptions};
-use super::seq::SeqNumber;
+use super::segment::{EMPTY, SegmentSink};
 use super::state::State;
 use super::syncookie::SynCookies;
 use super::table::ConnTable;
 use super::time_wait::{TimeWaitRecord, TimeWaitTable};
 use super::timer::TimerWheel;
 use crate::time::Instant;
+use crate::wire::segment::{FourTuple, SegmentIn, SegmentOut};
+use crate::wire::seq::SeqNumber;
+use crate::wire::tcp::{TcpFlags, TcpOptions};
 
 /// The allocation a pooled receive buffer keeps.
 const POOLED_RECV_ALLOC: usize = 2048;

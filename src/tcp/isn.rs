@@ -12,9 +12,9 @@
 use siphasher::sip::SipHasher13;
 use siphasher::sip128::SipHasher13 as SipHasher13x128;
 
-use super::segment::FourTuple;
-use super::seq::SeqNumber;
 use crate::time::Instant;
+use crate::wire::segment::FourTuple;
+use crate::wire::seq::SeqNumber;
 
 /// Label from which the timestamp-offset key is derived, so that the ISN key and the TSval key
 /// are independent (knowing one offset tells nothing about `F`).

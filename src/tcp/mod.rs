@@ -15,7 +15,6 @@ pub mod rack;
 pub mod rto;
 pub mod scoreboard;
 pub mod segment;
-pub mod seq;
 pub mod state;
 pub mod syncookie;
 pub mod table;

@@ -13,8 +13,8 @@
 
 use std::time::Duration;
 
-use super::seq::SeqNumber;
 use crate::time::Instant;
+use crate::wire::seq::SeqNumber;
 
 /// Segments whose send time a connection remembers.
 pub const RING: usize = 32;

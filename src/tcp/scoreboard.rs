@@ -15,7 +15,7 @@
 //! it), and RACK marks segments in send order, which for first transmissions is sequence order,
 //! so one watermark describes both exactly.
 
-use super::seq::SeqNumber;
+use crate::wire::seq::SeqNumber;
 
 /// How many disjoint SACKed ranges the board keeps.
 pub const MAX_RANGES: usize = 16;

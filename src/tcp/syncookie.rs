@@ -26,9 +26,9 @@
 
 use siphasher::sip::SipHasher13;
 
-use super::segment::FourTuple;
-use super::seq::SeqNumber;
 use crate::time::Instant;
+use crate::wire::segment::FourTuple;
+use crate::wire::seq::SeqNumber;
 
 /// MSS values a cookie can encode; the SYN's MSS is rounded down to one of these (a SYN with an
 /// MSS below the smallest, or none, gets the smallest: 536 is the RFC 9293 3.7.1 default).

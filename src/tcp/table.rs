@@ -21,7 +21,7 @@
 
 use siphasher::sip::SipHasher13;
 
-use super::segment::FourTuple;
+use crate::wire::segment::FourTuple;
 
 /// Largest supported capacity (the index then has 2^29 cells, 4 GiB).
 pub const MAX_CAPACITY: usize = 1 << 28;

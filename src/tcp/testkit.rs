@@ -5,11 +5,11 @@
 use bytes::Bytes;
 
 use super::app::{App, AppIo, CloseReason, ConnInfo};
-use super::segment::{
-    FourTuple, LinkAddr, PayloadSource, SegmentIn, SegmentOut, SegmentSink, TcpFlags, TcpOptions,
-};
-use super::seq::SeqNumber;
+use super::segment::{PayloadSource, SegmentSink};
 use crate::time::Instant;
+use crate::wire::segment::{FourTuple, LinkAddr, SegmentIn, SegmentOut};
+use crate::wire::seq::SeqNumber;
+use crate::wire::tcp::{TcpFlags, TcpOptions};
 
 /// A segment with its payload copied out.
 #[derive(Clone, Debug)]

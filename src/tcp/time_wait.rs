@@ -19,10 +19,10 @@
 
 use std::collections::VecDeque;
 
-use super::segment::FourTuple;
-use super::seq::SeqNumber;
 use super::table::ConnTable;
 use crate::time::Instant;
+use crate::wire::segment::FourTuple;
+use crate::wire::seq::SeqNumber;
 
 /// What a connection in TIME-WAIT remembers. Plain data; the engine fills and reads it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

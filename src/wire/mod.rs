@@ -12,13 +12,15 @@
 pub mod checksum;
 pub mod ethernet;
 pub mod ipv4;
+pub mod segment;
+pub mod seq;
 pub mod tcp;
 
-use crate::tcp::segment::{FourTuple, SegmentIn, SegmentOut};
-use crate::tcp::seq::SeqNumber;
 use checksum::Checksum;
 use ethernet::EthernetFrame;
 use ipv4::Ipv4Packet;
+use segment::{FourTuple, SegmentIn, SegmentOut};
+use seq::SeqNumber;
 use tcp::{TcpFlags, TcpOptions, TcpSegmentView};
 
 /// Why the wire layer dropped a received frame. Counters can be arrays indexed by

@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::XdpError;
 use super::ring::{ConsumerRing, ProducerRing, RingMem};
 use super::sys::{self, Mapping, MmapOffsets, SockaddrXdp, UmemReg, XdpDesc, XdpStatistics};
-use super::umem::Umem;
+use super::umem::{OwnedFrame, Umem};
 use crate::netdev::NetDev;
 use crate::worker::{FrameIo, TxQueue};
 
@@ -59,10 +59,10 @@ pub struct Rings {
     comp: ConsumerRing<u64>,
     rx: ConsumerRing<XdpDesc>,
     tx: ProducerRing<XdpDesc>,
-    tx_free: Vec<u64>,
+    tx_free: Vec<OwnedFrame>,
     rx_batch: Vec<XdpDesc>,
     /// RX frames waiting for room in the fill ring.
-    recycle: Vec<u64>,
+    recycle: Vec<OwnedFrame>,
     /// TX descriptors written but not yet submitted.
     tx_queued: u32,
     pub counters: RingCounters,
@@ -71,7 +71,7 @@ pub struct Rings {
 impl Rings {
     /// Stocks the fill ring with the first `fill.size()` frames; the rest are for TX.
     pub fn new(
-        umem: Umem,
+        mut umem: Umem,
         fill: ProducerRing<u64>,
         comp: ConsumerRing<u64>,
         rx: ConsumerRing<XdpDesc>,
@@ -86,13 +86,15 @@ impl Rings {
                 tx.size()
             ));
         }
+        let mut recycle = umem.take_frames();
+        if recycle.len() != umem.frames() as usize {
+            return Err("the UMEM's frames are already handed out".into());
+        }
+        let tx_free = recycle.drain(rx_frames as usize..).rev().collect();
         let mut r = Rings {
-            tx_free: (rx_frames..umem.frames())
-                .rev()
-                .map(|i| umem.addr_of(i))
-                .collect(),
+            tx_free,
             rx_batch: Vec::with_capacity(rx.size() as usize),
-            recycle: (0..rx_frames).map(|i| umem.addr_of(i)).collect(),
+            recycle,
             umem,
             fill,
             comp,
@@ -115,10 +117,9 @@ impl Rings {
             return;
         }
         let start = self.recycle.len() - n as usize;
-        for (i, &addr) in self.recycle[start..].iter().enumerate() {
-            self.fill.write(i as u32, addr);
+        for (i, frame) in self.recycle.drain(start..).enumerate() {
+            self.fill.write(i as u32, self.umem.to_kernel(frame));
         }
-        self.recycle.truncate(start);
         self.fill.submit(n);
     }
 
@@ -156,11 +157,17 @@ impl Rings {
             counters,
         };
         for d in rx_batch.iter() {
-            match txq.umem.frame(d.addr, d.len) {
-                Some(frame) => f(frame, &mut txq),
+            // SAFETY: `d` was read from the RX ring of the socket this UMEM is registered with:
+            // the kernel returns a frame it took from the fill ring, once.
+            let Some(frame) = (unsafe { txq.umem.reclaim(d.addr) }) else {
+                txq.counters.rx_invalid_desc += 1;
+                continue;
+            };
+            match txq.umem.frame(&frame, d.addr, d.len) {
+                Some(bytes) => f(bytes, &mut txq),
                 None => txq.counters.rx_invalid_desc += 1,
             }
-            recycle.push(txq.umem.frame_start(d.addr));
+            recycle.push(frame);
         }
         txq.finish();
         self.refill();
@@ -230,10 +237,14 @@ impl Rings {
     }
 }
 
-fn reap(comp: &mut ConsumerRing<u64>, free: &mut Vec<u64>, umem: &Umem) {
+fn reap(comp: &mut ConsumerRing<u64>, free: &mut Vec<OwnedFrame>, umem: &Umem) {
     let n = comp.available(u32::MAX);
     for i in 0..n {
-        free.push(umem.frame_start(comp.read(i)));
+        // SAFETY: read from the completion ring of the socket this UMEM is registered with:
+        // the kernel returns a frame we posted on the TX ring, once.
+        if let Some(frame) = unsafe { umem.reclaim(comp.read(i)) } {
+            free.push(frame);
+        }
     }
     comp.release(n);
 }
@@ -242,19 +253,19 @@ fn reap(comp: &mut ConsumerRing<u64>, free: &mut Vec<u64>, umem: &Umem) {
 struct Tx<'a> {
     umem: &'a Umem,
     tx: &'a mut ProducerRing<XdpDesc>,
-    tx_free: &'a mut Vec<u64>,
+    tx_free: &'a mut Vec<OwnedFrame>,
     comp: &'a mut ConsumerRing<u64>,
     queued: &'a mut u32,
     /// The frame handed out by `frame` and not yet committed.
-    current: Option<u64>,
+    current: Option<OwnedFrame>,
     counters: &'a mut RingCounters,
 }
 
 impl Tx<'_> {
     /// A frame taken but not committed goes back to the free list.
     fn finish(&mut self) {
-        if let Some(addr) = self.current.take() {
-            self.tx_free.push(addr);
+        if let Some(frame) = self.current.take() {
+            self.tx_free.push(frame);
         }
     }
 }
@@ -281,35 +292,32 @@ impl TxQueue for Tx<'_> {
     }
 
     fn frame(&mut self) -> Option<&mut [u8]> {
-        let addr = match self.current {
-            Some(a) => a,
-            None => {
-                if self.tx.free(*self.queued + 1) <= *self.queued {
-                    self.counters.tx_ring_full += 1;
-                    return None;
-                }
-                if self.tx_free.is_empty() {
-                    reap(self.comp, self.tx_free, self.umem);
-                }
-                let Some(a) = self.tx_free.pop() else {
-                    self.counters.tx_no_frame += 1;
-                    return None;
-                };
-                self.current = Some(a);
-                a
+        if self.current.is_none() {
+            if self.tx.free(*self.queued + 1) <= *self.queued {
+                self.counters.tx_ring_full += 1;
+                return None;
             }
-        };
-        // SAFETY: `addr` came from the TX free list, so we own its frame: it is in no ring, and
-        // the only slice over it is this one, which the `&mut self` borrow keeps unique until
-        // `commit` queues the frame.
-        Some(unsafe { self.umem.frame_mut(addr) })
+            if self.tx_free.is_empty() {
+                reap(self.comp, self.tx_free, self.umem);
+            }
+            let Some(frame) = self.tx_free.pop() else {
+                self.counters.tx_no_frame += 1;
+                return None;
+            };
+            self.current = Some(frame);
+        }
+        // The token, borrowed with `&mut self`, keeps this slice the only one over the frame
+        // until `commit` gives the frame to the TX ring.
+        let umem = self.umem;
+        self.current.as_mut().map(|frame| umem.frame_mut(frame))
     }
 
     fn commit(&mut self, len: usize) {
-        let Some(addr) = self.current.take() else {
+        let Some(frame) = self.current.take() else {
             return;
         };
         let len = len.min(self.umem.frame_size() as usize) as u32;
+        let addr = self.umem.to_kernel(frame);
         self.tx.write(
             *self.queued,
             XdpDesc {
@@ -649,11 +657,11 @@ mod tests {
         let mut seen = HashSet::new();
         let mut add =
             |a: u64, place: &str| assert!(seen.insert(a), "frame {a} twice (again in {place})");
-        for &a in &r.tx_free {
-            add(a, "tx_free");
+        for f in &r.tx_free {
+            add(r.umem.addr_of(f.index()), "tx_free");
         }
-        for &a in &r.recycle {
-            add(a, "recycle");
+        for f in &r.recycle {
+            add(r.umem.addr_of(f.index()), "recycle");
         }
         for &a in &k.nic {
             add(a, "nic");

@@ -1,7 +1,8 @@
 //! Shared machinery for the tests that run synack over a veth pair with real Linux clients:
 //! prerequisites (and the reason to skip), a global lock that runs these tests one at a time,
 //! test hosts from `scripts/testbed.sh` as a guard, the server as a guard, client commands in the
-//! client namespace with time limits, seeded files and sha256 digests.
+//! client namespace with time limits, seeded files and sha256 digests; several client hosts
+//! behind a bridge ([`Bed::bridged_clients`]) where a test needs a shared L2 segment.
 //!
 //! Every guard cleans up in `Drop`, also when the test panics: the server gets SIGTERM and, if
 //! it does not exit in time, SIGKILL (by its PID only); the namespaces are removed; temporary
@@ -42,6 +43,43 @@ fn repo_root() -> PathBuf {
 /// The release (or debug) binary cargo built for this test run.
 pub fn synack_bin() -> &'static str {
     env!("CARGO_BIN_EXE_synack")
+}
+
+/// The binary of cargo example `name`, built beside synack's by `cargo test`.
+pub fn example_bin(name: &str) -> PathBuf {
+    let bin = Path::new(synack_bin())
+        .parent()
+        .expect("synack's directory")
+        .join("examples")
+        .join(name);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    // The newest source the example is built from.
+    fn newest(dir: &Path, out: &mut Option<std::time::SystemTime>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                newest(&p, out);
+            } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                *out = (*out).max(Some(t));
+            }
+        }
+    }
+    let mut source = modified(&repo_root().join("Cargo.toml"));
+    newest(&repo_root().join("src"), &mut source);
+    newest(&repo_root().join("examples"), &mut source);
+    match (modified(&bin), source) {
+        (None, _) => panic!(
+            "example {name} is not built at {}: a whole `cargo test` builds examples; for one \
+             test file, run `cargo build --release --examples` first",
+            bin.display()
+        ),
+        (Some(e), Some(s)) if e < s => panic!(
+            "example {name} at {} is older than its sources: `cargo test --test FILE` does not \
+             rebuild examples; run `cargo build --release --examples` first",
+            bin.display()
+        ),
+        _ => bin,
+    }
 }
 
 /// The commands every veth test needs: scripts/testbed.sh's (`ip`, `ethtool`, `sysctl`) and the
@@ -337,22 +375,7 @@ impl Bed {
     /// A command in the client namespace, started in the background with a time limit; its
     /// stdout and stderr are piped. The caller waits for it.
     pub fn client_spawn(&self, secs: u64, args: &[&str]) -> Child {
-        Command::new("timeout")
-            .args([
-                "-k",
-                "5",
-                &secs.to_string(),
-                "ip",
-                "netns",
-                "exec",
-                &self.cli_ns,
-            ])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"))
+        spawn_in(&self.cli_ns, secs, args)
     }
 
     /// A command in the server namespace, with a time limit.
@@ -382,18 +405,24 @@ impl Bed {
     /// The client kernel's count of retransmitted TCP segments (`Tcp: RetransSegs` of
     /// /proc/net/snmp in the client namespace).
     pub fn client_retransmits(&self) -> u64 {
+        self.snmp_counter(&self.cli_ns, "Tcp", "RetransSegs")
+    }
+
+    /// The counter `name` of the `proto` lines ("Ip", "Tcp", ...) of /proc/net/snmp in `ns`.
+    pub fn snmp_counter(&self, ns: &str, proto: &str, name: &str) -> u64 {
         let snmp = ok(
-            &self.client(10, &["cat", "/proc/net/snmp"]),
+            &self.run_in(ns, 10, &["cat", "/proc/net/snmp"]),
             "read /proc/net/snmp",
         );
-        let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
-        let (names, values) = (tcp.next().unwrap_or(""), tcp.next().unwrap_or(""));
+        let head = format!("{proto}:");
+        let mut lines = snmp.lines().filter(|l| l.starts_with(&head));
+        let (names, values) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
         names
             .split_whitespace()
             .zip(values.split_whitespace())
-            .find(|(n, _)| *n == "RetransSegs")
+            .find(|(n, _)| *n == name)
             .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or_else(|| panic!("no Tcp RetransSegs in /proc/net/snmp:\n{snmp}"))
+            .unwrap_or_else(|| panic!("no {proto} {name} in /proc/net/snmp of {ns}:\n{snmp}"))
     }
 
     /// Attaches the tc program in `obj` (section "tc", direct action) to the ingress of the
@@ -449,6 +478,155 @@ impl Drop for Bed {
     }
 }
 
+/// `timeout -k 5 SECS ip netns exec NS ARGS...` started in the background; its stdout and
+/// stderr are piped. The caller waits for it.
+pub fn spawn_in(ns: &str, secs: u64, args: &[&str]) -> Child {
+    Command::new("timeout")
+        .args(["-k", "5", &secs.to_string(), "ip", "netns", "exec", ns])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {args:?} in {ns}: {e}"))
+}
+
+/// Runs `ip ARGS...` (in the root namespace; use `-n NS`), panicking with its output on failure.
+fn ip(args: &[&str]) {
+    let o = Command::new("timeout")
+        .args(["-k", "5", "20", "ip"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ip {args:?}: {e}"));
+    ok(&o, &format!("ip {}", args.join(" ")));
+}
+
+/// Client hosts that share one L2 segment with the server: the client namespace of a [`Bed`]
+/// becomes a switch (a Linux bridge, PREFIXbr, with the bed's client veth end as one port), and
+/// each client is a namespace of its own, PREFIX-cN, joined to the bridge by a veth pair (PREFIXpN
+/// on the bridge, PREFIXhN in the client, offloads off as in scripts/testbed.sh) with its
+/// address in 198.18.0.0/16. The bed's client address goes away; the server namespace gets a
+/// route to the /16. The client namespaces are removed in `Drop` (also when the test panics);
+/// the bridge goes with the bed. Make it with [`Bed::bridged_clients`].
+pub struct BridgedClients {
+    /// The client namespaces, in the order of the addresses given.
+    pub ns: Vec<String>,
+    /// Each client's IPv4 address.
+    pub ips: Vec<String>,
+}
+
+impl Bed {
+    /// Moves the client side of this bed behind a bridge and puts one client host per address
+    /// of `ips` (in 198.18.0.0/16, not the server's) on it. Panics if a step fails (the
+    /// returned guard's namespaces are removed all the same). Waits, bounded, until every
+    /// bridge port forwards.
+    pub fn bridged_clients(&self, ips: &[&str]) -> BridgedClients {
+        let br = format!("{}br", self.prefix);
+        let mut clients = BridgedClients {
+            ns: Vec::new(),
+            ips: ips.iter().map(|s| s.to_string()).collect(),
+        };
+        let cli = self.cli_ns.as_str();
+        ip(&["-n", cli, "addr", "flush", "dev", &self.cli_if]);
+        ip(&["-n", cli, "link", "add", &br, "type", "bridge"]);
+        ip(&["-n", cli, "link", "set", &self.cli_if, "master", &br]);
+        ip(&["-n", cli, "link", "set", &br, "up"]);
+        ip(&[
+            "-n",
+            &self.srv_ns,
+            "route",
+            "replace",
+            "198.18.0.0/16",
+            "dev",
+            &self.srv_if,
+        ]);
+        let mut ports = vec![self.cli_if.clone()];
+        for (i, addr) in ips.iter().enumerate() {
+            let ns = format!("{}-c{i}", self.prefix);
+            let (port, host) = (
+                format!("{}p{i}", self.prefix),
+                format!("{}h{i}", self.prefix),
+            );
+            // A namespace of this name can only be left over from an earlier process with our PID.
+            let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+            ip(&["netns", "add", &ns]);
+            clients.ns.push(ns.clone());
+            ip(&[
+                "-n", cli, "link", "add", &port, "type", "veth", "peer", "name", &host, "netns",
+                &ns,
+            ]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            // No IPv6: nothing but the test's own traffic on the segment.
+            let _ = self.run_in(
+                &ns,
+                10,
+                &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+            );
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr}/16"),
+                "dev",
+                &host,
+            ]);
+            for (n, dev) in [(cli, port.as_str()), (ns.as_str(), host.as_str())] {
+                ok(
+                    &self.run_in(
+                        n,
+                        10,
+                        &[
+                            "ethtool", "-K", dev, "rx", "off", "tx", "off", "tso", "off", "gso",
+                            "off", "gro", "off",
+                        ],
+                    ),
+                    &format!("ethtool -K {dev} ... off"),
+                );
+            }
+            ip(&["-n", cli, "link", "set", &port, "master", &br, "up"]);
+            ip(&["-n", &ns, "link", "set", &host, "up"]);
+            ports.push(port);
+        }
+        let t0 = Instant::now();
+        for port in &ports {
+            loop {
+                let o = self.run_in(cli, 10, &["ip", "-d", "link", "show", "dev", port]);
+                let s = ok(&o, "ip -d link show");
+                if s.contains("LOWER_UP") && s.contains("state forwarding") {
+                    break;
+                }
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "bridge port {port} does not forward after 10 s:\n{s}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        clients
+    }
+}
+
+impl BridgedClients {
+    /// A command in client `i`'s namespace, started in the background with a time limit (see
+    /// [`spawn_in`]).
+    pub fn spawn(&self, i: usize, secs: u64, args: &[&str]) -> Child {
+        spawn_in(&self.ns[i], secs, args)
+    }
+}
+
+impl Drop for BridgedClients {
+    fn drop(&mut self) {
+        for ns in &self.ns {
+            let o = Command::new("ip").args(["netns", "del", ns]).output();
+            if !o.as_ref().is_ok_and(|o| o.status.success()) {
+                eprintln!("warning: ip netns del {ns} failed: {o:?}");
+            }
+        }
+    }
+}
+
 /// stdout and stderr of a command, for messages.
 pub fn text(o: &Output) -> String {
     format!(
@@ -482,19 +660,28 @@ impl Server {
 
     /// Like [`Server::start`], pinned (taskset and `--cores`) to `cores`, e.g. "0,1".
     pub fn start_on(bed: &Bed, cores: &str, args: &[&str]) -> Server {
+        Server::start_program(bed, cores, Path::new(synack_bin()), Some("serve"), args)
+    }
+
+    /// Starts cargo example `name` the way [`Server::start`] starts `synack serve`: the same
+    /// `--iface --ip --port --cores --quiet` flags, then `args`.
+    pub fn start_example(bed: &Bed, name: &str, args: &[&str]) -> Server {
+        Server::start_program(bed, SERVER_CORE, &example_bin(name), None, args)
+    }
+
+    fn start_program(
+        bed: &Bed,
+        cores: &str,
+        bin: &Path,
+        subcommand: Option<&str>,
+        args: &[&str],
+    ) -> Server {
         let port = PORT.to_string();
         let mut child = Command::new("ip")
             .args(["netns", "exec", &bed.srv_ns, "taskset", "-c", cores])
-            .arg(synack_bin())
-            .args([
-                "serve",
-                "--iface",
-                &bed.srv_if,
-                "--ip",
-                SRV_IP,
-                "--port",
-                &port,
-            ])
+            .arg(bin)
+            .args(subcommand)
+            .args(["--iface", &bed.srv_if, "--ip", SRV_IP, "--port", &port])
             .args(["--cores", cores, "--quiet"])
             .args(args)
             .stdin(Stdio::null())
@@ -551,7 +738,12 @@ impl Server {
         // signals by this PID reach it.
         let comm =
             std::fs::read_to_string(format!("/proc/{}/comm", server.pid())).unwrap_or_default();
-        assert_eq!(comm.trim(), "synack", "the child process is not synack");
+        let name = bin.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        assert_eq!(
+            comm.trim(),
+            &name[..name.len().min(15)],
+            "the child process is not {name}"
+        );
         server
     }
 

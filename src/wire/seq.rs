@@ -1,10 +1,12 @@
 //! Sequence numbers: 32-bit values compared modulo 2^32 (RFC 9293 3.4, RFC 1982 style).
-//! All arithmetic on sequence space in synack goes through [`SeqNumber`].
+//! All arithmetic on sequence space in synack goes through [`SeqNumber`]. It lives in the wire
+//! layer because the segment representations ([`super::segment`]) carry it.
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::ops::{Add, AddAssign, Sub};
 
+/// A TCP sequence or acknowledgment number; comparisons and distances wrap modulo 2^32.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SeqNumber(u32);
 
