@@ -4,10 +4,10 @@
 //!
 //! The veth tests need root, AF_XDP, veth, `memcached` and Python's `pymemcache`
 //! (scripts/setup.sh installs them). With SYNACK_VETH_REQUIRED=1 a missing one fails the test;
-//! otherwise the test prints "SKIP: test: reason" and passes. They build the example themselves
-//! (`cargo build --example kv`, the profile of this test) and run one at a time.
+//! otherwise the test prints "SKIP: test: reason" and passes. They run one at a time, on the
+//! example a whole `cargo test` builds:
 //!
-//!     cargo test --release --test kv -- --test-threads=1
+//!     cargo build --release --examples && cargo test --release --test kv -- --test-threads=1
 
 mod testbed;
 
@@ -248,28 +248,9 @@ fn shards_are_fixed_and_spread() {
 
 // ---- over veth ----
 
-/// The example built for this test's profile: target/<profile>/examples/kv.
+/// The example's binary (built by a whole `cargo test`, or `cargo build --release --examples`).
 fn kv_bin() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // This test runs as target/<profile>/deps/kv-<hash>.
-            let exe = std::env::current_exe().expect("test path");
-            let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-            let release = profile_dir.file_name().is_some_and(|n| n == "release");
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(["build", "--quiet", "--example", "kv"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if release {
-                cmd.arg("--release");
-            }
-            let o = cmd.output().expect("run cargo build --example kv");
-            ok(&o, "cargo build --example kv");
-            let bin = profile_dir.join("examples/kv");
-            assert!(bin.exists(), "no {}", bin.display());
-            bin
-        })
-        .clone()
+    testbed::example_bin("kv")
 }
 
 /// Whether Python can import `module`; if not, a skip (or with SYNACK_VETH_REQUIRED a
