@@ -246,6 +246,120 @@ fn shards_are_fixed_and_spread() {
     }
 }
 
+// ---- the application on two engines in memory ----
+
+mod in_memory {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+
+    use synack::Instant;
+    use synack::tcp::engine::{Engine, EngineConfig, SynCookieMode};
+    use synack::tcp::testkit::{CollectSink, segment};
+    use synack::wire::segment::FourTuple;
+    use synack::wire::tcp::{TcpFlags, TcpOptions};
+
+    use crate::app::{Kv, Msg, shard_of};
+
+    type Queue = Rc<RefCell<VecDeque<(usize, Msg)>>>;
+
+    const C_ISS: u32 = 1_000;
+
+    /// Two workers' engines whose mailboxes are one queue the test delivers by hand.
+    fn workers() -> (Vec<Engine<Kv>>, Queue) {
+        let q: Queue = Rc::default();
+        let engines = (0..2)
+            .map(|i| {
+                let q = q.clone();
+                let cfg = EngineConfig {
+                    syn_cookies: SynCookieMode::Never,
+                    ..EngineConfig::default()
+                };
+                let send = Box::new(move |to, m| {
+                    q.borrow_mut().push_back((to, m));
+                    Ok(())
+                });
+                Engine::new(cfg, Kv::new(i, 2, send, 1 << 20))
+            })
+            .collect();
+        (engines, q)
+    }
+
+    /// Opens a connection to `e`; its tuple and the server's next sequence number.
+    fn open(e: &mut Engine<Kv>, now: Instant) -> (FourTuple, u32) {
+        let t = FourTuple {
+            remote_ip: u32::from_be_bytes([198, 18, 0, 2]),
+            remote_port: 40_000,
+            local_ip: e.config().local_ip,
+            local_port: 8080,
+        };
+        let mut out = CollectSink::default();
+        let opts = TcpOptions {
+            mss: Some(1460),
+            ..TcpOptions::default()
+        };
+        e.on_segment(
+            now,
+            &segment(t, C_ISS, 0, TcpFlags::SYN, 65535, opts, &[]),
+            &mut out,
+        );
+        let s_iss = out.take()[0].seq().raw();
+        let ack = segment(
+            t,
+            C_ISS + 1,
+            s_iss + 1,
+            TcpFlags::ACK,
+            65535,
+            TcpOptions::default(),
+            &[],
+        );
+        e.on_segment(now, &ack, &mut out);
+        (t, s_iss + 1)
+    }
+
+    /// Pipelined commands on worker 0 for keys of both shards: the answers wait for the other
+    /// shard, then come in request order (a multi-key get assembled in key order).
+    #[test]
+    fn answers_keep_request_order_across_shards() {
+        assert_eq!((shard_of(b"a", 2), shard_of(b"b", 2)), (0, 1));
+        let (mut w, q) = workers();
+        let now = Instant::from_millis(1000);
+        let (t, s_nxt) = open(&mut w[0], now);
+        let req: &[u8] = b"set b 0 0 1\r\nB\r\nset a 0 0 1 noreply\r\nA\r\nget a b a\r\n\
+            delete b noreply\r\nget b a\r\nadd b 0 0 2\r\nBB\r\ngets b\r\ndelete a\r\n";
+        let mut out = CollectSink::default();
+        let data = segment(
+            t,
+            C_ISS + 1,
+            s_nxt,
+            TcpFlags::ACK,
+            65535,
+            TcpOptions::default(),
+            req,
+        );
+        w[0].on_segment(now, &data, &mut out);
+        let early: Vec<u8> = out.take().into_iter().flat_map(|s| s.payload).collect();
+        assert!(
+            early.is_empty(),
+            "answered before shard 1: {:?}",
+            String::from_utf8_lossy(&early)
+        );
+        let mut got = Vec::new();
+        for _ in 0..1000 {
+            let Some((to, msg)) = q.borrow_mut().pop_front() else {
+                break;
+            };
+            w[to].on_message(now, msg, &mut out);
+            got.extend(out.take().into_iter().flat_map(|s| s.payload));
+        }
+        let want: &[u8] =
+            b"STORED\r\nVALUE a 0 1\r\nA\r\nVALUE b 0 1\r\nB\r\nVALUE a 0 1\r\nA\r\nEND\r\n\
+            VALUE a 0 1\r\nA\r\nEND\r\nSTORED\r\nVALUE b 0 2 4\r\nBB\r\nEND\r\nDELETED\r\n";
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+        assert!(q.borrow().is_empty());
+    }
+}
+
 // ---- over veth ----
 
 /// The example's binary (built by a whole `cargo test`, or `cargo build --release --examples`).
