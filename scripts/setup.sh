@@ -47,8 +47,18 @@ done
 say() { printf 'setup: %s\n' "$*"; }
 
 # Packages: the tools the scripts and tests call, and what xgen and the XDP program build with.
+# memcached and libmemcached-tools (memcslap): the reference and the load generator of
+# examples/kv (tests/kv.rs, bench/kv-vs-memcached.sh); the policy below keeps memcached's service
+# from starting.
 PACKAGES=(clang llvm libbpf-dev libxdp-dev bpftool wrk nginx-light hping3 tcpdump ethtool iproute2
-	python3 python3-scapy curl linux-perf gcc make pkg-config git util-linux procps shellcheck)
+	python3 python3-scapy curl linux-perf gcc make pkg-config git util-linux procps shellcheck
+	memcached libmemcached-tools)
+
+# Python modules the tests import, installed with pip for the python3 on PATH (which may not be
+# Debian's): pymemcache, the second client of tests/kv.rs.
+# Python modules (from PyPI: the python3 on PATH may be pyenv's, not Debian's) the tests'
+# clients import: pymemcache (tests/kv.rs), requests (tests/examples.rs, hello_json).
+PY_MODULES=(pymemcache requests)
 
 pkg_installed() {
 	[[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
@@ -143,25 +153,21 @@ install_packages() {
 	return 0
 }
 
-# Python modules (from PyPI) that the tests' clients import: the python3 on PATH may not be
-# Debian's (a pyenv one), so they come from pip. requests: tests/examples.rs (hello_json).
-PIP_MODULES=(requests)
-
-install_pip_modules() {
-	local m
-	for m in "${PIP_MODULES[@]}"; do
-		python3 -c "import $m" 2>/dev/null && continue
-		say "pip install $m"
-		python3 -m pip install -q "$m" 2>/dev/null ||
-			python3 -m pip install -q --break-system-packages "$m" ||
-			say "warning: could not pip install '$m'"
-	done
-	return 0
+install_python_modules() {
+	local m missing=()
+	for m in "${PY_MODULES[@]}"; do python3 -c "import $m" >/dev/null 2>&1 || missing+=("$m"); done
+	((${#missing[@]})) || return 0
+	if ! python3 -m pip --version >/dev/null 2>&1; then
+		say "warning: python3 has no pip: install these modules yourself: ${missing[*]}"
+		return 0
+	fi
+	say "pip installing: ${missing[*]}"
+	python3 -m pip install --quiet "${missing[@]}" || say "warning: pip could not install ${missing[*]}"
 }
 
 check_commands() {
 	local c missing=()
-	for c in ip ethtool taskset curl wrk nginx python3 clang hping3 tcpdump shellcheck; do
+	for c in ip ethtool taskset curl wrk nginx python3 clang hping3 tcpdump shellcheck memcached memcslap; do
 		command -v "$c" >/dev/null 2>&1 || missing+=("$c")
 	done
 	if ((${#missing[@]})); then
@@ -205,7 +211,7 @@ build_synack() {
 }
 
 install_packages
-install_pip_modules
+install_python_modules
 check_commands
 ((want_xgen)) && build_xgen
 ((want_cargo)) && build_synack
