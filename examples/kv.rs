@@ -64,6 +64,8 @@ fn run(args: Args) -> Result<(), ServeError> {
     let mem = args.mem_mb << 20;
     let stats = server.run(|w| {
         let mailbox = w.mailbox();
+        // The credits (Kv::credit_limit) are sized for this capacity.
+        assert!(mailbox.capacity() >= app::MAILBOX_CAPACITY);
         Kv::new(
             w.index(),
             w.workers(),

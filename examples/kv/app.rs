@@ -30,7 +30,7 @@ pub const MAX_INFLIGHT: usize = 64;
 /// without a copy (their own chunk).
 const COPY_MAX: usize = 1024;
 /// Messages queued into each worker at most (the server's mailbox capacity).
-const MAILBOX_CAPACITY: usize = 4096;
+pub const MAILBOX_CAPACITY: usize = 4096;
 /// A reply to a request that wanted none (`noreply`): only the credit comes back.
 const NO_REPLY: u64 = u64::MAX;
 

@@ -88,6 +88,11 @@ impl<M> Mailbox<M> {
     pub fn workers(&self) -> usize {
         self.peers.len()
     }
+    /// Messages each worker's queue holds at most: an application that bounds what it has in
+    /// flight to each peer by this never sees a full queue.
+    pub fn capacity(&self) -> usize {
+        MAILBOX_CAPACITY
+    }
     /// Queues `msg` for worker `to` without waiting. A full queue (the receiver is behind)
     /// or a worker that has stopped gives the message back.
     ///
