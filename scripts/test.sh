@@ -5,7 +5,7 @@
 #   sudo scripts/test.sh [--scripts-only]
 #
 #   1. cargo fmt --check
-#   2. cargo clippy --all-targets -- -D warnings
+#   2. cargo clippy --all-targets -- -D warnings; and --lib --bins without the internals feature
 #   3. cargo test --release                            (as root: the suite includes AF_XDP/veth tests
 #                                                       that create their own network namespaces)
 #   4. cargo test (debug build: overflow checks on) of the engine's unit, scenario, simulation,
@@ -148,6 +148,10 @@ if ((!scripts_only)); then
 		fi
 		if cargo_step clippy --version >/dev/null 2>&1; then
 			step "cargo clippy --all-targets -- -D warnings" 900 cargo_step clippy --all-targets -- -D warnings
+			# The library and binary as users build them: without the `internals` feature (which
+			# the tests' self dev-dependency turns on), so test-only code cannot hide dead code.
+			step "cargo clippy --lib --bins -- -D warnings (no internals feature)" 900 \
+				cargo_step clippy --lib --bins -- -D warnings
 		else
 			fail "cargo clippy --all-targets -- -D warnings" "clippy not installed: rustup component add clippy"
 		fi

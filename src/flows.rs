@@ -50,6 +50,7 @@ impl FlowDirectory {
         self.shard(t).lock().ok().and_then(|m| m.get(t).copied())
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn len(&self) -> usize {
         self.shards
             .iter()
@@ -57,6 +58,7 @@ impl FlowDirectory {
             .sum()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

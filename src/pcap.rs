@@ -71,6 +71,7 @@ impl Capture {
         }
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn stats(&self) -> &CaptureStats {
         &self.stats
     }

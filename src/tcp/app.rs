@@ -52,6 +52,7 @@ impl ConnInfo {
     pub(crate) fn new(id: ConnId, tuple: FourTuple) -> Self {
         ConnInfo { id, tuple }
     }
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn tuple(&self) -> FourTuple {
         self.tuple
     }

@@ -63,13 +63,16 @@ impl RecvMemory {
         }
     }
     /// Bytes allocated now.
+    #[cfg(any(test, feature = "internals"))]
     pub fn held(&self) -> usize {
         self.held
     }
     /// The most ever allocated at once.
+    #[cfg(any(test, feature = "internals"))]
     pub fn peak(&self) -> usize {
         self.peak
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn limit(&self) -> usize {
         self.limit
     }
@@ -166,6 +169,7 @@ impl RecvBuf {
         self.ooo_count > 0
     }
     /// Out-of-order bytes held.
+    #[cfg(any(test, feature = "internals"))]
     pub fn ooo_len(&self) -> usize {
         self.ooo_bytes.len()
     }
@@ -400,6 +404,7 @@ pub struct SendBuf {
 }
 
 impl SendBuf {
+    #[cfg(any(test, feature = "internals"))]
     pub fn new() -> Self {
         SendBuf::default()
     }

@@ -102,6 +102,7 @@ impl Congestion {
         self.ca_acked = 0;
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn mss(&self) -> u32 {
         self.mss
     }

@@ -393,15 +393,19 @@ impl<S> Conn<S> {
     pub fn state(&self) -> State {
         self.state
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn iss(&self) -> SeqNumber {
         self.iss
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn irs(&self) -> SeqNumber {
         self.irs
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn snd_una(&self) -> SeqNumber {
         self.snd_una
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn snd_nxt(&self) -> SeqNumber {
         self.snd_nxt
     }
@@ -411,15 +415,19 @@ impl<S> Conn<S> {
     pub fn rcv_nxt(&self) -> SeqNumber {
         self.rcv_nxt
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn snd_wnd(&self) -> u32 {
         self.snd_wnd
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn cwnd(&self) -> u32 {
         self.cc.cwnd
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn mss(&self) -> u32 {
         self.mss
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn rto(&self, cfg: &TcpConfig) -> Duration {
         self.rtt.rto(&cfg.rto)
     }
@@ -432,23 +440,29 @@ impl<S> Conn<S> {
     pub fn ts_offset(&self) -> u32 {
         self.ts_offset
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn sack_ok(&self) -> bool {
         self.sack_ok
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn window_scales(&self) -> (u8, u8) {
         (self.snd_wscale, self.rcv_wscale)
     }
     /// Bytes queued and not yet acknowledged.
+    #[cfg(any(test, feature = "internals"))]
     pub fn send_queued(&self) -> usize {
         self.send.len()
     }
     /// In-order bytes received and not yet read by the application.
+    #[cfg(any(test, feature = "internals"))]
     pub fn recv_queued(&self) -> usize {
         self.recv.len()
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn session(&self) -> Option<&S> {
         self.session.as_ref()
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn last_rate_limited_ack(&self) -> Option<Instant> {
         self.last_rate_limited_ack
     }
@@ -2025,6 +2039,7 @@ impl<S> Conn<S> {
     }
 
     /// The time-wait record's ingredients: SND.NXT, RCV.NXT, TS.Recent.
+    #[cfg(any(test, feature = "internals"))]
     pub fn time_wait_parts(&self) -> (SeqNumber, SeqNumber) {
         (self.snd_max, self.rcv_nxt)
     }

@@ -130,6 +130,7 @@ impl TcpCounters {
     pub fn drop(&mut self, why: TcpDrop) {
         self.drops[why as usize] += 1;
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn dropped(&self, why: TcpDrop) -> u64 {
         self.drops[why as usize]
     }

@@ -241,6 +241,7 @@ impl<A: App> Engine<A> {
         }
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
     }
@@ -257,17 +258,21 @@ impl<A: App> Engine<A> {
     pub fn connections(&self) -> usize {
         self.table.len()
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn time_wait_len(&self) -> usize {
         self.time_wait.len()
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn half_open(&self) -> usize {
         self.half_open
     }
     /// The connection with this tuple, for tests and diagnostics.
+    #[cfg(any(test, feature = "internals"))]
     pub fn connection(&self, tuple: &FourTuple) -> Option<&Conn<A::Session>> {
         self.table.find(tuple).and_then(|s| self.table.get(s))
     }
     /// The TIME-WAIT record of a tuple, if any.
+    #[cfg(any(test, feature = "internals"))]
     pub fn time_wait_record(&mut self, tuple: &FourTuple) -> Option<TimeWaitRecord> {
         self.time_wait.find_mut(tuple).map(|r| *r)
     }
@@ -283,10 +288,12 @@ impl<A: App> Engine<A> {
     }
     /// The receive memory: bytes allocated by receive buffers (connections and pool), the
     /// limit and the peak.
+    #[cfg(any(test, feature = "internals"))]
     pub fn recv_memory(&self) -> &RecvMemory {
         &self.recv_mem
     }
     /// Buffered bytes held by connections and pools (for leak checks).
+    #[cfg(any(test, feature = "internals"))]
     pub fn buffered_bytes(&self) -> usize {
         self.table
             .iter()
@@ -920,6 +927,7 @@ impl<A: App> Engine<A> {
         }
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_accepting(&self) -> bool {
         self.accepting
     }

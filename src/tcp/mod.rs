@@ -18,6 +18,8 @@ pub mod segment;
 pub mod state;
 pub mod syncookie;
 pub mod table;
+/// Test support (a collecting sink, a small application): for the crate's tests and benches.
+#[cfg(any(test, feature = "internals"))]
 pub mod testkit;
 pub mod time_wait;
 pub mod timer;

@@ -191,6 +191,7 @@ impl Rack {
     }
 
     /// The send-time ring (for inspection).
+    #[cfg(any(test, feature = "internals"))]
     pub fn ring(&self) -> &SentRing {
         &self.ring
     }

@@ -95,11 +95,13 @@ impl Scoreboard {
     }
 
     /// RFC 6675 HighRxt (exclusive end).
+    #[cfg(any(test, feature = "internals"))]
     pub fn high_rxt(&self) -> SeqNumber {
         self.high_rxt
     }
 
     /// RFC 6675 HighACK.
+    #[cfg(any(test, feature = "internals"))]
     pub fn high_ack(&self) -> SeqNumber {
         self.high_ack
     }

@@ -9,6 +9,7 @@ use crate::wire::segment::SegmentOut;
 pub trait PayloadSource {
     fn len(&self) -> usize;
     fn copy_to(&self, dst: &mut [u8]);
+    #[cfg(any(test, feature = "internals"))]
     fn is_empty(&self) -> bool {
         self.len() == 0
     }

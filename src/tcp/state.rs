@@ -48,6 +48,7 @@ impl State {
     }
 
     /// RFC 9293 3.3.2: the states after the handshake.
+    #[cfg(any(test, feature = "internals"))]
     pub const fn is_synchronized(self) -> bool {
         !matches!(self, State::Listen | State::SynReceived | State::Closed)
     }
@@ -61,6 +62,7 @@ impl State {
     }
 
     /// States in which we have sent (or queued) our FIN.
+    #[cfg(any(test, feature = "internals"))]
     pub const fn fin_queued(self) -> bool {
         matches!(
             self,

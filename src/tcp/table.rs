@@ -89,10 +89,12 @@ impl<T> ConnTable<T> {
         self.len
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn capacity(&self) -> usize {
         self.capacity
     }
@@ -217,6 +219,7 @@ impl<T> ConnTable<T> {
     }
 
     /// The key of an occupied slot.
+    #[cfg(any(test, feature = "internals"))]
     pub fn key(&self, slot: u32) -> Option<&FourTuple> {
         let e = self.entries.get(slot as usize)?;
         e.value.as_ref().map(|_| &e.key)
@@ -236,6 +239,7 @@ impl<T> ConnTable<T> {
     }
 
     /// Occupied slots in slot order, values mutable.
+    #[cfg(any(test, feature = "internals"))]
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &FourTuple, &mut T)> {
         self.entries
             .iter_mut()
@@ -245,6 +249,7 @@ impl<T> ConnTable<T> {
 
     /// Bytes of memory per connection slot when the table is full, excluding what `T` itself
     /// points to: one slab entry, one free-list cell, and the index cells divided by capacity.
+    #[cfg(any(test, feature = "internals"))]
     pub fn bytes_per_slot(&self) -> usize {
         std::mem::size_of::<Entry<T>>()
             + std::mem::size_of::<u32>()

@@ -90,14 +90,17 @@ impl TimeWaitTable {
         self.table.len()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.table.is_empty()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn capacity(&self) -> usize {
         self.table.capacity()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_full(&self) -> bool {
         self.table.is_full()
     }
@@ -144,6 +147,7 @@ impl TimeWaitTable {
     }
 
     /// The deadline of `key`'s record.
+    #[cfg(any(test, feature = "internals"))]
     pub fn expires_at(&self, key: &FourTuple) -> Option<Instant> {
         let slot = self.table.find(key)?;
         self.table.get(slot).map(|s| s.expires)
@@ -194,12 +198,14 @@ impl TimeWaitTable {
 
     /// The earliest deadline that may be pending (the FIFO head: possibly a stale entry, so a
     /// safe lower bound for how long the worker may sleep), or `None` if nothing is pending.
+    #[cfg(any(test, feature = "internals"))]
     pub fn next_expiry(&self) -> Option<Instant> {
         self.fifo.front().map(|e| e.expires)
     }
 
     /// Memory per record when full: the table's slot (entry, free list, index) plus the FIFO's
     /// reservation of two entries per record.
+    #[cfg(any(test, feature = "internals"))]
     pub fn bytes_per_record(&self) -> usize {
         self.table.bytes_per_slot() + 2 * std::mem::size_of::<FifoEntry>()
     }

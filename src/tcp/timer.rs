@@ -100,14 +100,17 @@ impl TimerWheel {
     }
 
     /// Entries held, stale ones included.
+    #[cfg(any(test, feature = "internals"))]
     pub fn len(&self) -> usize {
         self.len + self.due.len()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn granularity(&self) -> Duration {
         Duration::from_micros(self.granularity_us)
     }

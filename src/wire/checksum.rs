@@ -106,6 +106,7 @@ impl Checksum {
     }
 
     /// Adds a 16-bit field given in host order (as it would be written big-endian on the wire).
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn add_u16(&mut self, v: u16) {
         self.add_native(u16::from_ne_bytes(v.to_be_bytes()) as u64, 2);
@@ -145,6 +146,7 @@ impl Checksum {
 }
 
 /// The Internet checksum of `data`, in host order.
+#[cfg(any(test, feature = "internals"))]
 #[inline]
 pub fn checksum(data: &[u8]) -> u16 {
     let mut c = Checksum::new();
@@ -173,6 +175,7 @@ pub fn pseudo_header_v4(src: u32, dst: u32, protocol: u8, len: u16) -> Checksum 
 
 /// RFC 1624 3, eqn. 3: the new checksum `HC' = ~(~HC + ~m + m')` after a 16-bit field changes
 /// from `old` (m) to `new` (m'). All values in host order.
+#[cfg(any(test, feature = "internals"))]
 #[inline]
 pub fn update_u16(hc: u16, old: u16, new: u16) -> u16 {
     let s = (!hc as u32) + (!old as u32) + new as u32;
@@ -182,6 +185,7 @@ pub fn update_u16(hc: u16, old: u16, new: u16) -> u16 {
 }
 
 /// [`update_u16`] for a 32-bit field (an address or a sequence number): both halves at once.
+#[cfg(any(test, feature = "internals"))]
 #[inline]
 pub fn update_u32(hc: u16, old: u32, new: u32) -> u16 {
     let s = (!hc as u32)

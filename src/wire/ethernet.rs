@@ -8,11 +8,14 @@ pub const HEADER_LEN: usize = 14;
 /// EtherType of IPv4 (RFC 894).
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 /// EtherType of ARP (RFC 826).
+#[cfg(any(test, feature = "internals"))]
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 /// TPID of an 802.1Q VLAN tag.
+#[cfg(any(test, feature = "internals"))]
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
 /// The shortest frame on the wire without the FCS: shorter frames are padded up to this
 /// (IEEE 802.3 minimum frame of 64 bytes including the 4-byte FCS).
+#[cfg(any(test, feature = "internals"))]
 pub const MIN_FRAME_LEN: usize = 60;
 
 /// A read-only view of an Ethernet II frame. The header is a fixed-size array, so no accessor
@@ -33,6 +36,7 @@ impl<'a> EthernetFrame<'a> {
         }
     }
 
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn dst_mac(&self) -> [u8; 6] {
         let h = self.header;
@@ -51,6 +55,7 @@ impl<'a> EthernetFrame<'a> {
     }
 
     /// The 14 header bytes.
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn header(&self) -> &'a [u8; HEADER_LEN] {
         self.header

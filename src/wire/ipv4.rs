@@ -8,6 +8,7 @@ use super::checksum::Checksum;
 /// Length of an IPv4 header without options (IHL = 5).
 pub const HEADER_LEN: usize = 20;
 /// Longest IPv4 header: IHL = 15.
+#[cfg(any(test, feature = "internals"))]
 pub const MAX_HEADER_LEN: usize = 60;
 /// Protocol number of TCP.
 pub const PROTO_TCP: u8 = 6;
@@ -76,28 +77,33 @@ impl<'a> Ipv4Packet<'a> {
         c.is_valid()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn version(&self) -> u8 {
         self.header[0] >> 4
     }
 
     /// Header length in bytes, options included (IHL * 4).
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn header_len(&self) -> usize {
         HEADER_LEN + self.options.len()
     }
 
     /// The DSCP/ECN byte (former Type of Service).
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn tos(&self) -> u8 {
         self.header[1]
     }
 
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn total_len(&self) -> u16 {
         u16::from_be_bytes([self.header[2], self.header[3]])
     }
 
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn ident(&self) -> u16 {
         u16::from_be_bytes([self.header[4], self.header[5]])
@@ -109,17 +115,20 @@ impl<'a> Ipv4Packet<'a> {
         u16::from_be_bytes([self.header[6], self.header[7]])
     }
 
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn dont_fragment(&self) -> bool {
         self.flags_fragment() & FLAG_DF != 0
     }
 
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn more_fragments(&self) -> bool {
         self.flags_fragment() & FLAG_MF != 0
     }
 
     /// Fragment offset in units of 8 bytes.
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn fragment_offset(&self) -> u16 {
         self.flags_fragment() & FRAG_OFFSET_MASK
@@ -131,6 +140,7 @@ impl<'a> Ipv4Packet<'a> {
         self.flags_fragment() & (FLAG_MF | FRAG_OFFSET_MASK) != 0
     }
 
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn ttl(&self) -> u8 {
         self.header[8]
@@ -141,6 +151,7 @@ impl<'a> Ipv4Packet<'a> {
         self.header[9]
     }
 
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn header_checksum(&self) -> u16 {
         u16::from_be_bytes([self.header[10], self.header[11]])
@@ -169,12 +180,14 @@ impl<'a> Ipv4Packet<'a> {
     }
 
     /// The fixed 20 header bytes.
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn header(&self) -> &'a [u8; HEADER_LEN] {
         self.header
     }
 
     /// IPv4 options (possibly empty); not interpreted.
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn options(&self) -> &'a [u8] {
         self.options

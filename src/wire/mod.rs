@@ -19,7 +19,9 @@ pub mod tcp;
 use checksum::Checksum;
 use ethernet::EthernetFrame;
 use ipv4::Ipv4Packet;
-use segment::{FourTuple, SegmentIn, SegmentOut};
+#[cfg(any(test, feature = "internals"))]
+use segment::SegmentOut;
+use segment::{FourTuple, SegmentIn};
 use seq::SeqNumber;
 use tcp::{TcpFlags, TcpOptions, TcpSegmentView};
 
@@ -109,6 +111,7 @@ impl<'a> ParsedFrame<'a> {
     pub fn src_mac(&self) -> [u8; 6] {
         self.eth.src_mac()
     }
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn dst_mac(&self) -> [u8; 6] {
         self.eth.dst_mac()
@@ -123,6 +126,7 @@ impl<'a> ParsedFrame<'a> {
     pub fn dst_ip(&self) -> u32 {
         self.ip.dst()
     }
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn ttl(&self) -> u8 {
         self.ip.ttl()
@@ -174,7 +178,7 @@ impl<'a> ParsedFrame<'a> {
 
     /// The engine's input for this segment. The payload borrows the frame, not `self`.
     #[inline]
-    pub fn to_segment_in(&self) -> SegmentIn<'a> {
+    pub fn to_segment_in(self) -> SegmentIn<'a> {
         SegmentIn {
             tuple: self.tuple(),
             link: self.src_mac(),
@@ -265,6 +269,7 @@ impl FrameSpec {
     pub const DEFAULT_TTL: u8 = 64;
 
     /// The frame for a segment the engine emitted: from the tuple's local end to its remote end.
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn for_segment(seg: &SegmentOut, src_mac: [u8; 6], dst_mac: [u8; 6], ip_id: u16) -> Self {
         FrameSpec {
@@ -350,6 +355,7 @@ pub fn build_tcp_frame(
 /// [`build_tcp_frame`] for a payload whose sum the caller already knows (the same static body
 /// sent again and again, a retransmission): `payload_sum` must be the [`Checksum`] of exactly
 /// the `payload_len` bytes at the payload position; the payload is then not read at all.
+#[cfg(any(test, feature = "internals"))]
 #[inline]
 pub fn build_tcp_frame_with_payload_sum(
     buf: &mut [u8],

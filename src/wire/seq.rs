@@ -2,6 +2,7 @@
 //! All arithmetic on sequence space in synack goes through [`SeqNumber`]. It lives in the wire
 //! layer because the segment representations ([`super::segment`]) carry it.
 
+#[cfg(any(test, feature = "internals"))]
 use std::cmp::Ordering;
 use std::fmt;
 use std::ops::{Add, AddAssign, Sub};
@@ -44,6 +45,7 @@ impl SeqNumber {
         if self.lt(other) { self } else { other }
     }
     /// Compare in sequence space (only meaningful for values less than 2^31 apart).
+    #[cfg(any(test, feature = "internals"))]
     pub fn cmp_seq(self, other: SeqNumber) -> Ordering {
         if self == other {
             Ordering::Equal

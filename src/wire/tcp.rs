@@ -16,14 +16,19 @@ impl TcpFlags {
     pub const RST: TcpFlags = TcpFlags(0x04);
     pub const PSH: TcpFlags = TcpFlags(0x08);
     pub const ACK: TcpFlags = TcpFlags(0x10);
+    #[cfg(any(test, feature = "internals"))]
     pub const URG: TcpFlags = TcpFlags(0x20);
+    #[cfg(any(test, feature = "internals"))]
     pub const ECE: TcpFlags = TcpFlags(0x40);
+    #[cfg(any(test, feature = "internals"))]
     pub const CWR: TcpFlags = TcpFlags(0x80);
     pub const NONE: TcpFlags = TcpFlags(0);
 
+    #[cfg(any(test, feature = "internals"))]
     pub const fn bits(self) -> u8 {
         self.0
     }
+    #[cfg(any(test, feature = "internals"))]
     pub const fn contains(self, other: TcpFlags) -> bool {
         self.0 & other.0 == other.0
     }
@@ -184,6 +189,7 @@ impl<'a> TcpSegmentView<'a> {
     }
 
     /// Never true: a view holds at least a 20-byte header.
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn is_empty(&self) -> bool {
         false
@@ -222,6 +228,7 @@ impl<'a> TcpSegmentView<'a> {
     }
 
     /// Header length in bytes, options included (Data Offset * 4).
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn header_len(&self) -> usize {
         HEADER_LEN + self.options.len()
@@ -239,17 +246,20 @@ impl<'a> TcpSegmentView<'a> {
         u16::from_be_bytes([self.header[14], self.header[15]])
     }
 
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn checksum(&self) -> u16 {
         u16::from_be_bytes([self.header[16], self.header[17]])
     }
 
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn urgent_pointer(&self) -> u16 {
         u16::from_be_bytes([self.header[18], self.header[19]])
     }
 
     /// The fixed 20 header bytes.
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn header(&self) -> &'a [u8; HEADER_LEN] {
         self.header
@@ -440,6 +450,7 @@ impl OptionWriter<'_> {
 /// window scale `01 03 03 ws`; SACK blocks `01 01 05 len` then the blocks (as many as fit, see
 /// [`options_len`]). Returns the bytes written, which is `options_len(opts)` when `out` is at
 /// least that long.
+#[cfg(any(test, feature = "internals"))]
 #[inline]
 pub fn write_options(out: &mut [u8], opts: &TcpOptions) -> usize {
     write_options_summed(out, opts).0

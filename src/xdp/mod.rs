@@ -18,9 +18,13 @@ pub mod umem;
 use std::fmt;
 use std::time::Duration;
 
-pub use program::{Program, ProgramCounters, probe_native_xdp};
+#[cfg(any(test, feature = "internals"))]
+pub use program::ProgramCounters;
+pub use program::{Program, probe_native_xdp};
 pub use socket::{SocketConfig, XskQueue};
-pub use sys::{af_xdp_available, enter_netns, is_root};
+pub use sys::af_xdp_available;
+#[cfg(any(test, feature = "internals"))]
+pub use sys::{enter_netns, is_root};
 
 /// How to attach the XDP program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,9 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 
 use aya::Ebpf;
-use aya::maps::{Array, PerCpuArray, XskMap};
+#[cfg(any(test, feature = "internals"))]
+use aya::maps::PerCpuArray;
+use aya::maps::{Array, XskMap};
 use aya::programs::{Xdp, XdpMode as AyaMode};
 
 use super::{XdpError, XdpMode};
@@ -20,6 +22,7 @@ const CFG_PORT0: u32 = 2;
 pub const MAX_PORTS: usize = 8;
 
 /// The XDP program's per-CPU counters, summed.
+#[cfg(any(test, feature = "internals"))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ProgramCounters {
     pub steered: u64,
@@ -30,6 +33,8 @@ pub struct ProgramCounters {
 
 pub struct Program {
     ebpf: Ebpf,
+    /// The interface it is attached to (for diagnostics and tests).
+    #[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
     iface: String,
     mode: &'static str,
     warning: Option<String>,
@@ -163,6 +168,7 @@ impl Program {
             .map_err(|e| XdpError::Load(format!("XSKMAP[{queue}]: {e}")))
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn counters(&self) -> ProgramCounters {
         let Some(m) = self.ebpf.map("counters") else {
             return ProgramCounters::default();
@@ -187,6 +193,7 @@ impl Program {
         self.warning.as_deref()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn iface(&self) -> &str {
         &self.iface
     }

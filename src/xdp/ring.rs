@@ -67,6 +67,7 @@ impl RingMem {
 
     /// A ring in fresh anonymous memory (tests, or a simulated kernel): the layout is
     /// producer, consumer, flags, then the descriptors at offset 64.
+    #[cfg(any(test, feature = "internals"))]
     pub fn anonymous<T>(size: u32) -> Result<RingMem, String> {
         let len = 64 + size as usize * std::mem::size_of::<T>();
         let map = Arc::new(Mapping::anonymous(len).map_err(|e| e.to_string())?);
@@ -165,6 +166,7 @@ impl<T: Copy> ProducerRing<T> {
     }
 
     /// Another view of the same ring memory (tests audit a ring from the other side).
+    #[cfg(any(test, feature = "internals"))]
     pub fn mem_clone(&self) -> RingMem {
         self.mem.clone()
     }
@@ -216,6 +218,7 @@ impl<T: Copy> ConsumerRing<T> {
     }
 
     /// Another view of the same ring memory (tests audit a ring from the other side).
+    #[cfg(any(test, feature = "internals"))]
     pub fn mem_clone(&self) -> RingMem {
         self.mem.clone()
     }

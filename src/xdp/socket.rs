@@ -222,10 +222,12 @@ impl Rings {
     }
 
     /// Frames in our hands right now (free for TX plus RX frames waiting to be refilled).
+    #[cfg(any(test, feature = "internals"))]
     pub fn frames_held(&self) -> usize {
         self.tx_free.len() + self.recycle.len()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn umem(&self) -> &Umem {
         &self.umem
     }
@@ -482,6 +484,7 @@ impl XskQueue {
         sys::getsockopt(&self.fd, sys::SOL_XDP, sys::XDP_STATISTICS).unwrap_or_default()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn rings(&self) -> &Rings {
         &self.rings
     }

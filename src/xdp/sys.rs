@@ -157,6 +157,7 @@ impl Mapping {
     pub fn len(&self) -> usize {
         self.len
     }
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -311,6 +312,7 @@ pub fn af_xdp_available() -> Result<(), String> {
 
 /// Moves the calling thread into the network namespace at `path` (e.g.
 /// /var/run/netns/NAME). For tests that drive test hosts from one process.
+#[cfg(any(test, feature = "internals"))]
 pub fn enter_netns(path: &std::path::Path) -> io::Result<()> {
     let f = std::fs::File::open(path)?;
     // SAFETY: setns(2) with a valid namespace fd; it affects only the calling thread.
@@ -319,6 +321,7 @@ pub fn enter_netns(path: &std::path::Path) -> io::Result<()> {
 }
 
 /// True if the process runs as root (uid 0).
+#[cfg(any(test, feature = "internals"))]
 pub fn is_root() -> bool {
     // SAFETY: geteuid(2) cannot fail and takes no arguments.
     unsafe { libc::geteuid() == 0 }

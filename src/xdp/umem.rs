@@ -29,6 +29,7 @@ pub struct OwnedFrame {
 
 impl OwnedFrame {
     /// The frame's number in its UMEM.
+    #[cfg(any(test, feature = "internals"))]
     pub fn index(&self) -> u32 {
         self.index
     }
@@ -82,6 +83,7 @@ impl Umem {
         self.map.len()
     }
     /// Never true: a UMEM has at least one frame.
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -96,6 +98,7 @@ impl Umem {
     }
 
     /// The start of the frame that holds `addr` (descriptors may point past a headroom).
+    #[cfg(any(test, feature = "internals"))]
     pub fn frame_start(&self, addr: u64) -> u64 {
         addr - addr % self.frame_size as u64
     }
