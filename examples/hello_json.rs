@@ -10,6 +10,8 @@
 //! ```
 //! SIGINT or SIGTERM stops it gracefully.
 
+use std::fmt::Write as _;
+
 use bytes::{BufMut, BytesMut};
 use clap::Parser;
 use synack::http::{Handler, HttpApp, HttpConfig, Request, Response, StatusCode};
@@ -52,13 +54,11 @@ impl Handler for HelloJson {
         if self.out.capacity() - self.out.len() < need {
             self.out.reserve(need.max(64 * 1024));
         }
-        self.out.put_slice(b"{\"worker\":");
-        self.out.put_slice(self.worker.to_string().as_bytes());
+        // Numbers are written straight into the buffer (fmt::Write on BytesMut): no String.
+        let _ = write!(self.out, "{{\"worker\":{}", self.worker);
         self.out.put_slice(b",\"path\":\"");
         json_escape(&String::from_utf8_lossy(path), &mut self.out);
-        self.out.put_slice(b"\",\"count\":");
-        self.out.put_slice(self.count.to_string().as_bytes());
-        self.out.put_slice(b"}\n");
+        let _ = writeln!(self.out, "\",\"count\":{}}}", self.count);
         Response::new(StatusCode::OK)
             .content_type("application/json")
             .body(self.out.split().freeze())
