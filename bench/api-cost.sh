@@ -4,7 +4,10 @@
 # the same test hosts and pinning as bench/vs-nginx.sh. Issue 8 asks for them within 10%.
 #
 #   sudo bench/api-cost.sh [--rounds N] [--duration S] [--connections N] [--clients wrk,xgen]
-#                          [--workloads keepalive,close] [--example NAME] [--out DIR]
+#                          [--workloads keepalive,close] [--example NAME] [--baseline BIN] [--out DIR]
+#
+# --baseline BIN compares against `BIN serve --body` instead of an example: a synack binary built
+# from another commit, to measure (or bisect) a regression of the datapath in one run.
 #
 # Rounds alternate the order of the two servers. Per (server, client, workload) it prints the
 # median requests/s and the ratio example/serve, and writes DIR/<date>-<commit>-api-cost.md
@@ -22,10 +25,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/harness.sh"
 
 CMDLINE="$0$(printf ' %q' "$@")"
-rounds=3 secs=8 conns=64 clients=wrk,xgen workloads=keepalive,close example=hello_json
+rounds=3 secs=8 conns=64 clients=wrk,xgen workloads=keepalive,close example=hello_json baseline=
 out="$ROOT/bench/results"
 usage() {
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 while (($#)); do
@@ -38,6 +41,7 @@ while (($#)); do
 	--clients) clients=$2 ;;
 	--workloads) workloads=$2 ;;
 	--example) example=$2 ;;
+	--baseline) baseline=$2 ;;
 	--out) out=$2 ;;
 	*)
 		echo "api-cost: unknown option '$1'" >&2
@@ -55,11 +59,19 @@ done
 IFS=, read -r -a CLIENTS <<<"$clients"
 IFS=, read -r -a WORKLOADS <<<"$workloads"
 SYNACK_BIN=$(synack_binary) || exit 1
-EXAMPLE_BIN="$ROOT/target/release/examples/$example"
-[[ -x $EXAMPLE_BIN ]] || {
-	echo "api-cost: $EXAMPLE_BIN is missing: cargo build --release --examples" >&2
-	exit 1
-}
+if [[ -n $baseline ]]; then
+	EXAMPLE_BIN=$(realpath "$baseline" 2>/dev/null) && [[ -x $EXAMPLE_BIN ]] || {
+		echo "api-cost: --baseline $baseline is not an executable synack binary" >&2
+		exit 1
+	}
+	example=baseline
+else
+	EXAMPLE_BIN="$ROOT/target/release/examples/$example"
+	[[ -x $EXAMPLE_BIN ]] || {
+		echo "api-cost: $EXAMPLE_BIN is missing: cargo build --release --examples" >&2
+		exit 1
+	}
+fi
 XGEN_BIN=
 for c in "${CLIENTS[@]}"; do
 	if [[ $c == xgen ]]; then XGEN_BIN=$(xgen_binary) || exit 1; fi
@@ -72,6 +84,7 @@ out=$(cd "$out" && pwd)
 RAW="$out/tmp-$stamp"
 mkdir -p "$RAW"
 report="$out/$(date -u +%Y-%m-%d)-$commit-api-cost.md"
+[[ -n $baseline ]] && report="$out/$(date -u +%Y-%m-%d)-$commit-vs-baseline.md"
 
 P=
 # shellcheck disable=SC2317  # called by the trap
@@ -94,6 +107,9 @@ start() {
 	local s=$1 r=$2 log="$RAW/$1-r$2.log" bin args
 	if [[ $s == serve ]]; then
 		bin=$SYNACK_BIN
+		args=(serve --body 'hello from synack')
+	elif [[ -n $baseline ]]; then
+		bin=$EXAMPLE_BIN
 		args=(serve --body 'hello from synack')
 	else
 		bin=$EXAMPLE_BIN
@@ -144,13 +160,19 @@ for ((r = 1; r <= rounds; r++)); do
 	done
 done
 
-python3 - "$RAW/runs.tsv" "$example" "$CMDLINE" "$(git -C "$ROOT" rev-parse HEAD)" >"$report" <<'PY'
+python3 - "$RAW/runs.tsv" "$example" "$CMDLINE" "$(git -C "$ROOT" rev-parse HEAD)" "$EXAMPLE_BIN" >"$report" <<'PY'
 import csv, statistics, sys
-path, example, cmd, commit = sys.argv[1:5]
+path, example, cmd, commit, other = sys.argv[1:6]
 rows = list(csv.DictReader(open(path), delimiter="\t"))
-print(f"# API cost: synack serve --body vs examples/{example}\n")
-print(f"- command: `{cmd}`\n- commit: {commit}\n")
-print(f"| client | workload | serve req/s | {example} req/s | ratio |")
+if example == "baseline":
+    print(f"# synack serve --body: this build vs a baseline build\n")
+else:
+    print(f"# API cost: synack serve --body vs examples/{example}\n")
+print(f"- command: `{cmd}`\n- commit: {commit}\n- other server: {other}\n")
+if example == "baseline":
+    print("| client | workload | this build req/s | baseline req/s | this build / baseline |")
+else:
+    print(f"| client | workload | serve req/s | {example} req/s | {example} / serve |")
 print("|---|---|---|---|---|")
 keys = sorted({(r["client"], r["workload"]) for r in rows})
 for c, w in keys:
@@ -158,7 +180,8 @@ for c, w in keys:
     for s in ("serve", example):
         v = [float(r["rps"]) for r in rows if (r["client"], r["workload"], r["server"]) == (c, w, s)]
         med[s] = statistics.median(v) if v else float("nan")
-    print(f"| {c} | {w} | {med['serve']:.0f} | {med[example]:.0f} | {med[example] / med['serve']:.3f} |")
+    ratio = med['serve'] / med[example] if example == "baseline" else med[example] / med['serve']
+    print(f"| {c} | {w} | {med['serve']:.0f} | {med[example]:.0f} | {ratio:.3f} |")
 print("\n## Runs\n\n| round | server | client | workload | req/s | p50 us | p99 us | errors |")
 print("|---|---|---|---|---|---|---|---|")
 for r in rows:
