@@ -753,7 +753,7 @@ impl<A: Accounting> Harness<A> {
             "every connection established opened one session"
         );
         for (t, tuple) in TUPLES.iter().enumerate() {
-            let now = self.e.connection(tuple).map(|c| c.syn_at);
+            let now = self.e.connection(tuple).map(|c| c.syn_at());
             let p = &mut self.peers[t];
             if now.is_some() && now != p.incarnation {
                 // A connection born in this step: its segments start a new record.

@@ -139,7 +139,7 @@ enum AckDue {
 }
 
 pub struct Conn<S> {
-    pub tuple: FourTuple,
+    pub(crate) tuple: FourTuple,
     state: State,
     /// The link-layer address the peer's segments come from: every segment we send goes
     /// there. Set by the SYN, then updated by each acceptable segment (a neighbour entry).
@@ -150,7 +150,7 @@ pub struct Conn<S> {
     /// The SYN/ACK has never gone out (no room when the SYN arrived).
     synack_due: bool,
     /// The engine's transmit-room queue holds this connection.
-    pub tx_queued: bool,
+    pub(crate) tx_queued: bool,
 
     // Send sequence space (RFC 9293 3.3.1). SND.MAX is the highest sequence sent; SND.NXT falls
     // back to SND.UNA after a timeout (go-back-N).
@@ -237,13 +237,13 @@ pub struct Conn<S> {
     markers: [(u64, Instant); 4],
     marker_count: u8,
     /// When the SYN arrived (handshake latency).
-    pub syn_at: Instant,
+    pub(crate) syn_at: Instant,
     /// When the handshake completed.
-    pub established_at: Option<Instant>,
+    pub(crate) established_at: Option<Instant>,
     /// Rebuilt from a SYN cookie: the SYN's time is unknown.
-    pub from_cookie: bool,
+    pub(crate) from_cookie: bool,
     /// The deadline the engine's timer wheel holds for this connection.
-    pub scheduled: Instant,
+    pub(crate) scheduled: Instant,
 }
 
 impl<S> Conn<S> {
@@ -388,6 +388,12 @@ impl<S> Conn<S> {
             from_cookie: false,
             scheduled: Instant::NEVER,
         }
+    }
+
+    /// When the SYN arrived (for a connection rebuilt from a SYN cookie: when the ACK did).
+    #[cfg(any(test, feature = "internals"))]
+    pub fn syn_at(&self) -> Instant {
+        self.syn_at
     }
 
     pub fn state(&self) -> State {
@@ -2038,9 +2044,4 @@ impl<S> Conn<S> {
         self.output(cx)
     }
 
-    /// The time-wait record's ingredients: SND.NXT, RCV.NXT, TS.Recent.
-    #[cfg(any(test, feature = "internals"))]
-    pub fn time_wait_parts(&self) -> (SeqNumber, SeqNumber) {
-        (self.snd_max, self.rcv_nxt)
-    }
 }

@@ -927,10 +927,6 @@ impl<A: App> Engine<A> {
         }
     }
 
-    #[cfg(any(test, feature = "internals"))]
-    pub fn is_accepting(&self) -> bool {
-        self.accepting
-    }
 }
 
 #[cfg(test)]

@@ -47,12 +47,6 @@ impl State {
         }
     }
 
-    /// RFC 9293 3.3.2: the states after the handshake.
-    #[cfg(any(test, feature = "internals"))]
-    pub const fn is_synchronized(self) -> bool {
-        !matches!(self, State::Listen | State::SynReceived | State::Closed)
-    }
-
     /// States in which the peer may still send us data (it has not sent FIN).
     pub const fn can_receive(self) -> bool {
         matches!(

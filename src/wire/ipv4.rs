@@ -90,13 +90,6 @@ impl<'a> Ipv4Packet<'a> {
         HEADER_LEN + self.options.len()
     }
 
-    /// The DSCP/ECN byte (former Type of Service).
-    #[cfg(any(test, feature = "internals"))]
-    #[inline]
-    pub fn tos(&self) -> u8 {
-        self.header[1]
-    }
-
     #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn total_len(&self) -> u16 {
@@ -125,13 +118,6 @@ impl<'a> Ipv4Packet<'a> {
     #[inline]
     pub fn more_fragments(&self) -> bool {
         self.flags_fragment() & FLAG_MF != 0
-    }
-
-    /// Fragment offset in units of 8 bytes.
-    #[cfg(any(test, feature = "internals"))]
-    #[inline]
-    pub fn fragment_offset(&self) -> u16 {
-        self.flags_fragment() & FRAG_OFFSET_MASK
     }
 
     /// Part of a fragmented datagram: MF set or a non-zero offset (RFC 791 3.2).

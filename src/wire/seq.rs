@@ -2,8 +2,6 @@
 //! All arithmetic on sequence space in synack goes through [`SeqNumber`]. It lives in the wire
 //! layer because the segment representations ([`super::segment`]) carry it.
 
-#[cfg(any(test, feature = "internals"))]
-use std::cmp::Ordering;
 use std::fmt;
 use std::ops::{Add, AddAssign, Sub};
 
@@ -43,17 +41,6 @@ impl SeqNumber {
     /// The earlier of two sequence numbers.
     pub fn min(self, other: SeqNumber) -> SeqNumber {
         if self.lt(other) { self } else { other }
-    }
-    /// Compare in sequence space (only meaningful for values less than 2^31 apart).
-    #[cfg(any(test, feature = "internals"))]
-    pub fn cmp_seq(self, other: SeqNumber) -> Ordering {
-        if self == other {
-            Ordering::Equal
-        } else if self.lt(other) {
-            Ordering::Less
-        } else {
-            Ordering::Greater
-        }
     }
     /// Bytes from `earlier` to `self`, or 0 if `self` is not after `earlier`.
     pub fn distance_from(self, earlier: SeqNumber) -> u32 {

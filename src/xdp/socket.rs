@@ -221,12 +221,6 @@ impl Rings {
         self.fill.needs_wakeup()
     }
 
-    /// Frames in our hands right now (free for TX plus RX frames waiting to be refilled).
-    #[cfg(any(test, feature = "internals"))]
-    pub fn frames_held(&self) -> usize {
-        self.tx_free.len() + self.recycle.len()
-    }
-
     #[cfg(any(test, feature = "internals"))]
     pub fn umem(&self) -> &Umem {
         &self.umem

@@ -97,12 +97,6 @@ impl Umem {
         i as u64 * self.frame_size as u64
     }
 
-    /// The start of the frame that holds `addr` (descriptors may point past a headroom).
-    #[cfg(any(test, feature = "internals"))]
-    pub fn frame_start(&self, addr: u64) -> u64 {
-        addr - addr % self.frame_size as u64
-    }
-
     /// The tokens of every frame, in address order, on the first call; nothing afterwards.
     pub fn take_frames(&mut self) -> Vec<OwnedFrame> {
         if std::mem::replace(&mut self.taken, true) {
