@@ -39,6 +39,8 @@ pub enum CloseReason {
 pub struct AppMetric {
     /// The family's name without the `synack_` prefix and the `_total` suffix, in
     /// `snake_case`, its unit last where it has one: `http_responses`, `http_response_bytes`.
+    /// Prefix it with the application's name (`kv_items`): synack's own families (`requests`,
+    /// `connections`, `drops`, ... listed in the README) are not to be named again.
     pub name: &'static str,
     /// One line saying what the family counts (the same for all its samples).
     pub help: &'static str,
@@ -174,7 +176,7 @@ pub trait App {
         let _ = unix_secs;
     }
     /// Requests served so far: the live statistics show their rate, the metrics
-    /// `synack_http_requests_total`. 0 where the notion does not apply.
+    /// `synack_requests_total`. 0 where the notion does not apply.
     fn requests(&self) -> u64 {
         0
     }
