@@ -12,7 +12,7 @@
 
 use clap::Parser;
 use synack::cli::ServerArgs;
-use synack::{App, AppIo, CloseReason, ConnInfo, Instant, Server};
+use synack::{App, AppIo, AppMetric, CloseReason, ConnInfo, Instant, Server};
 
 #[derive(Parser)]
 #[command(about = "TCP echo over synack's kernel bypass")]
@@ -74,10 +74,14 @@ impl App for Echo {
         self.pump(io);
     }
     fn on_close(&mut self, _s: (), _reason: CloseReason, _now: Instant) {}
-    fn counters(&self) -> Vec<(&'static str, u64)> {
+    fn counters(&self) -> Vec<AppMetric> {
         vec![
-            ("echoed_bytes", self.echoed),
-            ("connections_opened", self.connections),
+            AppMetric::counter("echo_bytes", "Bytes echoed back.", self.echoed),
+            AppMetric::counter(
+                "echo_connections",
+                "Connections the echo service accepted.",
+                self.connections,
+            ),
         ]
     }
 }

@@ -50,9 +50,12 @@ say() { printf 'setup: %s\n' "$*"; }
 # memcached and libmemcached-tools (memcslap): the reference and the load generator of
 # examples/kv (tests/kv.rs, bench/kv-vs-memcached.sh); the policy below keeps memcached's service
 # from starting.
+# prometheus: for its promtool (`promtool check metrics`, tests/metrics.rs); Debian ships no
+# promtool-only package (about 100 MB installed). Its service is kept from starting too, and
+# is disabled if this install enabled it.
 PACKAGES=(clang llvm libbpf-dev libxdp-dev bpftool wrk nginx-light hping3 tcpdump ethtool iproute2
 	python3 python3-scapy curl linux-perf gcc make pkg-config git util-linux procps shellcheck
-	memcached libmemcached-tools)
+	memcached libmemcached-tools prometheus)
 
 # Python modules the tests import, installed with pip for the python3 on PATH (which may not be
 # Debian's): pymemcache, the second client of tests/kv.rs.
@@ -67,6 +70,7 @@ pkg_installed() {
 POLICY_RC=/usr/sbin/policy-rc.d
 policy_made=0
 nginx_before=0
+prometheus_before=0
 cleanup() {
 	if ((policy_made)); then rm -f "$POLICY_RC"; fi
 }
@@ -123,6 +127,7 @@ install_packages() {
 	fi
 	pkg_installed nginx-light && nginx_before=1
 	pkg_installed nginx && nginx_before=1
+	pkg_installed prometheus && prometheus_before=1
 	if [[ ! -e $POLICY_RC ]]; then
 		# invoke-rc.d and deb-systemd-invoke ask this script; 101 = "action forbidden".
 		printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
@@ -147,6 +152,11 @@ install_packages() {
 		policy_made=0
 	fi
 	((nginx_before)) || stop_started_nginx
+	# Only promtool is wanted: the Prometheus server this install enabled is not left to start
+	# at the next boot.
+	if ((!prometheus_before)) && pkg_installed prometheus && command -v systemctl >/dev/null 2>&1; then
+		systemctl disable prometheus >/dev/null 2>&1 || true
+	fi
 	local still=()
 	for p in "${missing[@]}"; do pkg_installed "$p" || still+=("$p"); done
 	((${#still[@]} == 0)) || say "warning: not installed: ${still[*]}"
@@ -167,7 +177,7 @@ install_python_modules() {
 
 check_commands() {
 	local c missing=()
-	for c in ip ethtool taskset curl wrk nginx python3 clang hping3 tcpdump shellcheck memcached memcslap; do
+	for c in ip ethtool taskset curl wrk nginx python3 clang hping3 tcpdump shellcheck memcached memcslap promtool; do
 		command -v "$c" >/dev/null 2>&1 || missing+=("$c")
 	done
 	if ((${#missing[@]})); then

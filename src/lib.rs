@@ -53,5 +53,5 @@ internal! {
 pub mod guide {}
 
 pub use server::{FinalStats, Mailbox, ServeError, Server, ServerHandle, Worker, XdpAttach};
-pub use tcp::app::{App, AppIo, CloseReason, ConnId, ConnInfo, Wakeups};
+pub use tcp::app::{App, AppIo, AppMetric, CloseReason, ConnId, ConnInfo, MetricKind, Wakeups};
 pub use time::Instant;

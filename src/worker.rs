@@ -88,6 +88,9 @@ impl WorkerDrop {
 pub struct FrameCounters {
     pub rx_frames: u64,
     pub tx_frames: u64,
+    /// Bytes of those frames (Ethernet header to the end of the payload).
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
     pub rx_batches: u64,
     /// Frames sent to the worker that owns their connection / received from another worker.
     pub forwarded_out: u64,
@@ -169,6 +172,7 @@ impl SegmentSink for FrameSink<'_> {
                 }
                 self.tx.commit(n);
                 self.counters.tx_frames += 1;
+                self.counters.tx_bytes += n as u64;
             }
             Err(_) => self.counters.worker_drops[WorkerDrop::TxTooBig as usize] += 1,
         }
@@ -313,6 +317,7 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
         }
         let n = io.receive(*batch, &mut |frame, tx| {
             counters.rx_frames += 1;
+            counters.rx_bytes += frame.len() as u64;
             if let Some((cap, ts)) = capture {
                 cap.frame(ts, frame);
             }

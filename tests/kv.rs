@@ -622,7 +622,7 @@ fn script_answers_equal_memcached_two_cores() {
     // Both workers sent requests to the other's shard.
     let remote: Vec<u64> = log
         .lines()
-        .filter_map(|l| l.split("kv/remote_requests ").nth(1))
+        .filter_map(|l| l.split("kv_remote_requests ").nth(1))
         .filter_map(|v| v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
         .collect();
     assert!(

@@ -901,7 +901,7 @@ except Exception as e:
         "the connection was busy sending, not idle: it must serve the next request.\n{out}"
     );
     let (_, log) = server.stop();
-    assert!(!log.contains("timeouts_idle"), "{log}");
+    assert!(!log.contains("http_timeouts{kind=idle}"), "{log}");
 }
 
 #[test]

@@ -1086,14 +1086,21 @@ fn parse_exposition(body: &str) -> Result<Exposition, String> {
         if !s.value.is_finite() {
             return Err(at("value is not finite".into()));
         }
-        // The family: for summaries, name_sum and name_count belong to name.
-        let family = [("_sum", "summary"), ("_count", "summary")]
-            .iter()
-            .find_map(|(suffix, kind)| {
-                let base = s.name.strip_suffix(suffix)?;
-                (e.types.get(base).map(String::as_str) == Some(*kind)).then(|| base.to_string())
-            })
-            .unwrap_or_else(|| s.name.clone());
+        // The family: for summaries and histograms, name_sum, name_count (and name_bucket)
+        // belong to name.
+        let family = [
+            ("_sum", "summary"),
+            ("_count", "summary"),
+            ("_sum", "histogram"),
+            ("_count", "histogram"),
+            ("_bucket", "histogram"),
+        ]
+        .iter()
+        .find_map(|(suffix, kind)| {
+            let base = s.name.strip_suffix(suffix)?;
+            (e.types.get(base).map(String::as_str) == Some(*kind)).then(|| base.to_string())
+        })
+        .unwrap_or_else(|| s.name.clone());
         let kind = e
             .types
             .get(&family)
@@ -1103,6 +1110,9 @@ fn parse_exposition(body: &str) -> Result<Exposition, String> {
         }
         if kind == "summary" && s.name == family && s.label("quantile").is_none() {
             return Err(at("summary sample without quantile".into()));
+        }
+        if kind == "histogram" && s.name == format!("{family}_bucket") && s.label("le").is_none() {
+            return Err(at("histogram bucket without le".into()));
         }
         let mut key: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         key.sort();
@@ -1223,7 +1233,7 @@ fn two_workers_share_a_two_queue_veth() {
     for w in ["0", "1"] {
         let rx = m.get("synack_rx_frames_total", &[("worker", w)]);
         let tx = m.get("synack_tx_frames_total", &[("worker", w)]);
-        let req = m.get("synack_http_requests_total", &[("worker", w)]);
+        let req = m.get("synack_requests_total", &[("worker", w)]);
         let est = m.get("synack_connections_established_total", &[("worker", w)]);
         println!("  metrics worker {w}: rx {rx} tx {tx} established {est} requests {req}");
         assert!(
@@ -1401,8 +1411,8 @@ fn stats_files_parse() {
     assert_eq!(sum, requests, "per-worker requests add up to the total");
 }
 
-/// `--metrics`: Prometheus text with HELP/TYPE lines and the counters, gauges and summaries the
-/// README promises; counters never go down between scrapes.
+/// `--metrics`: Prometheus text with HELP/TYPE lines and the counters, gauges and histograms
+/// the README promises; counters never go down between scrapes.
 #[test]
 fn metrics_endpoint_is_prometheus_text() {
     let Some(_lock) = preflight("metrics_endpoint_is_prometheus_text", &["wrk"]) else {
@@ -1439,9 +1449,9 @@ fn metrics_endpoint_is_prometheus_text() {
     wrk(&tb, 2, 32, 2, false);
     wrk(&tb, 2, 32, 1, true);
     let first = scrape_until(&tb, "handshakes and requests", |e| {
-        e.find("synack_handshake_seconds_count", &[])
+        e.find("synack_handshake_duration_seconds_count", &[])
             .is_some_and(|v| v > 0.0)
-            && e.find("synack_request_seconds_count", &[])
+            && e.find("synack_request_duration_seconds_count", &[])
                 .is_some_and(|v| v > 0.0)
     });
 
@@ -1454,11 +1464,17 @@ fn metrics_endpoint_is_prometheus_text() {
         ("synack_syn_cookies_sent_total", "counter"),
         ("synack_syn_cookies_validated_total", "counter"),
         ("synack_connections_established_total", "counter"),
-        ("synack_http_requests_total", "counter"),
-        ("synack_handshake_seconds", "summary"),
-        ("synack_request_seconds", "summary"),
-        ("synack_lifetime_seconds", "summary"),
-        ("synack_loop_seconds", "summary"),
+        ("synack_connections_closed_total", "counter"),
+        ("synack_requests_total", "counter"),
+        ("synack_rx_bytes_total", "counter"),
+        ("synack_tx_bytes_total", "counter"),
+        ("synack_http_responses_total", "counter"),
+        ("synack_build_info", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+        ("synack_handshake_duration_seconds", "histogram"),
+        ("synack_request_duration_seconds", "histogram"),
+        ("synack_connection_duration_seconds", "histogram"),
+        ("synack_loop_duration_seconds", "histogram"),
     ];
     for (f, kind) in families {
         assert_eq!(
@@ -1472,7 +1488,7 @@ fn metrics_endpoint_is_prometheus_text() {
         for f in [
             "synack_rx_frames_total",
             "synack_tx_frames_total",
-            "synack_http_requests_total",
+            "synack_requests_total",
         ] {
             assert!(first.get(f, &[("worker", w)]) > 0.0, "{f} of worker {w}");
         }
@@ -1512,21 +1528,35 @@ fn metrics_endpoint_is_prometheus_text() {
             "no synack_connections{{state=\"{st}\"}}: {states:?}"
         );
     }
-    // Summaries: four quantiles in order, a positive sum and count, plausible seconds.
+    // Histograms: cumulative buckets in increasing `le`, the last `+Inf` equal to the count,
+    // a positive sum of plausible seconds.
     for m in ["handshake", "request"] {
-        let name = format!("synack_{m}_seconds");
-        let q: Vec<f64> = ["0.5", "0.9", "0.99", "0.999"]
+        let name = format!("synack_{m}_duration_seconds");
+        let buckets: Vec<(f64, f64)> = first
+            .all(&format!("{name}_bucket"))
             .iter()
-            .map(|q| first.get(&name, &[("quantile", q)]))
+            .map(|s| {
+                let le = s.label("le").expect("le");
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().expect("le is a number")
+                };
+                (le, s.value)
+            })
             .collect();
-        println!("  {name}: quantiles {q:?}");
+        let count = first.get(&format!("{name}_count"), &[]);
+        let sum = first.get(&format!("{name}_sum"), &[]);
+        println!("  {name}: count {count}, mean {:.6} s", sum / count);
+        assert!(buckets.len() > 10, "{name}: {buckets:?}");
         assert!(
-            q.windows(2).all(|w| w[0] <= w[1]),
-            "{name} quantiles out of order: {q:?}"
+            buckets
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{name} buckets not cumulative: {buckets:?}"
         );
-        assert!(q[2] > 0.0 && q[2] < 10.0, "{name} p99 {} s", q[2]);
-        assert!(first.get(&format!("{name}_count"), &[]) > 0.0);
-        assert!(first.get(&format!("{name}_sum"), &[]) > 0.0);
+        assert_eq!(buckets.last().copied(), Some((f64::INFINITY, count)));
+        assert!(count > 0.0 && sum > 0.0 && sum / count < 10.0, "{name}");
     }
 
     // More traffic: every counter is monotonic.

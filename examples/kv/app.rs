@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use synack::{App, AppIo, CloseReason, ConnId, ConnInfo, Instant, Wakeups};
+use synack::{App, AppIo, AppMetric, CloseReason, ConnId, ConnInfo, Instant, Wakeups};
 
 use crate::protocol::{self, Command, StoreKind};
 use crate::store::{Item, Store};
@@ -934,12 +934,28 @@ impl App for Kv {
         self.commands
     }
 
-    fn counters(&self) -> Vec<(&'static str, u64)> {
+    fn counters(&self) -> Vec<AppMetric> {
         vec![
-            ("kv/items", self.store.len() as u64),
-            ("kv/bytes", self.store.bytes() as u64),
-            ("kv/evictions", self.store.evictions()),
-            ("kv/remote_requests", self.remote),
+            AppMetric::gauge(
+                "kv_items",
+                "Items in this worker's store.",
+                self.store.len() as u64,
+            ),
+            AppMetric::gauge(
+                "kv_stored_bytes",
+                "Bytes of keys and values in this worker's store.",
+                self.store.bytes() as u64,
+            ),
+            AppMetric::counter(
+                "kv_evictions",
+                "Items evicted to make room.",
+                self.store.evictions(),
+            ),
+            AppMetric::counter(
+                "kv_remote_requests",
+                "Commands handed to the worker that owns their key.",
+                self.remote,
+            ),
         ]
     }
 }

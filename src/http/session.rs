@@ -35,7 +35,7 @@ use super::response::{
     Body, BodyStream, CONTINUE_100, ConnHeader, HeadCache, HeadLine, HttpDate, Resource, Response,
     StatusCode, chunk_overhead, head_len_bound, write_chunk_size, write_head,
 };
-use crate::tcp::app::{App, AppIo, CloseReason, ConnInfo};
+use crate::tcp::app::{App, AppIo, AppMetric, CloseReason, ConnInfo};
 use crate::time::Instant;
 
 /// Limits and timeouts. The defaults follow nginx where it has an equivalent.
@@ -1113,25 +1113,60 @@ impl<H: Handler> App for HttpApp<H> {
         self.stats.responses
     }
 
-    fn counters(&self) -> Vec<(&'static str, u64)> {
+    fn counters(&self) -> Vec<AppMetric> {
         let s = &self.stats;
-        vec![
-            ("responses", s.responses),
-            ("responses_1xx", s.responses_by_class[1]),
-            ("responses_2xx", s.responses_by_class[2]),
-            ("responses_3xx", s.responses_by_class[3]),
-            ("responses_4xx", s.responses_by_class[4]),
-            ("responses_5xx", s.responses_by_class[5]),
-            ("head_responses", s.head_responses),
-            ("timeouts_header", s.timeouts_header),
-            ("timeouts_idle", s.timeouts_idle),
-            ("timeouts_body", s.timeouts_body),
-            ("timeouts_send", s.timeouts_send),
-            ("closed_max_requests", s.closed_max_requests),
-            ("handler_errors", s.handler_errors),
-            ("connections_opened", s.connections_opened),
-            ("connections_closed", s.connections_closed),
-        ]
+        const RESPONSES: &str = "HTTP responses queued, by status class (1xx: 100 Continue).";
+        const TIMEOUTS: &str = "HTTP connections closed by a timeout, by which.";
+        const ERRORS: &str = "HTTP requests refused as malformed or too large, by reason.";
+        const BODY: &str = "HTTP request body bytes read, collected for the handler or discarded.";
+        let mut v = Vec::with_capacity(16 + RequestError::COUNT);
+        for (class, i) in [("1xx", 1), ("2xx", 2), ("3xx", 3), ("4xx", 4), ("5xx", 5)] {
+            let n = s.responses_by_class[i];
+            v.push(AppMetric::counter("http_responses", RESPONSES, n).with_label("class", class));
+        }
+        v.push(AppMetric::counter(
+            "http_head_responses",
+            "HTTP responses to HEAD requests (no body sent).",
+            s.head_responses,
+        ));
+        v.push(AppMetric::counter(
+            "http_response_bytes",
+            "HTTP response bytes queued for sending (heads and bodies).",
+            s.bytes_queued,
+        ));
+        v.push(
+            AppMetric::counter("http_request_body_bytes", BODY, s.body_bytes_collected)
+                .with_label("fate", "collected"),
+        );
+        v.push(
+            AppMetric::counter("http_request_body_bytes", BODY, s.body_bytes_discarded)
+                .with_label("fate", "discarded"),
+        );
+        for (kind, n) in [
+            ("header", s.timeouts_header),
+            ("idle", s.timeouts_idle),
+            ("body", s.timeouts_body),
+            ("send", s.timeouts_send),
+        ] {
+            v.push(AppMetric::counter("http_timeouts", TIMEOUTS, n).with_label("kind", kind));
+        }
+        for e in RequestError::ALL {
+            v.push(
+                AppMetric::counter("http_request_errors", ERRORS, s.errors[e.index()])
+                    .with_label("reason", e.name()),
+            );
+        }
+        v.push(AppMetric::counter(
+            "http_max_requests_closes",
+            "HTTP connections closed because they reached the most requests a connection may make.",
+            s.closed_max_requests,
+        ));
+        v.push(AppMetric::counter(
+            "http_handler_errors",
+            "Handler answers replaced by a 500, and streamed bodies that did not match their length.",
+            s.handler_errors,
+        ));
+        v
     }
 }
 

@@ -59,12 +59,14 @@ impl Resources {
                 None => None,
             };
 
-        let metrics_text = a
+        let metrics = a
             .metrics
-            .map(|_| Arc::new(std::sync::Mutex::new(String::new())));
+            .map(|_| Arc::new(crate::stats::metrics::Metrics::new()));
         let stop_metrics = Arc::new(AtomicBool::new(false));
-        if let (Some(addr), Some(text)) = (a.metrics, &metrics_text) {
-            let bound = crate::stats::metrics::serve(addr, text.clone(), stop_metrics.clone())
+        if let (Some(addr), Some(m)) = (a.metrics, &metrics) {
+            let m = m.clone();
+            let render: crate::stats::metrics::Render = Arc::new(move || m.render());
+            let bound = crate::stats::metrics::serve(addr, render, stop_metrics.clone())
                 .map_err(|e| ServeError(format!("cannot serve --metrics on {addr}: {e}")))?;
             eprintln!("synack: metrics on http://{bound}/metrics");
         }
@@ -73,7 +75,7 @@ impl Resources {
         let collector_cfg = CollectorConfig {
             quiet: a.quiet,
             stats_out: a.stats_out.clone(),
-            metrics: metrics_text,
+            metrics,
             workers: sockets.len(),
         };
         let collector = std::thread::Builder::new()

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant as WallInstant};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError};
@@ -23,8 +23,8 @@ pub enum Message {
 pub struct CollectorConfig {
     pub quiet: bool,
     pub stats_out: Option<PathBuf>,
-    /// Where the rendered Prometheus text goes (served by `metrics::serve`).
-    pub metrics: Option<Arc<Mutex<String>>>,
+    /// The metrics served by `metrics::serve`, given the totals after every report round.
+    pub metrics: Option<Arc<metrics::Metrics>>,
     pub workers: usize,
 }
 
@@ -35,12 +35,6 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Message>) -> Totals {
         cumulative: Latency::default(),
         started: WallInstant::now(),
     };
-    if let Some(m) = &cfg.metrics
-        && let Ok(mut g) = m.lock()
-    {
-        // Serve every family (with no workers yet) from the first scrape on.
-        *g = metrics::render(&totals);
-    }
     let mut interval = Latency::default();
     let mut prev_conns = 0u64;
     let mut prev_reqs = 0u64;
@@ -94,17 +88,12 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Message>) -> Totals {
             prev_reqs = reqs;
             interval.reset();
             if let Some(m) = &cfg.metrics {
-                let text = metrics::render(&totals);
-                if let Ok(mut g) = m.lock() {
-                    *g = text;
-                }
+                m.update(&totals);
             }
         }
     }
-    if let Some(m) = &cfg.metrics
-        && let Ok(mut g) = m.lock()
-    {
-        *g = metrics::render(&totals);
+    if let Some(m) = &cfg.metrics {
+        m.update(&totals);
     }
     if let Some(dir) = &cfg.stats_out
         && let Err(e) = write_files(dir, &totals)
@@ -191,8 +180,11 @@ pub fn summary(t: &Totals) -> String {
         let app: Vec<String> = r
             .app
             .iter()
-            .filter(|a| a.1 > 0)
-            .map(|(k, v)| format!("{k} {v}"))
+            .filter(|a| a.value > 0)
+            .map(|a| match a.label {
+                Some((k, v)) => format!("{}{{{k}={v}}} {}", a.name, a.value),
+                None => format!("{} {}", a.name, a.value),
+            })
             .collect();
         if !app.is_empty() {
             let _ = writeln!(s, "    app: {}", app.join(", "));

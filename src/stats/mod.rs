@@ -24,8 +24,8 @@ pub struct Report {
     pub core: Option<usize>,
     pub frames: FrameCounters,
     pub tcp: TcpCounters,
-    /// Application counters (HTTP), monotonic.
-    pub app: Vec<(&'static str, u64)>,
+    /// The application's own counters and gauges (HTTP: responses by class, timeouts...).
+    pub app: Vec<crate::tcp::app::AppMetric>,
     /// Kernel AF_XDP counters (XDP_STATISTICS) and ring counters, monotonic.
     pub xsk: Vec<(&'static str, u64)>,
     pub states: [usize; State::ALL.len()],

@@ -32,6 +32,62 @@ pub enum CloseReason {
     Aborted,
 }
 
+/// One of an application's own metrics, as [`App::counters`] reports it: a sample of a family
+/// that means one thing, exposed as `synack_<name>_total` (a counter) or `synack_<name>` (a
+/// gauge) with the worker's label, and printed in the final statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppMetric {
+    /// The family's name without the `synack_` prefix and the `_total` suffix, in
+    /// `snake_case`, its unit last where it has one: `http_responses`, `http_response_bytes`.
+    /// Prefix it with the application's name (`kv_items`): synack's own families (`requests`,
+    /// `connections`, `drops`, ... listed in the README) are not to be named again.
+    pub name: &'static str,
+    /// One line saying what the family counts (the same for all its samples).
+    pub help: &'static str,
+    /// The label that tells the family's samples apart, if it has several:
+    /// `("class", "2xx")`.
+    pub label: Option<(&'static str, &'static str)>,
+    /// A counter (monotonic) or a gauge (a level that goes up and down).
+    pub kind: MetricKind,
+    pub value: u64,
+}
+
+/// Whether an [`AppMetric`] only grows or goes up and down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Monotonic since the server started.
+    Counter,
+    /// A current level (items held, bytes used).
+    Gauge,
+}
+
+impl AppMetric {
+    /// A counter without a label.
+    pub const fn counter(name: &'static str, help: &'static str, value: u64) -> Self {
+        AppMetric {
+            name,
+            help,
+            label: None,
+            kind: MetricKind::Counter,
+            value,
+        }
+    }
+    /// A gauge without a label.
+    pub const fn gauge(name: &'static str, help: &'static str, value: u64) -> Self {
+        AppMetric {
+            kind: MetricKind::Gauge,
+            ..Self::counter(name, help, value)
+        }
+    }
+    /// The same sample with the label `key="value"`.
+    pub const fn with_label(self, key: &'static str, value: &'static str) -> Self {
+        AppMetric {
+            label: Some((key, value)),
+            ..self
+        }
+    }
+}
+
 /// A connection's name on its worker, valid for as long as the connection lives: keep it to
 /// reach the connection later ([`AppIo::wake`], [`Wakeups::wake`]). Once the connection is
 /// gone its id never names another one (the slot's generation changes).
@@ -120,13 +176,14 @@ pub trait App {
         let _ = unix_secs;
     }
     /// Requests served so far: the live statistics show their rate, the metrics
-    /// `synack_http_requests_total`. 0 where the notion does not apply.
+    /// `synack_requests_total`. 0 where the notion does not apply.
     fn requests(&self) -> u64 {
         0
     }
-    /// The application's own counters, named, for the statistics and the metrics (read once
-    /// a second, off the fast path).
-    fn counters(&self) -> Vec<(&'static str, u64)> {
+    /// The application's own counters and gauges, for the statistics and the metrics (read
+    /// once a second, off the fast path). Samples of one family come together, with the
+    /// same help and kind, each with its own label value.
+    fn counters(&self) -> Vec<AppMetric> {
         Vec::new()
     }
 }
