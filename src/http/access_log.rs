@@ -14,7 +14,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -293,7 +293,17 @@ impl AccessLog {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("synack-access-log".into())
-            .spawn(move || writer_loop(&s, path, file, format))?;
+            .spawn(move || {
+                let r = writer_loop(&s, &path, file, format);
+                if let Err(e) = &r {
+                    // The queues fill up from now on: records are dropped and counted.
+                    log::error!(
+                        "synack: cannot write the access log {}: {e}; no more lines are written",
+                        path.display()
+                    );
+                }
+                r
+            })?;
         Ok(AccessLog { shared, thread })
     }
 
@@ -330,7 +340,7 @@ impl AccessLog {
 /// and at least every second; reopens on request; drains once more and ends on stop.
 fn writer_loop(
     shared: &Shared,
-    path: PathBuf,
+    path: &Path,
     file: File,
     format: AccessLogFormat,
 ) -> io::Result<()> {
@@ -345,7 +355,7 @@ fn writer_loop(
         let stopping = shared.stop.load(Ordering::Acquire);
         if shared.reopen.swap(false, Ordering::AcqRel) {
             out.flush()?;
-            match open_file(&path) {
+            match open_file(path) {
                 Ok(f) => out = BufWriter::with_capacity(64 * 1024, f),
                 Err(e) => log::error!(
                     "synack: cannot reopen access log {}: {e}; still writing to the old file",
