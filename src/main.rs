@@ -17,7 +17,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("synack: {e}");
+            // The reason the process ends is printed even when RUST_LOG silences errors.
+            if log::log_enabled!(log::Level::Error) {
+                log::error!("synack: {e}");
+            } else {
+                eprintln!("synack: error: {e}");
+            }
             ExitCode::FAILURE
         }
     }
