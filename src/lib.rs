@@ -32,6 +32,7 @@ macro_rules! internal {
 pub mod check;
 pub mod cli;
 pub mod http;
+pub mod logging;
 pub mod serve;
 pub mod signals;
 

@@ -7,6 +7,7 @@ use synack::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    synack::logging::init();
     let result = match cli.command {
         Command::Serve(args) => synack::serve::run(*args).map_err(|e| e.to_string()),
         Command::Check(args) => synack::check::run(&args)
@@ -16,7 +17,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("synack: error: {e}");
+            // The reason the process ends is printed even when RUST_LOG silences errors.
+            if log::log_enabled!(log::Level::Error) {
+                log::error!("synack: {e}");
+            } else {
+                eprintln!("synack: error: {e}");
+            }
             ExitCode::FAILURE
         }
     }

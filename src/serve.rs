@@ -1,15 +1,49 @@
 //! `synack serve`: the HTTP responder for files (`--root`) or a fixed body (`--body`), as one
 //! application on the library's public API ([`Server`]); this module adds only what a binary
-//! chooses: loading the content, and signals (SIGINT/SIGTERM stop gracefully, SIGUSR1 writes
-//! the statistics files).
+//! chooses: loading the content, the access log, and signals (SIGINT/SIGTERM stop gracefully,
+//! SIGUSR1 writes the statistics files, SIGHUP reloads: see [`Reload`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::ServeArgs;
-use crate::http::LoadLimits;
+use crate::cli::{AccessLogFormatArg, ServeArgs};
+use crate::http::{AccessLog, AccessLogFormat, AccessLogReopen, LoadLimits};
 use crate::http::{Content, HttpApp, HttpConfig, StaticFiles};
-use crate::{ServeError, Server};
+use crate::signals::Signal;
+use crate::{ServeError, Server, ServerHandle};
+
+/// What SIGHUP does, run in order on the signal relay thread (off the datapath, while the
+/// workers keep serving). Each reloadable part adds a field and a step to [`Reload::run`].
+#[derive(Default)]
+pub struct Reload {
+    /// Reopen the access log by its name (logrotate moved the file away).
+    pub access_log: Option<AccessLogReopen>,
+}
+
+impl Reload {
+    /// Runs every reload step.
+    pub fn run(&self) {
+        if let Some(log) = &self.access_log {
+            log.reopen();
+            log::info!("synack: SIGHUP: reopening the access log");
+        }
+    }
+}
+
+/// Relays the signal thread's signals to the server until a stop: SIGINT/SIGTERM stop it,
+/// SIGUSR1 writes the statistics files, SIGHUP runs `reload`.
+fn relay(signals: crossbeam::channel::Receiver<Signal>, handle: ServerHandle, reload: Reload) {
+    while let Ok(sig) = signals.recv() {
+        match sig {
+            Signal::Stop => {
+                handle.stop();
+                break;
+            }
+            Signal::Dump => handle.dump_stats(),
+            Signal::Reload => reload.run(),
+        }
+    }
+}
 
 /// Runs `synack serve` until SIGINT or SIGTERM, then prints the final statistics.
 pub fn run(args: ServeArgs) -> Result<(), ServeError> {
@@ -18,7 +52,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         (None, Some(dir)) => {
             let (c, report) = Content::load_dir(dir, LoadLimits::default())
                 .map_err(|e| ServeError(format!("cannot load --root {}: {e}", dir.display())))?;
-            eprintln!("synack: loaded {}: {report:?}", dir.display());
+            log::info!("synack: loaded {}: {report:?}", dir.display());
             c
         }
         (None, None) => {
@@ -41,26 +75,46 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
 
     // Signals are blocked before any thread starts, so only the signal thread takes them.
     crate::signals::block().map_err(|e| ServeError(format!("cannot block signals: {e}")))?;
+    let access_log = match &args.access_log {
+        Some(path) => {
+            let format = match args.access_log_format {
+                AccessLogFormatArg::Combined => AccessLogFormat::Combined,
+                AccessLogFormatArg::Json => AccessLogFormat::Json,
+            };
+            Some(
+                AccessLog::open(path, format, args.access_log_queue).map_err(|e| {
+                    ServeError(format!("cannot open --access-log {}: {e}", path.display()))
+                })?,
+            )
+        }
+        None => None,
+    };
+    let reload = Reload {
+        access_log: access_log.as_ref().map(AccessLog::reopener),
+    };
     let signals = crate::signals::listen()
         .map_err(|e| ServeError(format!("cannot start signal thread: {e}")))?;
     let server = Server::from_args(args.server);
     let handle = server.handle();
     std::thread::Builder::new()
         .name("synack-signal-relay".into())
-        .spawn(move || {
-            while let Ok(sig) = signals.recv() {
-                match sig {
-                    crate::signals::Signal::Stop => {
-                        handle.stop();
-                        break;
-                    }
-                    crate::signals::Signal::Dump => handle.dump_stats(),
-                }
-            }
-        })
+        .spawn(move || relay(signals, handle, reload))
         .map_err(|e| ServeError(format!("cannot start signal thread: {e}")))?;
-    let stats =
-        server.run(|_| HttpApp::new(http_cfg.clone(), StaticFiles::new(content.clone())))?;
+    let result = server.run(|_| {
+        let app = HttpApp::new(http_cfg.clone(), StaticFiles::new(content.clone()));
+        match &access_log {
+            // The queue is allocated here, on the worker's thread before its loop starts.
+            Some(log) => app.with_access_log(log.sink()),
+            None => app,
+        }
+    });
+    // The workers have stopped: what they queued is written before the summary.
+    if let Some(log) = access_log
+        && let Err(e) = log.finish()
+    {
+        log::error!("synack: access log: {e}");
+    }
+    let stats = result?;
     eprint!("{}", stats.summary());
     Ok(())
 }

@@ -17,12 +17,16 @@
 //! callback and the wall-clock second to [`HttpApp::set_wall_clock`]. The only file-system access
 //! is [`Content::load_dir`], at startup.
 
+mod access_log;
 mod content;
 mod handler;
 mod request;
 mod response;
 mod session;
 
+pub use access_log::{
+    AccessLog, AccessLogFormat, AccessLogReopen, AccessLogSink, DEFAULT_QUEUE as ACCESS_LOG_QUEUE,
+};
 pub use content::{Content, LoadLimits, LoadReport, StaticFiles};
 pub use handler::{Handler, Headers, Request};
 pub use request::{Method, RequestError, Version};

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
+use super::access_log::{AccessLogSink, LogState, NO_SLOT};
 use super::content::{StaticFiles, error_resource};
 use super::handler::{Handler, Request};
 use super::request::{
@@ -200,6 +201,10 @@ pub struct HttpApp<H = StaticFiles> {
     arena: BytesMut,
     /// Bytes the sessions' body buffers hold (their capacity), against `max_body_memory`.
     body_memory: usize,
+    /// The access log's side of this worker, if there is one.
+    log: Option<LogState>,
+    /// The wall clock (seconds since the Unix epoch), for the access log.
+    wall: u64,
 }
 
 /// One connection's state.
@@ -227,6 +232,10 @@ pub struct HttpSession {
     peer: SocketAddr,
     /// A request head and its collected body, while the body arrives over several reads.
     stash: Vec<u8>,
+    /// Bytes handed to the send queue on this connection (for the access log).
+    sent: u64,
+    /// The access log record of the response being sent, parked until it is complete.
+    log_slot: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -279,6 +288,8 @@ impl HttpSession {
             fin: false,
             peer: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             stash: Vec::new(),
+            sent: 0,
+            log_slot: NO_SLOT,
         }
     }
     /// Final responses queued on this connection so far.
@@ -385,6 +396,33 @@ impl<H: Handler> HttpApp<H> {
             path: Vec::with_capacity(256),
             arena: BytesMut::new(),
             body_memory: 0,
+            log: None,
+            wall: 0,
+        }
+    }
+
+    /// Writes a record of every response into the access log through `sink` (one per
+    /// worker: [`AccessLog::sink`](super::AccessLog::sink)). A record is made when the
+    /// response has been handed whole to the send queue; if the queue is full it is dropped
+    /// and counted (`access_log_dropped` in [`App::counters`]).
+    pub fn with_access_log(mut self, sink: AccessLogSink) -> Self {
+        self.log = Some(LogState::new(sink));
+        self
+    }
+
+    /// Access log records dropped because the logger had not drained the queue.
+    pub fn access_log_dropped(&self) -> u64 {
+        self.log.as_ref().map_or(0, |l| l.dropped)
+    }
+
+    /// The response whose record is parked on `s` is complete (or its connection ended):
+    /// the record goes to the access log.
+    fn log_complete(&mut self, s: &mut HttpSession, now: Instant) {
+        if s.log_slot != NO_SLOT
+            && let Some(l) = self.log.as_mut()
+        {
+            l.complete(s.log_slot, now, s.sent, self.wall);
+            s.log_slot = NO_SLOT;
         }
     }
 
@@ -407,6 +445,7 @@ impl<H: Handler> HttpApp<H> {
     /// until then responses carry the epoch. Cached heads are reformatted lazily, at most once
     /// per second per key and `Connection` form.
     pub fn set_wall_clock(&mut self, unix_secs: u64) {
+        self.wall = unix_secs;
         self.date.set(unix_secs);
     }
 
@@ -451,6 +490,7 @@ impl<H: Handler> HttpApp<H> {
         if !self.flush(s, io) {
             return;
         }
+        self.log_complete(s, now);
         loop {
             match s.phase {
                 Phase::Closed => break,
@@ -607,6 +647,9 @@ impl<H: Handler> HttpApp<H> {
         let Some(reader) = reader else {
             // No body: answer now.
             let req = request(&h, &self.path, &[], s.peer);
+            if let Some(l) = self.log.as_mut() {
+                l.begin(Some(&req));
+            }
             let resp = self.handler.handle(&req, now);
             self.reply(s, io, resp, to, now);
             return Some(end);
@@ -628,6 +671,9 @@ impl<H: Handler> HttpApp<H> {
                 &[]
             };
             let req = request(&h, &self.path, body, s.peer);
+            if let Some(l) = self.log.as_mut() {
+                l.begin(Some(&req));
+            }
             let resp = self.handler.handle(&req, now);
             self.reply(s, io, resp, to, now);
             return Some(end + n);
@@ -690,6 +736,9 @@ impl<H: Handler> HttpApp<H> {
         };
         let to = self.reply_to(&h, s.requests, started);
         let req = request(&h, &self.path, body, s.peer);
+        if let Some(l) = self.log.as_mut() {
+            l.begin(Some(&req));
+        }
         let resp = self.handler.handle(&req, now);
         let capacity = s.stash.capacity();
         if capacity > STASH_KEEP {
@@ -822,6 +871,12 @@ impl<H: Handler> HttpApp<H> {
             conn,
         };
         let head = self.head(&resp, line, slot);
+        if let Some(l) = self.log.as_mut() {
+            // The body starts after what waits already (a 100 Continue) and the head.
+            let waiting: usize = s.pending.iter().map(Bytes::len).sum();
+            let base = s.sent + (waiting + head.len()) as u64;
+            l.respond(s.peer, resp.status.code(), base);
+        }
         s.note_send(io, now);
         let mut queued = head.len();
         s.push_pending(head);
@@ -847,6 +902,18 @@ impl<H: Handler> HttpApp<H> {
         }
         self.stats.bytes_queued += queued as u64;
         self.flush(s, io);
+        if let Some(l) = self.log.as_mut() {
+            if s.log_slot != NO_SLOT {
+                // Not expected (no request is read while a response is being sent).
+                l.complete(s.log_slot, now, s.sent, self.wall);
+                s.log_slot = NO_SLOT;
+            }
+            if s.busy() {
+                s.log_slot = l.park(to.started, now, s.sent, self.wall);
+            } else {
+                l.complete_current(to.started, now, s.sent, self.wall);
+            }
+        }
         // The worker's request-service latency: from now (the request is complete) until the
         // response's last byte is handed to the transmit ring.
         io.time_until_sent(now);
@@ -878,7 +945,9 @@ impl<H: Handler> HttpApp<H> {
         loop {
             for part in s.pending.iter_mut() {
                 if !part.is_empty() {
+                    let before = part.len();
                     io.send_bytes(part);
+                    s.sent += (before - part.len()) as u64;
                     if !part.is_empty() {
                         // `send_bytes` asked for `on_writable` once half the queue drains.
                         return false;
@@ -983,6 +1052,9 @@ impl<H: Handler> HttpApp<H> {
             started: s.head_started.take().unwrap_or(now),
         };
         s.phase = Phase::Head;
+        if let Some(l) = self.log.as_mut() {
+            l.begin(None);
+        }
         let resp = self.error_response(status);
         let slot = resp.head_key.map(|k| k as usize);
         self.send_response(s, io, resp, slot, to, now);
@@ -1100,7 +1172,9 @@ impl<H: Handler> App for HttpApp<H> {
         io.set_deadline(self.deadline(s, io));
     }
 
-    fn on_close(&mut self, s: HttpSession, _reason: CloseReason, _now: Instant) {
+    fn on_close(&mut self, mut s: HttpSession, _reason: CloseReason, now: Instant) {
+        // A response cut short is logged with the bytes it got to send, as nginx does.
+        self.log_complete(&mut s, now);
         self.body_memory -= s.stash.capacity();
         self.stats.connections_closed += 1;
     }
@@ -1165,6 +1239,11 @@ impl<H: Handler> App for HttpApp<H> {
             "http_handler_errors",
             "Handler answers replaced by a 500, and streamed bodies that did not match their length.",
             s.handler_errors,
+        ));
+        v.push(AppMetric::counter(
+            "http_access_log_dropped",
+            "Access log records dropped because the access log thread's queue was full.",
+            self.access_log_dropped(),
         ));
         v
     }

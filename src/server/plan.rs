@@ -101,8 +101,8 @@ pub(crate) fn plan(a: &ServerArgs) -> Result<Plan, ServeError> {
         ));
     }
     if a.queues < available {
-        eprintln!(
-            "synack: warning: {} has {} queues but only {} are served: connections hashed to the \
+        log::warn!(
+            "synack: {} has {} queues but only {} are served: connections hashed to the \
              other queues reach the kernel and are refused. Serve them all (--queues {}) or \
              reduce the queues ({}).",
             a.iface,

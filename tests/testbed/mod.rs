@@ -699,7 +699,7 @@ impl Server {
                 let mut line = String::new();
                 // Ends at EOF, when the server exits.
                 while lines.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                    if line.starts_with("synack: serving ") {
+                    if line.contains("synack: serving ") {
                         let _ = ready_tx.send(());
                     }
                     log.lock()
