@@ -311,6 +311,13 @@ impl StaticFiles {
     pub fn content(&self) -> &Arc<Content> {
         &self.content
     }
+
+    /// Serves `content` from now on (a reload). Responses already queued keep the old bytes.
+    /// Its [`HttpApp`](super::HttpApp) must then forget its cached heads
+    /// ([`HttpApp::handler_changed`](super::HttpApp::handler_changed)).
+    pub fn replace(&mut self, content: Arc<Content>) {
+        self.content = content;
+    }
 }
 
 impl Handler for StaticFiles {

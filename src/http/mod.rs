@@ -31,4 +31,4 @@ pub use content::{Content, LoadLimits, LoadReport, StaticFiles};
 pub use handler::{Handler, Headers, Request};
 pub use request::{Method, RequestError, Version};
 pub use response::{Body, BodyStream, Response, StatusCode};
-pub use session::{HttpApp, HttpConfig, HttpSession, HttpStats};
+pub use session::{HttpApp, HttpConfig, HttpSession, HttpStats, HttpTask};

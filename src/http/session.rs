@@ -36,7 +36,7 @@ use super::response::{
     Body, BodyStream, CONTINUE_100, ConnHeader, HeadCache, HeadLine, HttpDate, Resource, Response,
     StatusCode, chunk_overhead, head_len_bound, write_chunk_size, write_head,
 };
-use crate::tcp::app::{App, AppIo, AppMetric, CloseReason, ConnInfo};
+use crate::tcp::app::{App, AppIo, AppMetric, CloseReason, ConnInfo, Wakeups};
 use crate::time::Instant;
 
 /// Limits and timeouts. The defaults follow nginx where it has an equivalent.
@@ -464,9 +464,18 @@ impl<H: Handler> HttpApp<H> {
         &self.handler
     }
 
-    /// The handler, to change it between callbacks.
+    /// The handler, to change it between callbacks. After a change that alters what its
+    /// [`Response::cache_head`] keys stand for (new content), call
+    /// [`handler_changed`](Self::handler_changed).
     pub fn handler_mut(&mut self) -> &mut H {
         &mut self.handler
+    }
+
+    /// Forgets the heads cached for the handler's keys and sizes the cache anew from
+    /// [`Handler::head_cache_slots`]: the handler's keys now name other responses. Responses
+    /// already queued are not affected (they hold their own bytes).
+    pub fn handler_changed(&mut self) {
+        self.heads = HeadCache::new(self.errors.len() + self.handler.head_cache_slots());
     }
 
     /// Service times in microseconds (first byte of a request to its response queued) since
@@ -1115,9 +1124,15 @@ impl<H: Handler> HttpApp<H> {
     }
 }
 
-impl<H: Handler> App for HttpApp<H> {
+/// Work for an [`HttpApp`] on its own worker, sent from another thread or worker through a
+/// [`Mailbox`](crate::Mailbox) (the app's [`App::Message`]): it runs between two iterations of
+/// the worker's loop, with the app (and so its handler) in hand. `synack serve` reloads its
+/// content this way. Boxed, so meant for control work (a reload, a setting), not per request.
+pub type HttpTask<H> = Box<dyn FnOnce(&mut HttpApp<H>, Instant) + Send>;
+
+impl<H: Handler + 'static> App for HttpApp<H> {
     type Session = HttpSession;
-    type Message = ();
+    type Message = HttpTask<H>;
 
     fn on_open(&mut self, conn: &ConnInfo, now: Instant) -> Option<HttpSession> {
         self.stats.connections_opened += 1;
@@ -1129,6 +1144,10 @@ impl<H: Handler> App for HttpApp<H> {
     fn on_readable(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>, now: Instant) {
         self.drive(s, io, now);
         io.set_deadline(self.deadline(s, io));
+    }
+
+    fn on_message(&mut self, task: HttpTask<H>, _wakeups: &mut Wakeups<'_>, now: Instant) {
+        task(self, now);
     }
 
     /// Room in the send queue: the rest of the response goes on, then pipelined requests

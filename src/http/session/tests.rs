@@ -64,15 +64,19 @@ fn test_conn() -> ConnInfo {
 }
 
 impl Conn {
-    fn open<H: Handler>(app: &mut HttpApp<H>, now: Instant) -> Conn {
+    fn open<H: Handler + 'static>(app: &mut HttpApp<H>, now: Instant) -> Conn {
         Conn::open_with_buffer(app, now, 64 * 1024)
     }
 
-    fn open_with_buffer<H: Handler>(app: &mut HttpApp<H>, now: Instant, capacity: usize) -> Conn {
+    fn open_with_buffer<H: Handler + 'static>(
+        app: &mut HttpApp<H>,
+        now: Instant,
+        capacity: usize,
+    ) -> Conn {
         Conn::open_with(app, now, capacity, TcpConfig::default().send_buffer)
     }
 
-    fn open_with<H: Handler>(
+    fn open_with<H: Handler + 'static>(
         app: &mut HttpApp<H>,
         now: Instant,
         capacity: usize,
@@ -97,7 +101,7 @@ impl Conn {
 
     /// Runs a callback, then acknowledges everything it queued at once; while it asks for
     /// `on_writable`, calls that too (as the engine does once room opens).
-    fn with_io<H: Handler>(
+    fn with_io<H: Handler + 'static>(
         &mut self,
         app: &mut HttpApp<H>,
         now: Instant,
@@ -144,11 +148,11 @@ impl Conn {
         }
     }
 
-    fn readable<H: Handler>(&mut self, app: &mut HttpApp<H>, now: Instant) {
+    fn readable<H: Handler + 'static>(&mut self, app: &mut HttpApp<H>, now: Instant) {
         self.with_io(app, now, |app, s, io| app.on_readable(s, io, now));
     }
 
-    fn write<H: Handler>(&mut self, app: &mut HttpApp<H>, bytes: &[u8], now: Instant) {
+    fn write<H: Handler + 'static>(&mut self, app: &mut HttpApp<H>, bytes: &[u8], now: Instant) {
         assert_eq!(
             self.recv.write_at(0, bytes).advanced,
             bytes.len(),
@@ -157,12 +161,12 @@ impl Conn {
         self.readable(app, now);
     }
 
-    fn fin<H: Handler>(&mut self, app: &mut HttpApp<H>, now: Instant) {
+    fn fin<H: Handler + 'static>(&mut self, app: &mut HttpApp<H>, now: Instant) {
         self.peer_closed = true;
         self.readable(app, now);
     }
 
-    fn fire_deadline<H: Handler>(&mut self, app: &mut HttpApp<H>, now: Instant) {
+    fn fire_deadline<H: Handler + 'static>(&mut self, app: &mut HttpApp<H>, now: Instant) {
         self.with_io(app, now, |app, s, io| app.on_deadline(s, io, now));
     }
 
