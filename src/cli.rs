@@ -200,6 +200,15 @@ pub struct CheckArgs {
     /// Also check that this address is configured on the interface.
     #[arg(long, value_name = "ADDR")]
     pub ip: Option<Ipv4Addr>,
+    /// Queues `synack serve` will serve (for the locked memory their UMEMs need).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub queues: u32,
+    /// UMEM frames per socket, as `synack serve --frames`.
+    #[arg(long, value_name = "N", default_value_t = 8192)]
+    pub frames: u32,
+    /// UMEM frame size, as `synack serve --frame-size`.
+    #[arg(long, value_name = "BYTES", default_value_t = 2048)]
+    pub frame_size: u32,
 }
 
 /// Parses a core list like "1", "0,2", "2-5" or "0,2-3".

@@ -112,7 +112,8 @@ pub(crate) fn plan(a: &ServerArgs) -> Result<Plan, ServeError> {
             set_queues(a.queues)
         );
     }
-    crate::check::privileges().map_err(ServeError)?;
+    let need = crate::check::umem_bytes(a.queues, a.frames, a.frame_size);
+    crate::check::privileges(need).map_err(ServeError)?;
     if let Some(p) = iface.attached_xdp() {
         return err(format!(
             "{p} is already attached to {}: detach it with `ip link set dev {} xdp off`",
