@@ -189,6 +189,11 @@ pub struct ServeArgs {
     /// Largest request body accepted (it is read and discarded), in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub max_body: u64,
+
+    /// Read flags from this TOML file: its keys are the long flags' names (`iface = "eth0"`,
+    /// `port = [80, 8080]`); flags on the command line win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `synack check`: the doctor's flags.

@@ -31,6 +31,7 @@ macro_rules! internal {
 
 pub mod check;
 pub mod cli;
+pub mod config;
 pub mod http;
 pub mod serve;
 pub mod signals;
