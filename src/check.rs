@@ -432,10 +432,7 @@ pub fn findings(args: &CheckArgs) -> Vec<Finding> {
         v.push(finding(
             Verdict::Fail,
             "XDP",
-            format!(
-                "{p} is already attached to {}: detach it with `ip link set dev {} xdp off`",
-                dev.name, dev.name
-            ),
+            crate::instance::busy_message(&dev, &p),
         ));
     } else {
         match crate::xdp::probe_native_xdp(&dev.name) {

@@ -38,6 +38,7 @@ pub mod signals;
 
 internal! {
     flows;
+    instance;
     netdev;
     pcap;
     server;
