@@ -120,11 +120,13 @@ fn holder_of(id: u32) -> Option<u32> {
 
 /// Who holds the XDP program `attached` (as [`NetDev::attached_xdp`] describes it) on `dev`.
 pub(crate) fn owner(dev: &NetDev, attached: &str) -> Option<Owner> {
-    if let Some(pid) = prog_id(attached).and_then(holder_of) {
+    if let Some(id) = prog_id(attached)
+        && let Some(pid) = holder_of(id)
+    {
         return Some(Owner {
             pid,
             comm: comm(pid).unwrap_or_else(|| "?".into()),
-            how: format!("it holds XDP program {attached:?}"),
+            how: format!("it holds XDP program {id}"),
         });
     }
     let path = pid_path(&dev.name);
@@ -142,8 +144,8 @@ pub(crate) fn busy_message(dev: &NetDev, attached: &str) -> String {
     let iface = &dev.name;
     match owner(dev, attached) {
         Some(o) => format!(
-            "{iface} is already served: {} (PID {}) holds its XDP program ({}). Stop it first \
-             (`kill {}`; under systemd `systemctl stop synack`), or serve another interface",
+            "{iface} is already served by {} (PID {}; {}): stop it first (`kill {}`; under \
+             systemd `systemctl stop synack`), or serve another interface",
             o.comm, o.pid, o.how, o.pid
         ),
         None => format!(

@@ -56,21 +56,22 @@ fn a_second_synack_names_the_first() {
     let out = text(&second);
     assert_eq!(second.status.code(), Some(1), "{out}");
     assert!(
-        out.contains(&format!("synack (PID {pid})")) && out.contains(&format!("`kill {pid}`")),
+        out.contains(&format!("served by synack (PID {pid};"))
+            && out.contains(&format!("`kill {pid}`")),
         "the refusal names the running synack:\n{out}"
     );
     assert!(out.contains("another interface"), "{out}");
     // `synack check` says the same.
     let check = bed.server_ns(30, &[synack_bin(), "check", "--iface", &bed.srv_if]);
     assert!(
-        text(&check).contains(&format!("(PID {pid})")),
+        text(&check).contains(&format!("(PID {pid};")),
         "{}",
         text(&check)
     );
     // Without the pid file, /proc still finds it (the process holding the program).
     std::fs::remove_file(pid_file(bed)).unwrap();
     let again = text(&serve_to_end(bed, &["--body", "second"]));
-    assert!(again.contains(&format!("(PID {pid})")), "{again}");
+    assert!(again.contains(&format!("(PID {pid};")), "{again}");
     assert!(again.contains("holds XDP program"), "{again}");
     // The first still serves.
     assert_eq!(ok(&bed.curl(10, &[], "/"), "curl"), "first");

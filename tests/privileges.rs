@@ -35,7 +35,7 @@ fn unit_text() -> String {
 fn unit_value(unit: &str, key: &str) -> String {
     unit.lines()
         .filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .next_back()
         .unwrap_or_else(|| panic!("no {key}= in dist/synack.service"))
         .trim()
         .to_string()
