@@ -334,6 +334,32 @@ fn each_missing_capability_is_named() {
     }
 }
 
+/// `--stats-out` and `--pcap` where the service's user may not write: refused before anything
+/// is attached, saying so.
+#[test]
+fn outputs_the_user_cannot_write_are_refused_at_start() {
+    let Some(env) = testbed::setup_needing("op", 1, &TOOLS) else {
+        return;
+    };
+    let bed = &env.bed;
+    let fx = Fixture::new();
+    // The fixture's directory belongs to root, mode 0755: nobody reads it, cannot write it.
+    let dir = fx.dir.as_str().to_string();
+    let pcap = fx.dir.join("c.pcap").to_str().unwrap().to_string();
+    for (flag, value, says) in [
+        ("--stats-out", dir.as_str(), "is not writable by this user"),
+        ("--pcap", pcap.as_str(), "cannot write --pcap"),
+    ] {
+        let mut args = serve_args(bed, "x");
+        args.extend([flag.to_string(), value.to_string()]);
+        let o = run_as_nobody(bed, &fx, &unit_caps(), (UMEM, UMEM), &args);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{flag}: {out}");
+        assert!(out.contains(says), "{flag}: {out}");
+        assert!(!bed.srv_link_details().contains("prog/xdp"), "{flag}");
+    }
+}
+
 #[test]
 fn memlock_can_stand_in_for_ipc_lock() {
     let Some(env) = testbed::setup_needing("op", 1, &TOOLS) else {
