@@ -485,6 +485,8 @@ fn systemd_run(bed: &Bed, fx: &Fixture, unit: &str, config: &Path) {
     let mut props = vec![
         format!("NetworkNamespacePath=/run/netns/{}", bed.srv_ns),
         "DynamicUser=yes".to_string(),
+        // DynamicUser gives the service a private /tmp, where the fixture is not: bind it in.
+        format!("BindReadOnlyPaths={}", fx.dir.as_str()),
     ];
     for key in [
         "AmbientCapabilities",
