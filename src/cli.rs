@@ -204,6 +204,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = crate::http::ACCESS_LOG_QUEUE,
           value_parser = clap::value_parser!(u64).range(1..1 << 24))]
     pub access_log_queue: u64,
+    /// Read flags from this TOML file: its keys are the long flags' names (`iface = "eth0"`,
+    /// `port = [80, 8080]`); flags on the command line win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `--access-log-format`.
@@ -224,6 +228,15 @@ pub struct CheckArgs {
     /// Also check that this address is configured on the interface.
     #[arg(long, value_name = "ADDR")]
     pub ip: Option<Ipv4Addr>,
+    /// Queues `synack serve` will serve (for the locked memory their UMEMs need).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub queues: u32,
+    /// UMEM frames per socket, as `synack serve --frames`.
+    #[arg(long, value_name = "N", default_value_t = 8192)]
+    pub frames: u32,
+    /// UMEM frame size, as `synack serve --frame-size`.
+    #[arg(long, value_name = "BYTES", default_value_t = 2048)]
+    pub frame_size: u32,
 }
 
 /// Parses a core list like "1", "0,2", "2-5" or "0,2-3".

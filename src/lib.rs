@@ -31,6 +31,7 @@ macro_rules! internal {
 
 pub mod check;
 pub mod cli;
+pub mod config;
 pub mod http;
 pub mod logging;
 pub mod serve;
@@ -38,6 +39,7 @@ pub mod signals;
 
 internal! {
     flows;
+    instance;
     netdev;
     pcap;
     server;

@@ -6,7 +6,15 @@ use clap::Parser;
 use synack::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A `--config` file becomes flags placed before the user's (see synack::config).
+    let argv = match synack::config::expand_args(std::env::args_os()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("synack: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(argv);
     synack::logging::init();
     let result = match cli.command {
         Command::Serve(args) => synack::serve::run(*args).map_err(|e| e.to_string()),

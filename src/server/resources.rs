@@ -17,6 +17,8 @@ use crate::xdp;
 
 pub(crate) struct Resources {
     pub program: xdp::Program,
+    /// /run/synack/IFACE.pid while the program is attached.
+    pidfile: Option<crate::instance::PidFile>,
     pub sockets: Vec<xdp::XskQueue>,
     pub capture: Option<(crate::pcap::Capture, crate::pcap::CaptureWriter)>,
     stop_metrics: Arc<AtomicBool>,
@@ -30,6 +32,7 @@ impl Resources {
         if let Some(w) = program.warning() {
             log::warn!("synack: {w}");
         }
+        let pidfile = crate::instance::PidFile::create(&a.iface);
         let mut sockets = Vec::new();
         for q in 0..a.queues {
             let cfg = xdp::SocketConfig {
@@ -84,6 +87,7 @@ impl Resources {
             .map_err(|e| ServeError(format!("cannot start collector: {e}")))?;
         Ok(Resources {
             program,
+            pidfile,
             sockets,
             capture,
             stop_metrics,
@@ -97,6 +101,7 @@ impl Resources {
     pub fn release(self) -> Result<Totals, ServeError> {
         let Resources {
             mut program,
+            pidfile,
             sockets,
             capture,
             stop_metrics,
@@ -116,6 +121,7 @@ impl Resources {
             }
         }
         program.detach();
+        drop(pidfile);
         Ok(totals)
     }
 }
