@@ -146,8 +146,6 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         send_timeout: Duration::from_secs(args.send_timeout),
         max_requests: args.max_requests,
         max_body: args.max_body,
-        // Request latency comes from the engine's send markers instead.
-        service_time_capacity: 0,
         ..HttpConfig::default()
     };
 

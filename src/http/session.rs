@@ -72,9 +72,6 @@ pub struct HttpConfig {
     /// On a header or body timeout, send `408 Request Timeout` before closing (else close
     /// silently, as nginx does). Default true.
     pub send_408: bool,
-    /// Request service times kept until [`HttpApp::drain_service_times`]; 0 keeps none.
-    /// Default 4096.
-    pub service_time_capacity: usize,
     /// Back-pressure for pipelining: no further request is read while the connection's
     /// queued response bytes (sent or not, unacknowledged) reach this. Default 64 KiB.
     pub max_queued_bytes: usize,
@@ -96,7 +93,6 @@ impl Default for HttpConfig {
             send_timeout: Duration::from_secs(60),
             max_requests: 1000,
             send_408: true,
-            service_time_capacity: 4096,
             max_queued_bytes: 64 * 1024,
             max_queued_chunks: 32,
         }
@@ -144,8 +140,6 @@ pub struct HttpStats {
     /// Cached response heads formatted (at most once per second per cache key and
     /// `Connection` form: error pages, and handlers' [`Response::cache_head`] responses).
     pub head_rebuilds: u64,
-    /// Service times not kept because the buffer was full.
-    pub service_times_dropped: u64,
     /// Times a connection stopped reading because its queued responses reached the bound.
     pub read_pauses: u64,
 }
@@ -197,7 +191,6 @@ pub struct HttpApp<H = StaticFiles> {
     decoded: Vec<u8>,
     key: Vec<u8>,
     path: Vec<u8>,
-    service_times: Vec<u32>,
     arena: BytesMut,
     /// Bytes the sessions' body buffers hold (their capacity), against `max_body_memory`.
     body_memory: usize,
@@ -386,7 +379,6 @@ impl<H: Handler> HttpApp<H> {
         HttpApp {
             heads: HeadCache::new(errors.len() + handler.head_cache_slots()),
             errors,
-            service_times: Vec::with_capacity(config.service_time_capacity),
             config,
             handler,
             date: HttpDate::new(0),
@@ -476,12 +468,6 @@ impl<H: Handler> HttpApp<H> {
     /// already queued are not affected (they hold their own bytes).
     pub fn handler_changed(&mut self) {
         self.heads = HeadCache::new(self.errors.len() + self.handler.head_cache_slots());
-    }
-
-    /// Service times in microseconds (first byte of a request to its response queued) since
-    /// the last drain, in order. Bounded by `service_time_capacity`; the worker drains it.
-    pub fn drain_service_times(&mut self) -> std::vec::Drain<'_, u32> {
-        self.service_times.drain(..)
     }
 
     /// Answers every complete request in `io.data()`, in order, and reads bodies.
@@ -929,14 +915,6 @@ impl<H: Handler> HttpApp<H> {
         self.stats.head_rebuilds = self.heads.rebuilds();
         self.stats.responses += 1;
         self.stats.responses_by_class[resp.status.class().min(5)] += 1;
-        if self.config.service_time_capacity > 0 {
-            if self.service_times.len() < self.config.service_time_capacity {
-                let us = now.as_micros().saturating_sub(to.started.as_micros());
-                self.service_times.push(us.min(u32::MAX as u64) as u32);
-            } else {
-                self.stats.service_times_dropped += 1;
-            }
-        }
         s.requests = s.requests.saturating_add(1);
         s.idle_since = now;
         if conn == ConnHeader::Close {
