@@ -60,10 +60,11 @@ IFS=, read -r -a CLIENTS <<<"$clients"
 IFS=, read -r -a WORKLOADS <<<"$workloads"
 SYNACK_BIN=$(synack_binary) || exit 1
 if [[ -n $baseline ]]; then
-	EXAMPLE_BIN=$(realpath "$baseline" 2>/dev/null) && [[ -x $EXAMPLE_BIN ]] || {
+	EXAMPLE_BIN=$(realpath "$baseline" 2>/dev/null) || EXAMPLE_BIN=
+	if [[ -z $EXAMPLE_BIN || ! -x $EXAMPLE_BIN ]]; then
 		echo "api-cost: --baseline $baseline is not an executable synack binary" >&2
 		exit 1
-	}
+	fi
 	example=baseline
 else
 	EXAMPLE_BIN="$ROOT/target/release/examples/$example"

@@ -175,6 +175,10 @@ pub struct ServeArgs {
     /// Serve the files under DIR, loaded into memory at start.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Reload --root when files under it change (inotify), as SIGHUP does: once the tree has
+    /// been quiet for 200 ms after a change.
+    #[arg(long, requires = "root")]
+    pub watch: bool,
 
     /// Seconds a client may take to send a request's headers.
     #[arg(long, value_name = "SECS", default_value_t = 10)]

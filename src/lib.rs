@@ -46,6 +46,7 @@ internal! {
     stats;
     tcp;
     time;
+    watch;
     wire;
     worker;
     xdp;

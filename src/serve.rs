@@ -19,8 +19,8 @@ use crate::{Mailbox, ServeError, Server, ServerHandle};
 pub(crate) struct Reload {
     /// Reopen the access log by its name (logrotate moved the file away).
     pub(crate) access_log: Option<AccessLogReopen>,
-    /// Read `--root` again and hand the new content to every worker.
-    pub(crate) content: Option<ContentReload>,
+    /// Read `--root` again and hand the new content to every worker (shared with `--watch`).
+    pub(crate) content: Option<Arc<ContentReload>>,
 }
 
 impl Reload {
@@ -31,7 +31,7 @@ impl Reload {
             log::info!("synack: SIGHUP: reopening the access log");
         }
         if let Some(content) = &self.content {
-            content.run();
+            content.run("SIGHUP");
         }
     }
 }
@@ -47,17 +47,21 @@ pub(crate) struct ContentReload {
     /// Worker 0's mailbox, sent by its factory once the workers exist.
     mailbox: crossbeam::channel::Receiver<Mailbox<HttpTask<StaticFiles>>>,
     known: std::sync::OnceLock<Mailbox<HttpTask<StaticFiles>>>,
+    /// One reload at a time (SIGHUP and `--watch` may ask at once).
+    running: std::sync::Mutex<()>,
 }
 
 impl ContentReload {
-    fn run(&self) {
+    /// Reloads, saying `why` (`SIGHUP`, `--watch`) in its log lines.
+    fn run(&self, why: &str) {
+        let _one = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let Some(mailbox) = self.known.get().or_else(|| {
             self.mailbox
                 .try_recv()
                 .ok()
                 .map(|m| self.known.get_or_init(|| m))
         }) else {
-            log::warn!("synack: SIGHUP: the workers are not running yet; content not reloaded");
+            log::warn!("synack: {why}: the workers are not running yet; content not reloaded");
             return;
         };
         let started = std::time::Instant::now();
@@ -65,7 +69,7 @@ impl ContentReload {
             Ok(c) => c,
             Err(e) => {
                 log::error!(
-                    "synack: SIGHUP: cannot read --root {}: {e}; still serving the content loaded before",
+                    "synack: {why}: cannot read --root {}: {e}; still serving the content loaded before",
                     self.root.display()
                 );
                 return;
@@ -89,11 +93,11 @@ impl ContentReload {
         }
         if missed > 0 {
             log::warn!(
-                "synack: SIGHUP: {missed} worker(s) did not take the new content (stopping?)"
+                "synack: {why}: {missed} worker(s) did not take the new content (stopping?)"
             );
         }
         log::info!(
-            "synack: SIGHUP: reloaded {} in {} ms: {report:?}",
+            "synack: {why}: reloaded {} in {} ms: {report:?}",
             self.root.display(),
             started.elapsed().as_millis()
         );
@@ -172,12 +176,27 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
             .root
             .clone()
             .filter(|_| args.body.is_none())
-            .map(|root| ContentReload {
-                root,
-                limits: LoadLimits::default(),
-                mailbox: mailbox_rx,
-                known: std::sync::OnceLock::new(),
+            .map(|root| {
+                Arc::new(ContentReload {
+                    root,
+                    limits: LoadLimits::default(),
+                    mailbox: mailbox_rx,
+                    known: std::sync::OnceLock::new(),
+                    running: std::sync::Mutex::new(()),
+                })
             }),
+    };
+    let stop_watch = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = match (&reload.content, args.watch) {
+        (Some(content), true) => {
+            let content = content.clone();
+            let root = content.root.clone();
+            Some(
+                crate::watch::spawn(root, stop_watch.clone(), move || content.run("--watch"))
+                    .map_err(|e| ServeError(format!("cannot watch --root (--watch): {e}")))?,
+            )
+        }
+        _ => None,
     };
     let signals = crate::signals::listen()
         .map_err(|e| ServeError(format!("cannot start signal thread: {e}")))?;
@@ -199,6 +218,10 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
             None => app,
         }
     });
+    stop_watch.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(w) = watcher {
+        let _ = w.join();
+    }
     // The workers have stopped: what they queued is written before the summary.
     if let Some(log) = access_log
         && let Err(e) = log.finish()

@@ -178,3 +178,82 @@ fn a_root_that_cannot_be_read_keeps_the_old_content() {
         "{stderr}"
     );
 }
+
+fn reloads(server: &Server, why: &str) -> usize {
+    server.log().matches(&format!("{why}: reloaded")).count()
+}
+
+#[test]
+fn watch_reloads_when_files_change() {
+    let Some(env) = testbed::setup("rl3") else {
+        return;
+    };
+    let bed = &env.bed;
+    let root = TempDir::new("rl3root");
+    publish(root.path(), 1);
+    let server = Server::start(bed, &["--root", root.as_str(), "--watch"]);
+    wait_for_page(bed, &page(1));
+
+    // A changed file, without a signal.
+    publish(root.path(), 2);
+    wait_for_page(bed, &page(2));
+
+    // A new directory and a file in it: the watch follows the tree.
+    std::fs::create_dir(root.join("docs")).unwrap();
+    std::fs::write(root.join("docs/a.txt"), b"in docs\n").unwrap();
+    let t0 = Instant::now();
+    loop {
+        let o = bed.curl(5, &[], "/docs/a.txt");
+        if ok(&o, "curl /docs/a.txt") == "in docs\n" {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "/docs/a.txt never served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A file changed in the new directory is seen too.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(root.join("docs/a.txt"), b"changed\n").unwrap();
+    let t0 = Instant::now();
+    loop {
+        let o = bed.curl(5, &[], "/docs/a.txt");
+        if ok(&o, "curl /docs/a.txt") == "changed\n" {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the change in docs/ was not seen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A burst of 100 writes settles into a few reloads, not one per file.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = reloads(&server, "--watch");
+    for i in 0..100 {
+        std::fs::write(root.join(&format!("f{i}.txt")[..]), format!("{i}\n")).unwrap();
+    }
+    let t0 = Instant::now();
+    loop {
+        let o = bed.curl(5, &[], "/f99.txt");
+        if ok(&o, "curl /f99.txt") == "99\n" {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "/f99.txt never served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let burst = reloads(&server, "--watch") - before;
+    assert!(
+        (1..=10).contains(&burst),
+        "{burst} reloads for a burst of 100 writes"
+    );
+
+    let (st, stderr) = server.stop();
+    assert!(st.success(), "{stderr}");
+}

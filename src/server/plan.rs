@@ -70,16 +70,25 @@ pub(crate) fn validate(a: &ServerArgs) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Checks that `--stats-out` is a writable directory and that `--pcap` can be written, before
-/// anything is attached.
+/// Checks that `--stats-out` is a writable directory (creating it if missing) and that
+/// `--pcap` can be written, before anything is attached.
 pub(crate) fn check_outputs(a: &ServerArgs) -> Result<(), ServeError> {
     if let Some(dir) = &a.stats_out {
         let d = dir.display();
         match std::fs::metadata(dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return err(format!(
-                    "--stats-out {d}: no such directory; create it (`mkdir -p {d}`)"
-                ));
+            // Created as `mkdir -p` would (what earlier versions did when they first wrote).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    return err(format!(
+                        "--stats-out {d}: cannot create the directory: {e}; give a directory \
+                         this user may create or write"
+                    ));
+                }
             }
             Err(e) => return err(format!("--stats-out {d}: {e}")),
             Ok(m) if !m.is_dir() => {
@@ -279,11 +288,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.to_str().unwrap();
         assert!(check_outputs(&args(&["--stats-out", d])).is_ok());
-        let missing = format!("{d}/none");
-        let e = check_outputs(&args(&["--stats-out", &missing])).unwrap_err().0;
-        assert!(e.contains("no such directory") && e.contains("mkdir -p"), "{e}");
+        let missing = format!("{d}/made/deeper");
+        assert!(check_outputs(&args(&["--stats-out", &missing])).is_ok());
+        assert!(std::path::Path::new(&missing).is_dir(), "--stats-out was not created");
         let file = format!("{d}/f");
         std::fs::write(&file, "x").unwrap();
+        let under_file = format!("{d}/f/sub");
+        let e = check_outputs(&args(&["--stats-out", &under_file])).unwrap_err().0;
+        assert!(e.contains("cannot create"), "{e}");
         let e = check_outputs(&args(&["--stats-out", &file])).unwrap_err().0;
         assert!(e.contains("not a directory"), "{e}");
         let pcap = format!("{d}/none/c.pcap");
@@ -295,7 +307,7 @@ mod tests {
         assert!(check_outputs(&args(&["--pcap", &pcap])).is_ok());
         // The check leaves no probe behind.
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
-        assert_eq!(left.len(), 2, "{left:?}");
+        assert_eq!(left.len(), 3, "{left:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
