@@ -172,6 +172,14 @@ pub struct ServeArgs {
     /// Serve the files under DIR, loaded into memory at start.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// With --root: serve NAME.gz / NAME.br, when present, for NAME to clients whose
+    /// Accept-Encoding takes them (Content-Encoding, Vary: Accept-Encoding), as nginx's
+    /// gzip_static.
+    #[arg(long, requires = "root")]
+    pub precompressed: bool,
+    /// With --root: a Cache-Control value for file answers and directory redirects.
+    #[arg(long, value_name = "VALUE", requires = "root")]
+    pub cache_control: Option<String>,
 
     /// Seconds a client may take to send a request's headers.
     #[arg(long, value_name = "SECS", default_value_t = 10)]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::ServeArgs;
-use crate::http::LoadLimits;
 use crate::http::{Content, HttpApp, HttpConfig, StaticFiles};
+use crate::http::{LoadLimits, StaticOptions};
 use crate::{ServeError, Server};
 
 /// Runs `synack serve` until SIGINT or SIGTERM, then prints the final statistics.
@@ -16,7 +16,18 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
     let content = match (&args.body, &args.root) {
         (Some(b), _) => Content::fixed(b.as_bytes().to_vec(), "text/plain"),
         (None, Some(dir)) => {
-            let (c, report) = Content::load_dir(dir, LoadLimits::default())
+            if let Some(v) = &args.cache_control
+                && v.bytes().any(|b| b != b'\t' && (b < b' ' || b == 0x7f))
+            {
+                return Err(ServeError(
+                    "--cache-control: the value has control characters".into(),
+                ));
+            }
+            let options = StaticOptions {
+                precompressed: args.precompressed,
+                cache_control: args.cache_control.clone(),
+            };
+            let (c, report) = Content::load_dir(dir, LoadLimits::default(), &options)
                 .map_err(|e| ServeError(format!("cannot load --root {}: {e}", dir.display())))?;
             eprintln!("synack: loaded {}: {report:?}", dir.display());
             c
