@@ -831,6 +831,254 @@ mod tests {
         }
     }
 
+    /// `StaticFiles::handle` of `method path` with `fields` (lines `Name: value\r\n`).
+    fn ask(h: &mut StaticFiles, method: Method<'_>, path: &str, fields: &str) -> Response {
+        let fields = format!("{fields}\r\n");
+        let (path, query) = match path.split_once('?') {
+            Some((p, _)) => (p, path),
+            None => (path, path),
+        };
+        let req = Request {
+            method,
+            target: query.as_bytes(),
+            path: path.as_bytes(),
+            version: super::super::request::Version::Http11,
+            fields: fields.as_bytes(),
+            body: b"",
+            peer: "192.0.2.1:1234".parse().unwrap(),
+        };
+        h.handle(&req, Instant::from_millis(0))
+    }
+
+    fn body_of(r: &Response) -> Bytes {
+        match &r.body {
+            super::super::response::Body::Bytes(b) => b.clone(),
+            super::super::response::Body::Empty => Bytes::new(),
+            super::super::response::Body::Stream(_) => panic!("a stream"),
+        }
+    }
+
+    fn files() -> StaticFiles {
+        let options = StaticOptions {
+            precompressed: true,
+            cache_control: Some("max-age=5".into()),
+        };
+        StaticFiles::new(Arc::new(Content::from_files_with(
+            [
+                ("a.txt", Bytes::from_static(b"0123456789"), 0x10),
+                ("a.txt.gz", Bytes::from_static(b"GZ"), 0x20),
+                ("a.txt.br", Bytes::from_static(b"BR"), 0x30),
+            ],
+            &options,
+        )))
+    }
+
+    #[test]
+    fn fixed_mode_ignores_conditionals_and_ranges() {
+        let mut h = StaticFiles::new(Arc::new(Content::fixed(&b"hello"[..], "text/plain")));
+        let plain = ask(&mut h, Method::Get, "/x", "");
+        let odd = ask(
+            &mut h,
+            Method::Get,
+            "/x",
+            "Range: bytes=0-1\r\nIf-None-Match: *\r\nAccept-Encoding: gzip\r\n",
+        );
+        for r in [&plain, &odd] {
+            assert_eq!(r.status, StatusCode::OK);
+            assert!(r.raw_fields.is_empty() && r.content_range.is_none());
+            assert_eq!(body_of(r), "hello");
+            assert_eq!(r.head_key, plain.head_key);
+        }
+    }
+
+    #[test]
+    fn file_answers_validators_ranges_and_encodings() {
+        let mut h = files();
+        let ok = ask(&mut h, Method::Get, "/a.txt", "");
+        assert_eq!(ok.status, StatusCode::OK);
+        assert!(ok.head_key.is_some(), "a whole file's head is cached");
+        assert_eq!(
+            &ok.raw_fields[..],
+            b"Last-Modified: Thu, 01 Jan 1970 00:00:16 GMT\r\nETag: \"10-a\"\r\n\
+              Vary: Accept-Encoding\r\nAccept-Ranges: bytes\r\nCache-Control: max-age=5\r\n"
+        );
+        let st = |r: &Response| r.status.code();
+        // conditionals, RFC 9110 13.2.2's order
+        assert_eq!(
+            st(&ask(
+                &mut h,
+                Method::Get,
+                "/a.txt",
+                "If-None-Match: W/\"10-a\"\r\n"
+            )),
+            304
+        );
+        assert_eq!(
+            st(&ask(
+                &mut h,
+                Method::Head,
+                "/a.txt",
+                "If-None-Match: \"x\"\r\n"
+            )),
+            200
+        );
+        assert_eq!(
+            st(&ask(
+                &mut h,
+                Method::Get,
+                "/a.txt",
+                "If-Match: W/\"10-a\"\r\n"
+            )),
+            412
+        );
+        assert_eq!(
+            st(&ask(
+                &mut h,
+                Method::Get,
+                "/a.txt",
+                "If-Match: \"10-a\"\r\nIf-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
+            )),
+            200
+        );
+        assert_eq!(
+            st(&ask(
+                &mut h,
+                Method::Get,
+                "/a.txt",
+                "If-Unmodified-Since: Thu, 01 Jan 1970 00:00:15 GMT\r\n"
+            )),
+            412
+        );
+        assert_eq!(
+            st(&ask(
+                &mut h,
+                Method::Get,
+                "/a.txt",
+                "If-Modified-Since: Thursday, 01-Jan-70 00:00:16 GMT\r\n"
+            )),
+            304
+        );
+        let nm = ask(
+            &mut h,
+            Method::Get,
+            "/a.txt",
+            "If-Modified-Since: Thu Jan  1 00:00:17 1970\r\n",
+        );
+        assert_eq!(st(&nm), 304);
+        assert!(nm.content_type.is_empty());
+        // a range is a slice of the file's Bytes, not a copy
+        let file = body_of(&ok);
+        let part = ask(&mut h, Method::Get, "/a.txt", "Range: bytes=2-4\r\n");
+        assert_eq!(st(&part), 206);
+        assert_eq!(
+            part.content_range,
+            Some(ContentRange::Bytes {
+                first: 2,
+                last: 4,
+                len: 10
+            })
+        );
+        let slice = body_of(&part);
+        assert_eq!(slice, "234");
+        assert_eq!(slice.as_ptr(), file[2..].as_ptr());
+        assert!(part.head_key.is_none());
+        // If-Range: a miss answers whole; HEAD never gets a range
+        assert_eq!(
+            st(&ask(
+                &mut h,
+                Method::Get,
+                "/a.txt",
+                "Range: bytes=2-4\r\nIf-Range: \"x\"\r\n"
+            )),
+            200
+        );
+        assert_eq!(
+            st(&ask(&mut h, Method::Head, "/a.txt", "Range: bytes=2-4\r\n")),
+            200
+        );
+        let bad = ask(&mut h, Method::Get, "/a.txt", "Range: bytes=20-\r\n");
+        assert_eq!(st(&bad), 416);
+        assert_eq!(
+            bad.content_range,
+            Some(ContentRange::Unsatisfied { len: 10 })
+        );
+        // several ranges: multipart, nginx's layout
+        let mut multi = ask(&mut h, Method::Get, "/a.txt", "Range: bytes=0-1,-2\r\n");
+        assert_eq!(st(&multi), 206);
+        assert_eq!(
+            &multi.content_type[..],
+            b"multipart/byteranges; boundary=00000000000000000001"
+        );
+        let super::super::response::Body::Stream(s) = &mut multi.body else {
+            panic!("a stream")
+        };
+        let mut all = Vec::new();
+        while let Some(c) = s.next_chunk(1000) {
+            all.extend_from_slice(&c);
+        }
+        let b = "--00000000000000000001";
+        let ct = "Content-Type: text/plain; charset=utf-8";
+        assert_eq!(
+            String::from_utf8(all.clone()).unwrap(),
+            format!(
+                "\r\n{b}\r\n{ct}\r\nContent-Range: bytes 0-1/10\r\n\r\n01\
+                     \r\n{b}\r\n{ct}\r\nContent-Range: bytes 8-9/10\r\n\r\n89\r\n{b}--\r\n"
+            )
+        );
+        assert_eq!(s.length(), Some(all.len() as u64));
+        // precompressed siblings: q-values, their own validators, no ranges
+        let enc = |h: &mut StaticFiles, ae: &str| {
+            let r = ask(
+                h,
+                Method::Get,
+                "/a.txt",
+                &format!("Accept-Encoding: {ae}\r\nRange: bytes=0-0\r\n"),
+            );
+            (r.status.code(), body_of(&r))
+        };
+        assert_eq!(enc(&mut h, "gzip"), (200, Bytes::from_static(b"GZ")));
+        assert_eq!(enc(&mut h, "gzip, br"), (200, Bytes::from_static(b"BR")));
+        assert_eq!(
+            enc(&mut h, "gzip, br;q=0.9"),
+            (200, Bytes::from_static(b"GZ"))
+        );
+        assert_eq!(enc(&mut h, "br;q=0, *"), (200, Bytes::from_static(b"GZ")));
+        assert_eq!(
+            enc(&mut h, "gzip;q=0, br;q=0"),
+            (206, Bytes::from_static(b"0"))
+        );
+        let gz = ask(&mut h, Method::Get, "/a.txt", "Accept-Encoding: gzip\r\n");
+        assert!(String::from_utf8_lossy(&gz.raw_fields).contains(
+            "ETag: \"20-2\"\r\nContent-Encoding: gzip\r\nVary: Accept-Encoding\r\nCache"
+        ));
+        assert_eq!(
+            st(&ask(
+                &mut h,
+                Method::Get,
+                "/a.txt",
+                "Accept-Encoding: gzip\r\nIf-None-Match: \"20-2\"\r\n"
+            )),
+            304
+        );
+    }
+
+    #[test]
+    fn directories_forbidden_and_redirects_keep_the_query() {
+        let c = site();
+        let mut h = StaticFiles::new(Arc::new(c));
+        assert_eq!(
+            ask(&mut h, Method::Get, "/nodex/", "").status,
+            StatusCode::FORBIDDEN
+        );
+        let r = ask(&mut h, Method::Get, "/docs?a=1&b", "");
+        assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(&r.raw_fields[..], b"Location: /docs/?a=1&b\r\n");
+        assert_eq!(
+            ask(&mut h, Method::Post, "/docs", "").status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
     #[test]
     fn lookup_files_dirs_and_errors() {
         let c = site();

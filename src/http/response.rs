@@ -807,6 +807,38 @@ mod tests {
     }
 
     #[test]
+    fn content_range_is_formatted_into_the_head() {
+        for (range, line) in [
+            (
+                ContentRange::Bytes {
+                    first: 0,
+                    last: u64::MAX - 1,
+                    len: u64::MAX,
+                },
+                "Content-Range: bytes 0-18446744073709551614/18446744073709551615\r\n",
+            ),
+            (
+                ContentRange::Unsatisfied { len: 49 },
+                "Content-Range: bytes */49\r\n",
+            ),
+        ] {
+            let mut resp = Response::new(StatusCode::PARTIAL_CONTENT);
+            resp.content_range = Some(range);
+            let line_of = HeadLine {
+                status: resp.status,
+                content_length: Some(u64::MAX),
+                chunked: false,
+                conn: ConnHeader::Close,
+            };
+            let mut out = Vec::new();
+            write_head(&mut out, line_of, &imf_fixdate(0), &resp);
+            assert!(out.len() <= head_len_bound(&resp));
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains(line), "{text}");
+        }
+    }
+
+    #[test]
     fn dynamic_head_layout() {
         let resp = Response::new(StatusCode::from_u16(299).unwrap())
             .header("X-One", "1")
