@@ -175,10 +175,10 @@ pub struct ServeArgs {
     /// With --root: serve NAME.gz / NAME.br, when present, for NAME to clients whose
     /// Accept-Encoding takes them (Content-Encoding, Vary: Accept-Encoding), as nginx's
     /// gzip_static.
-    #[arg(long, requires = "root")]
+    #[arg(long, conflicts_with = "body")]
     pub precompressed: bool,
     /// With --root: a Cache-Control value for file answers and directory redirects.
-    #[arg(long, value_name = "VALUE", requires = "root")]
+    #[arg(long, value_name = "VALUE", conflicts_with = "body")]
     pub cache_control: Option<String>,
 
     /// Seconds a client may take to send a request's headers.
