@@ -16,6 +16,9 @@
 #                       --root, requested as /bench.txt
 #   --queues N          veth queues, and synack --queues (default 1)
 #   --synack-args ARGS  more arguments for `synack serve` (one string, split on spaces)
+#   --access-log        both servers write an access log into the raw directory: nginx with
+#                       `access_log FILE combined`, synack with --access-log FILE (combined plus the
+#                       request time); the report's name ends in -access-log
 #   --warmup S          seconds of unmeasured wrk keep-alive load after each server start (default 1)
 #   --pause S           seconds between runs (default 1)
 #   --out DIR           where the report goes (default bench/results)
@@ -40,9 +43,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CMDLINE="$0$(printf ' %q' "$@")"
 rounds=3 secs=10 conns=64 only='' clients=wrk,xgen workloads=keepalive,close
 body='hello from synack' body_size='' queues=1 synack_args='' warmup=1 pause=1 out="$ROOT/bench/results"
+access_log=no
 
 usage() {
-	sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 need_arg() { [[ $# -ge 2 && -n $2 ]] || {
@@ -66,6 +70,11 @@ while (($#)); do
 	--warmup) warmup=$2 ;;
 	--pause) pause=$2 ;;
 	--out) out=$2 ;;
+	--access-log)
+		access_log=yes
+		shift
+		continue
+		;;
 	-h | --help) usage ;;
 	*)
 		echo "vs-nginx: unknown option '$1'" >&2
@@ -150,6 +159,7 @@ mkdir -p "$RAW"
 base="$out/$(date -u +%Y-%m-%d)-$commit"
 [[ $only == nginx ]] && base+="-nginx-only"
 [[ $only == synack ]] && base+="-synack-only"
+[[ $access_log == yes ]] && base+="-access-log"
 report=$base
 for ((i = 2; i < 100; i++)); do
 	[[ -e $report.md ]] || break
@@ -193,7 +203,13 @@ EXPECTED="$WWW/${REQ_PATH#/}"
 
 NGINX_DIR="$RAW/nginx"
 mkdir -p "$NGINX_DIR"
-h_nginx_conf "$NGINX_DIR" "$body" "$NGINX_WWW"
+NGINX_ACCESS_LOG=
+SYNACK_LOG_ARGS=()
+if [[ $access_log == yes ]]; then
+	NGINX_ACCESS_LOG="$RAW/nginx-access.log"
+	SYNACK_LOG_ARGS=(--access-log "$RAW/synack-access.log")
+fi
+h_nginx_conf "$NGINX_DIR" "$body" "$NGINX_WWW" "$NGINX_ACCESS_LOG"
 
 # --- metadata
 {
@@ -213,11 +229,12 @@ h_nginx_conf "$NGINX_DIR" "$body" "$NGINX_WWW"
 	printf 'duration_s\t%s\n' "$secs"
 	printf 'connections\t%s\n' "$conns"
 	printf 'queues\t%s\n' "$queues"
+	printf 'access_log\t%s\n' "$access_log"
 	printf 'path\t%s\n' "$REQ_PATH"
 	printf 'body_bytes\t%s\n' "$(stat -c %s "$EXPECTED")"
 	printf 'server_cpu\t%s\n' "$H_SERVER_CPU"
 	printf 'client_cpu\t%s\n' "$H_CLIENT_CPU"
-	printf 'synack_args\t%s\n' "serve --iface $TB_SRV_IF --ip $TB_SRV_IP --port $H_PORT ${SYNACK_BODY_ARGS[*]} --queues $queues --cores $H_SERVER_CPU${SYNACK_EXTRA[*]:+ ${SYNACK_EXTRA[*]}}"
+	printf 'synack_args\t%s\n' "serve --iface $TB_SRV_IF --ip $TB_SRV_IP --port $H_PORT ${SYNACK_BODY_ARGS[*]} --queues $queues --cores $H_SERVER_CPU${SYNACK_LOG_ARGS[*]:+ ${SYNACK_LOG_ARGS[*]}}${SYNACK_EXTRA[*]:+ ${SYNACK_EXTRA[*]}}"
 	printf 'nginx_conf\t%s\n' "$NGINX_DIR/nginx.conf"
 	printf 'raw\t%s\n' "$RAW"
 	printf 'loadavg_start\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -235,7 +252,8 @@ start_server() {
 	nginx) h_start_nginx "$NGINX_DIR" "$RAW/nginx-r$r.log" || return 1 ;;
 	synack)
 		h_start_synack "$RAW/synack-r$r.log" --iface "$TB_SRV_IF" --ip "$TB_SRV_IP" --port "$H_PORT" \
-			"${SYNACK_BODY_ARGS[@]}" --queues "$queues" --cores "$H_SERVER_CPU" "${SYNACK_EXTRA[@]}" || return 1
+			"${SYNACK_BODY_ARGS[@]}" --queues "$queues" --cores "$H_SERVER_CPU" "${SYNACK_LOG_ARGS[@]}" \
+			"${SYNACK_EXTRA[@]}" || return 1
 		;;
 	esac
 	local head_file="$RAW/response-$s.head" got="$RAW/response-$s.body"
@@ -304,6 +322,11 @@ for ((r = 1; r <= rounds; r++)); do
 		st=0
 		h_stop "$(server_pid "$s")" 10 || st=$?
 		event "$r" "$s" stopped "exit status $st"
+		if [[ $access_log == yes ]]; then
+			f=$NGINX_ACCESS_LOG
+			[[ $s == synack ]] && f=$RAW/synack-access.log
+			event "$r" "$s" access-log "$(wc -l <"$f" 2>/dev/null || echo 0) lines so far in $f"
+		fi
 		((st == 0)) || {
 			echo "vs-nginx: $s exited with status $st" >&2
 			failures=$((failures + 1))

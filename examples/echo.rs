@@ -88,6 +88,8 @@ impl App for Echo {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    // The library logs through `log` (warnings, the ready line): timestamped on stderr.
+    synack::logging::init();
     // SIGINT/SIGTERM stop the server gracefully: blocked here, before any thread starts, and
     // taken by one thread that relays them to the server's handle.
     if let Err(e) = synack::signals::block() {

@@ -87,6 +87,8 @@ fn json_escape(s: &str, out: &mut BytesMut) {
 
 fn main() {
     let args = Args::parse();
+    // The library logs through `log` (warnings, the ready line): timestamped on stderr.
+    synack::logging::init();
     // Signals are blocked before any thread starts, so only the signal thread takes them.
     synack::signals::block().expect("block signals");
     let signals = synack::signals::listen().expect("signal thread");

@@ -37,6 +37,8 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
+    // The library logs through `log` (warnings, the ready line): timestamped on stderr.
+    synack::logging::init();
     if let Err(e) = run(args) {
         eprintln!("kv: {e}");
         std::process::exit(1);

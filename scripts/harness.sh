@@ -110,17 +110,19 @@ h_start_synack() {
 	fi
 }
 
-# h_nginx_conf DIR BODY_FILE|"" BODY_TEXT: write DIR/nginx.conf for one worker on 198.18.0.1:PORT.
-# With BODY_TEXT: `return 200 "BODY_TEXT"` on every path. With BODY_FILE: files from DIR/www.
+# h_nginx_conf DIR BODY_TEXT WWW|"" [ACCESS_LOG]: write DIR/nginx.conf for one worker on
+# 198.18.0.1:PORT. With WWW: files from WWW; else `return 200 "BODY_TEXT"` on every path. With
+# ACCESS_LOG: `access_log ACCESS_LOG combined;` (else no access log).
 h_nginx_conf() {
-	local dir=$1 text=$2 www=$3 loc
+	local dir=$1 text=$2 www=$3 access=${4:-} loc log="access_log off;"
+	[[ -n $access ]] && log="access_log $access combined;"
 	if [[ -n $www ]]; then
 		loc="root $www;"
 	else
 		loc="return 200 \"$text\";"
 	fi
 	cat >"$dir/nginx.conf" <<EOF
-# written by synack's scripts/harness.sh: one worker, pinned (taskset -c $H_SERVER_CPU), no logging
+# written by synack's scripts/harness.sh: one worker, pinned (taskset -c $H_SERVER_CPU)
 worker_processes 1;
 worker_cpu_affinity $(h_cpu_mask "$H_SERVER_CPU");
 daemon off;
@@ -133,7 +135,7 @@ events {
     worker_connections 16384;
 }
 http {
-    access_log off;
+    $log
     default_type text/plain;
     keepalive_requests 1000000;
     keepalive_timeout 65s;

@@ -139,9 +139,12 @@ pub struct ServerArgs {
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub grace: u64,
 
-    /// Do not print the live statistics line.
+    /// Do not print the live statistics line (printed every second when stderr is a terminal).
     #[arg(long)]
     pub quiet: bool,
+    /// Log the live statistics line every SECS seconds, terminal or not (even with --quiet).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub stats_interval: Option<u64>,
     /// Write latency histograms (.hgrm) and a JSON summary here at exit and on SIGUSR1.
     #[arg(long, value_name = "DIR")]
     pub stats_out: Option<PathBuf>,
@@ -197,6 +200,31 @@ pub struct ServeArgs {
     /// Largest request body accepted (it is read and discarded), in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub max_body: u64,
+
+    /// Write an access log to FILE (appended to; SIGHUP reopens it, for logrotate).
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
+    /// The access log's line format: nginx's combined plus the request time, or JSON.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = AccessLogFormatArg::Combined)]
+    pub access_log_format: AccessLogFormatArg,
+    /// Access log records each worker's queue holds (about 900 bytes each, allocated at start);
+    /// records that find it full are dropped and counted (access_log_dropped).
+    #[arg(long, value_name = "N", default_value_t = crate::http::ACCESS_LOG_QUEUE,
+          value_parser = clap::value_parser!(u64).range(1..1 << 24))]
+    pub access_log_queue: u64,
+    /// Read flags from this TOML file: its keys are the long flags' names (`iface = "eth0"`,
+    /// `port = [80, 8080]`); flags on the command line win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `--access-log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AccessLogFormatArg {
+    /// nginx's `combined`, then the request time in seconds (nginx's `$request_time`).
+    Combined,
+    /// One JSON object per line, keys named after nginx's variables.
+    Json,
 }
 
 /// `synack check`: the doctor's flags.
@@ -208,6 +236,15 @@ pub struct CheckArgs {
     /// Also check that this address is configured on the interface.
     #[arg(long, value_name = "ADDR")]
     pub ip: Option<Ipv4Addr>,
+    /// Queues `synack serve` will serve (for the locked memory their UMEMs need).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub queues: u32,
+    /// UMEM frames per socket, as `synack serve --frames`.
+    #[arg(long, value_name = "N", default_value_t = 8192)]
+    pub frames: u32,
+    /// UMEM frame size, as `synack serve --frame-size`.
+    #[arg(long, value_name = "BYTES", default_value_t = 2048)]
+    pub frame_size: u32,
 }
 
 /// Parses a core list like "1", "0,2", "2-5" or "0,2-3".

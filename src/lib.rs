@@ -31,12 +31,15 @@ macro_rules! internal {
 
 pub mod check;
 pub mod cli;
+pub mod config;
 pub mod http;
+pub mod logging;
 pub mod serve;
 pub mod signals;
 
 internal! {
     flows;
+    instance;
     netdev;
     pcap;
     server;

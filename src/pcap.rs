@@ -12,7 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-use crossbeam::channel::{Receiver, Sender, TrySendError, bounded};
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+
+/// The longest a captured frame waits in the writer's buffer.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 const SNAPLEN: u32 = 65535;
 const LINKTYPE_ETHERNET: u32 = 1;
@@ -88,6 +93,7 @@ impl CaptureWriter {
         let file = File::create(path)?;
         let mut w = BufWriter::new(file);
         write_header(&mut w)?;
+        w.flush()?;
         let (tx, rx) = bounded::<(u64, Vec<u8>)>(16384);
         let stats = Arc::new(CaptureStats::default());
         let s2 = stats.clone();
@@ -121,9 +127,22 @@ fn run(
     mut w: BufWriter<File>,
     stats: Arc<CaptureStats>,
 ) -> io::Result<()> {
-    for (ts, frame) in rx {
-        write_record(&mut w, ts, &frame)?;
-        stats.written.fetch_add(1, Ordering::Relaxed);
+    // Flushed whenever the queue runs empty (a batch written), so the file is readable with
+    // `tcpdump -r` while synack runs; a busy capture is flushed at least every second.
+    let mut flushed = Instant::now();
+    loop {
+        match rx.recv_timeout(FLUSH_EVERY) {
+            Ok((ts, frame)) => {
+                write_record(&mut w, ts, &frame)?;
+                stats.written.fetch_add(1, Ordering::Relaxed);
+                if rx.is_empty() || flushed.elapsed() >= FLUSH_EVERY {
+                    w.flush()?;
+                    flushed = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
     }
     w.flush()
 }
@@ -143,6 +162,25 @@ mod tests {
         assert_eq!(&v[24..28], &1u32.to_le_bytes());
         assert_eq!(&v[28..32], &500_000u32.to_le_bytes());
         assert_eq!(&v[32..36], &3u32.to_le_bytes());
+    }
+
+    /// What was captured is in the file while the capture still runs.
+    #[test]
+    fn capture_is_flushed_as_it_goes() {
+        let dir = std::env::temp_dir().join(format!("synack-pcap-f-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.pcap");
+        let (cap, writer) = CaptureWriter::start(&path, 100).unwrap();
+        cap.frame(1, &[7; 60]);
+        let want = 24 + 16 + 60;
+        let t0 = Instant::now();
+        while std::fs::metadata(&path).unwrap().len() < want && t0.elapsed() < FLUSH_EVERY * 3 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), want);
+        drop(cap);
+        writer.finish().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Process signals as messages. SIGINT, SIGTERM and SIGUSR1 are blocked in every thread (call
+//! Process signals as messages. SIGINT, SIGTERM, SIGUSR1 and SIGHUP are blocked in every thread (call
 //! [`block`] before spawning any) and taken by one thread with sigwait(2), which forwards them
 //! over a channel. No async-signal-safety puzzles: the handler is an ordinary thread.
 #![allow(unsafe_code)]
@@ -12,6 +12,10 @@ pub enum Signal {
     Stop,
     /// SIGUSR1: write statistics files now.
     Dump,
+    /// SIGHUP: reload (`synack serve` reopens its access log, for logrotate's `postrotate`).
+    /// A program that ignores it keeps serving: once [`block`]ed, SIGHUP no longer ends the
+    /// process.
+    Reload,
 }
 
 fn set() -> libc::sigset_t {
@@ -23,6 +27,7 @@ fn set() -> libc::sigset_t {
         libc::sigaddset(&mut s, libc::SIGINT);
         libc::sigaddset(&mut s, libc::SIGTERM);
         libc::sigaddset(&mut s, libc::SIGUSR1);
+        libc::sigaddset(&mut s, libc::SIGHUP);
         s
     }
 }
@@ -53,10 +58,10 @@ pub fn listen() -> std::io::Result<Receiver<Signal>> {
                 if rc != 0 {
                     continue;
                 }
-                let msg = if sig == libc::SIGUSR1 {
-                    Signal::Dump
-                } else {
-                    Signal::Stop
+                let msg = match sig {
+                    libc::SIGUSR1 => Signal::Dump,
+                    libc::SIGHUP => Signal::Reload,
+                    _ => Signal::Stop,
                 };
                 if tx.send(msg).is_err() {
                     return;

@@ -428,7 +428,7 @@ impl Daemon {
                 let mut lines = BufReader::new(stderr);
                 let mut line = String::new();
                 while lines.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                    if want.as_deref().is_some_and(|w| line.starts_with(w)) {
+                    if want.as_deref().is_some_and(|w| line.contains(w)) {
                         let _ = tx.send(());
                     }
                     log.lock()

@@ -19,6 +19,7 @@
 //! callback and the wall-clock second to [`HttpApp::set_wall_clock`]. The only file-system access
 //! is [`Content::load_dir`], at startup.
 
+mod access_log;
 mod content;
 mod handler;
 mod request;
@@ -26,9 +27,12 @@ mod response;
 mod session;
 mod static_files;
 
+pub use access_log::{
+    AccessLog, AccessLogFormat, AccessLogReopen, AccessLogSink, DEFAULT_QUEUE as ACCESS_LOG_QUEUE,
+};
 pub use content::{Content, LoadLimits, LoadReport, StaticOptions, mime_type};
 pub use handler::{Handler, Headers, Request};
 pub use request::{Method, RequestError, Version};
 pub use response::{Body, BodyStream, Response, StatusCode};
-pub use session::{HttpApp, HttpConfig, HttpSession, HttpStats};
+pub use session::{HttpApp, HttpConfig, HttpSession, HttpStats, HttpTask};
 pub use static_files::StaticFiles;

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
+use super::access_log::{AccessLogSink, LogState, NO_SLOT};
 use super::content::error_resource;
 use super::handler::{Handler, Request};
 use super::request::{
@@ -36,7 +37,7 @@ use super::response::{
     StatusCode, chunk_overhead, head_len_bound, write_chunk_size, write_head,
 };
 use super::static_files::StaticFiles;
-use crate::tcp::app::{App, AppIo, AppMetric, CloseReason, ConnInfo};
+use crate::tcp::app::{App, AppIo, AppMetric, CloseReason, ConnInfo, Wakeups};
 use crate::time::Instant;
 
 /// Limits and timeouts. The defaults follow nginx where it has an equivalent.
@@ -72,9 +73,6 @@ pub struct HttpConfig {
     /// On a header or body timeout, send `408 Request Timeout` before closing (else close
     /// silently, as nginx does). Default true.
     pub send_408: bool,
-    /// Request service times kept until [`HttpApp::drain_service_times`]; 0 keeps none.
-    /// Default 4096.
-    pub service_time_capacity: usize,
     /// Back-pressure for pipelining: no further request is read while the connection's
     /// queued response bytes (sent or not, unacknowledged) reach this. Default 64 KiB.
     pub max_queued_bytes: usize,
@@ -96,7 +94,6 @@ impl Default for HttpConfig {
             send_timeout: Duration::from_secs(60),
             max_requests: 1000,
             send_408: true,
-            service_time_capacity: 4096,
             max_queued_bytes: 64 * 1024,
             max_queued_chunks: 32,
         }
@@ -144,8 +141,6 @@ pub struct HttpStats {
     /// Cached response heads formatted (at most once per second per cache key and
     /// `Connection` form: error pages, and handlers' [`Response::cache_head`] responses).
     pub head_rebuilds: u64,
-    /// Service times not kept because the buffer was full.
-    pub service_times_dropped: u64,
     /// Times a connection stopped reading because its queued responses reached the bound.
     pub read_pauses: u64,
 }
@@ -197,10 +192,13 @@ pub struct HttpApp<H = StaticFiles> {
     decoded: Vec<u8>,
     key: Vec<u8>,
     path: Vec<u8>,
-    service_times: Vec<u32>,
     arena: BytesMut,
     /// Bytes the sessions' body buffers hold (their capacity), against `max_body_memory`.
     body_memory: usize,
+    /// The access log's side of this worker, if there is one.
+    log: Option<LogState>,
+    /// The wall clock (seconds since the Unix epoch), for the access log.
+    wall: u64,
 }
 
 /// One connection's state.
@@ -228,6 +226,10 @@ pub struct HttpSession {
     peer: SocketAddr,
     /// A request head and its collected body, while the body arrives over several reads.
     stash: Vec<u8>,
+    /// Bytes handed to the send queue on this connection (for the access log).
+    sent: u64,
+    /// The access log record of the response being sent, parked until it is complete.
+    log_slot: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -280,6 +282,8 @@ impl HttpSession {
             fin: false,
             peer: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             stash: Vec::new(),
+            sent: 0,
+            log_slot: NO_SLOT,
         }
     }
     /// Final responses queued on this connection so far.
@@ -376,7 +380,6 @@ impl<H: Handler> HttpApp<H> {
         HttpApp {
             heads: HeadCache::new(errors.len() + handler.head_cache_slots()),
             errors,
-            service_times: Vec::with_capacity(config.service_time_capacity),
             config,
             handler,
             date: HttpDate::new(0),
@@ -386,6 +389,33 @@ impl<H: Handler> HttpApp<H> {
             path: Vec::with_capacity(256),
             arena: BytesMut::new(),
             body_memory: 0,
+            log: None,
+            wall: 0,
+        }
+    }
+
+    /// Writes a record of every response into the access log through `sink` (one per
+    /// worker: [`AccessLog::sink`](super::AccessLog::sink)). A record is made when the
+    /// response has been handed whole to the send queue; if the queue is full it is dropped
+    /// and counted (`access_log_dropped` in [`App::counters`]).
+    pub fn with_access_log(mut self, sink: AccessLogSink) -> Self {
+        self.log = Some(LogState::new(sink));
+        self
+    }
+
+    /// Access log records dropped because the logger had not drained the queue.
+    pub fn access_log_dropped(&self) -> u64 {
+        self.log.as_ref().map_or(0, |l| l.dropped)
+    }
+
+    /// The response whose record is parked on `s` is complete (or its connection ended):
+    /// the record goes to the access log.
+    fn log_complete(&mut self, s: &mut HttpSession, now: Instant) {
+        if s.log_slot != NO_SLOT
+            && let Some(l) = self.log.as_mut()
+        {
+            l.complete(s.log_slot, now, s.sent, self.wall);
+            s.log_slot = NO_SLOT;
         }
     }
 
@@ -408,6 +438,7 @@ impl<H: Handler> HttpApp<H> {
     /// until then responses carry the epoch. Cached heads are reformatted lazily, at most once
     /// per second per key and `Connection` form.
     pub fn set_wall_clock(&mut self, unix_secs: u64) {
+        self.wall = unix_secs;
         self.date.set(unix_secs);
     }
 
@@ -426,15 +457,18 @@ impl<H: Handler> HttpApp<H> {
         &self.handler
     }
 
-    /// The handler, to change it between callbacks.
+    /// The handler, to change it between callbacks. After a change that alters what its
+    /// [`Response::cache_head`] keys stand for (new content), call
+    /// [`handler_changed`](Self::handler_changed).
     pub fn handler_mut(&mut self) -> &mut H {
         &mut self.handler
     }
 
-    /// Service times in microseconds (first byte of a request to its response queued) since
-    /// the last drain, in order. Bounded by `service_time_capacity`; the worker drains it.
-    pub fn drain_service_times(&mut self) -> std::vec::Drain<'_, u32> {
-        self.service_times.drain(..)
+    /// Forgets the heads cached for the handler's keys and sizes the cache anew from
+    /// [`Handler::head_cache_slots`]: the handler's keys now name other responses. Responses
+    /// already queued are not affected (they hold their own bytes).
+    pub fn handler_changed(&mut self) {
+        self.heads = HeadCache::new(self.errors.len() + self.handler.head_cache_slots());
     }
 
     /// Answers every complete request in `io.data()`, in order, and reads bodies.
@@ -452,6 +486,7 @@ impl<H: Handler> HttpApp<H> {
         if !self.flush(s, io) {
             return;
         }
+        self.log_complete(s, now);
         loop {
             match s.phase {
                 Phase::Closed => break,
@@ -608,6 +643,9 @@ impl<H: Handler> HttpApp<H> {
         let Some(reader) = reader else {
             // No body: answer now.
             let req = request(&h, &self.path, &[], s.peer);
+            if let Some(l) = self.log.as_mut() {
+                l.begin(Some(&req));
+            }
             let resp = self.handler.handle(&req, now);
             self.reply(s, io, resp, to, now);
             return Some(end);
@@ -629,6 +667,9 @@ impl<H: Handler> HttpApp<H> {
                 &[]
             };
             let req = request(&h, &self.path, body, s.peer);
+            if let Some(l) = self.log.as_mut() {
+                l.begin(Some(&req));
+            }
             let resp = self.handler.handle(&req, now);
             self.reply(s, io, resp, to, now);
             return Some(end + n);
@@ -691,6 +732,9 @@ impl<H: Handler> HttpApp<H> {
         };
         let to = self.reply_to(&h, s.requests, started);
         let req = request(&h, &self.path, body, s.peer);
+        if let Some(l) = self.log.as_mut() {
+            l.begin(Some(&req));
+        }
         let resp = self.handler.handle(&req, now);
         let capacity = s.stash.capacity();
         if capacity > STASH_KEEP {
@@ -823,6 +867,12 @@ impl<H: Handler> HttpApp<H> {
             conn,
         };
         let head = self.head(&resp, line, slot);
+        if let Some(l) = self.log.as_mut() {
+            // The body starts after what waits already (a 100 Continue) and the head.
+            let waiting: usize = s.pending.iter().map(Bytes::len).sum();
+            let base = s.sent + (waiting + head.len()) as u64;
+            l.respond(s.peer, resp.status.code(), base);
+        }
         s.note_send(io, now);
         let mut queued = head.len();
         s.push_pending(head);
@@ -848,20 +898,24 @@ impl<H: Handler> HttpApp<H> {
         }
         self.stats.bytes_queued += queued as u64;
         self.flush(s, io);
+        if let Some(l) = self.log.as_mut() {
+            if s.log_slot != NO_SLOT {
+                // Not expected (no request is read while a response is being sent).
+                l.complete(s.log_slot, now, s.sent, self.wall);
+                s.log_slot = NO_SLOT;
+            }
+            if s.busy() {
+                s.log_slot = l.park(to.started, now, s.sent, self.wall);
+            } else {
+                l.complete_current(to.started, now, s.sent, self.wall);
+            }
+        }
         // The worker's request-service latency: from now (the request is complete) until the
         // response's last byte is handed to the transmit ring.
         io.time_until_sent(now);
         self.stats.head_rebuilds = self.heads.rebuilds();
         self.stats.responses += 1;
         self.stats.responses_by_class[resp.status.class().min(5)] += 1;
-        if self.config.service_time_capacity > 0 {
-            if self.service_times.len() < self.config.service_time_capacity {
-                let us = now.as_micros().saturating_sub(to.started.as_micros());
-                self.service_times.push(us.min(u32::MAX as u64) as u32);
-            } else {
-                self.stats.service_times_dropped += 1;
-            }
-        }
         s.requests = s.requests.saturating_add(1);
         s.idle_since = now;
         if conn == ConnHeader::Close {
@@ -879,7 +933,9 @@ impl<H: Handler> HttpApp<H> {
         loop {
             for part in s.pending.iter_mut() {
                 if !part.is_empty() {
+                    let before = part.len();
                     io.send_bytes(part);
+                    s.sent += (before - part.len()) as u64;
                     if !part.is_empty() {
                         // `send_bytes` asked for `on_writable` once half the queue drains.
                         return false;
@@ -984,6 +1040,9 @@ impl<H: Handler> HttpApp<H> {
             started: s.head_started.take().unwrap_or(now),
         };
         s.phase = Phase::Head;
+        if let Some(l) = self.log.as_mut() {
+            l.begin(None);
+        }
         let resp = self.error_response(status);
         let slot = resp.head_key.map(|k| k as usize);
         self.send_response(s, io, resp, slot, to, now);
@@ -1044,9 +1103,15 @@ impl<H: Handler> HttpApp<H> {
     }
 }
 
-impl<H: Handler> App for HttpApp<H> {
+/// Work for an [`HttpApp`] on its own worker, sent from another thread or worker through a
+/// [`Mailbox`](crate::Mailbox) (the app's [`App::Message`]): it runs between two iterations of
+/// the worker's loop, with the app (and so its handler) in hand. `synack serve` reloads its
+/// content this way. Boxed, so meant for control work (a reload, a setting), not per request.
+pub type HttpTask<H> = Box<dyn FnOnce(&mut HttpApp<H>, Instant) + Send>;
+
+impl<H: Handler + 'static> App for HttpApp<H> {
     type Session = HttpSession;
-    type Message = ();
+    type Message = HttpTask<H>;
 
     fn on_open(&mut self, conn: &ConnInfo, now: Instant) -> Option<HttpSession> {
         self.stats.connections_opened += 1;
@@ -1058,6 +1123,10 @@ impl<H: Handler> App for HttpApp<H> {
     fn on_readable(&mut self, s: &mut HttpSession, io: &mut AppIo<'_>, now: Instant) {
         self.drive(s, io, now);
         io.set_deadline(self.deadline(s, io));
+    }
+
+    fn on_message(&mut self, task: HttpTask<H>, _wakeups: &mut Wakeups<'_>, now: Instant) {
+        task(self, now);
     }
 
     /// Room in the send queue: the rest of the response goes on, then pipelined requests
@@ -1101,7 +1170,9 @@ impl<H: Handler> App for HttpApp<H> {
         io.set_deadline(self.deadline(s, io));
     }
 
-    fn on_close(&mut self, s: HttpSession, _reason: CloseReason, _now: Instant) {
+    fn on_close(&mut self, mut s: HttpSession, _reason: CloseReason, now: Instant) {
+        // A response cut short is logged with the bytes it got to send, as nginx does.
+        self.log_complete(&mut s, now);
         self.body_memory -= s.stash.capacity();
         self.stats.connections_closed += 1;
     }
@@ -1166,6 +1237,11 @@ impl<H: Handler> App for HttpApp<H> {
             "http_handler_errors",
             "Handler answers replaced by a 500, and streamed bodies that did not match their length.",
             s.handler_errors,
+        ));
+        v.push(AppMetric::counter(
+            "http_access_log_dropped",
+            "Access log records dropped because the access log thread's queue was full.",
+            self.access_log_dropped(),
         ));
         v
     }

@@ -297,9 +297,16 @@ impl Server {
         self.args.grace = grace.as_secs();
         self
     }
-    /// Prints no live statistics line.
+    /// Prints no live statistics line on a terminal (an explicit
+    /// [`stats_interval`](Self::stats_interval) still prints it).
     pub fn quiet(mut self, on: bool) -> Self {
         self.args.quiet = on;
+        self
+    }
+    /// Logs the live statistics line every `every` (rounded to whole seconds, at least 1),
+    /// whether or not stderr is a terminal.
+    pub fn stats_interval(mut self, every: Duration) -> Self {
+        self.args.stats_interval = Some(every.as_secs().max(1));
         self
     }
     /// Writes latency histograms and a JSON summary to `dir` at exit.
@@ -395,8 +402,8 @@ impl Server {
                     .name(format!("synack-w{i}"))
                     .spawn_scoped(scope, move || {
                         if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                            eprintln!(
-                                "synack: warning: worker {i} could not be pinned to core {core}"
+                            log::warn!(
+                                "synack: worker {i} could not be pinned to core {core}"
                             );
                         }
                         let app = factory(&worker);
@@ -424,7 +431,7 @@ impl Server {
                 return Err(e);
             }
             let ports: Vec<String> = args.port.iter().map(|p| p.to_string()).collect();
-            eprintln!(
+            log::info!(
                 "synack: serving {}:{} on {} ({} queue{}, XDP {} mode, cores {:?})",
                 args.ip,
                 ports.join(","),

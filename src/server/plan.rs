@@ -70,9 +70,73 @@ pub(crate) fn validate(a: &ServerArgs) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Checks that `--stats-out` is a writable directory and that `--pcap` can be written, before
+/// anything is attached.
+pub(crate) fn check_outputs(a: &ServerArgs) -> Result<(), ServeError> {
+    if let Some(dir) = &a.stats_out {
+        let d = dir.display();
+        match std::fs::metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return err(format!(
+                    "--stats-out {d}: no such directory; create it (`mkdir -p {d}`)"
+                ));
+            }
+            Err(e) => return err(format!("--stats-out {d}: {e}")),
+            Ok(m) if !m.is_dir() => {
+                return err(format!("--stats-out {d} is not a directory; give a directory"));
+            }
+            Ok(_) => {}
+        }
+        // Only a write says whether this user may write there (modes, ACLs, read-only mounts).
+        let probe = dir.join(format!(".synack-write-check.{}", std::process::id()));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .map_err(|e| {
+                ServeError(format!(
+                    "--stats-out {d} is not writable by this user: {e}; give a directory it may \
+                     write (under systemd: StateDirectory=synack, /var/lib/synack)"
+                ))
+            })?;
+        let _ = std::fs::remove_file(&probe);
+    }
+    if let Some(file) = &a.pcap {
+        let f = file.display();
+        let parent = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        };
+        if !parent.is_dir() {
+            return err(format!(
+                "--pcap {f}: directory {} does not exist; create it (`mkdir -p {}`)",
+                parent.display(),
+                parent.display()
+            ));
+        }
+        if file.is_dir() {
+            return err(format!("--pcap {f} is a directory; give a file name"));
+        }
+        // Opened without truncating: the capture itself starts the file over.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(file)
+            .map_err(|e| {
+                ServeError(format!(
+                    "cannot write --pcap {f}: {e}; give a file this user may write (under \
+                     systemd: LogsDirectory=synack, /var/log/synack)"
+                ))
+            })?;
+    }
+    Ok(())
+}
+
 /// Looks up the interface and its queues, and chooses the cores.
 pub(crate) fn plan(a: &ServerArgs) -> Result<Plan, ServeError> {
     validate(a)?;
+    check_outputs(a)?;
     let iface = NetDev::lookup(&a.iface).map_err(ServeError)?;
     if !iface.ipv4_addrs().contains(&a.ip) {
         return err(format!(
@@ -101,8 +165,8 @@ pub(crate) fn plan(a: &ServerArgs) -> Result<Plan, ServeError> {
         ));
     }
     if a.queues < available {
-        eprintln!(
-            "synack: warning: {} has {} queues but only {} are served: connections hashed to the \
+        log::warn!(
+            "synack: {} has {} queues but only {} are served: connections hashed to the \
              other queues reach the kernel and are refused. Serve them all (--queues {}) or \
              reduce the queues ({}).",
             a.iface,
@@ -112,12 +176,10 @@ pub(crate) fn plan(a: &ServerArgs) -> Result<Plan, ServeError> {
             set_queues(a.queues)
         );
     }
-    crate::check::privileges().map_err(ServeError)?;
+    let need = crate::check::umem_bytes(a.queues, a.frames, a.frame_size);
+    crate::check::privileges(need).map_err(ServeError)?;
     if let Some(p) = iface.attached_xdp() {
-        return err(format!(
-            "{p} is already attached to {}: detach it with `ip link set dev {} xdp off`",
-            a.iface, a.iface
-        ));
+        return err(crate::instance::busy_message(&iface, &p));
     }
 
     // The cores this process may run on (taskset, cgroups), by id.
@@ -195,6 +257,47 @@ pub(crate) fn random_secret() -> Result<[u8; 48], ServeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        a: ServerArgs,
+    }
+
+    fn args(extra: &[&str]) -> ServerArgs {
+        let mut argv = vec!["t", "--iface", "x", "--ip", "1.2.3.4", "--port", "80"];
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv).unwrap().a
+    }
+
+    /// --stats-out and --pcap are checked before anything is attached, each error saying what
+    /// to do.
+    #[test]
+    fn outputs_are_checked_at_start() {
+        let dir = std::env::temp_dir().join(format!("synack-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.to_str().unwrap();
+        assert!(check_outputs(&args(&["--stats-out", d])).is_ok());
+        let missing = format!("{d}/none");
+        let e = check_outputs(&args(&["--stats-out", &missing])).unwrap_err().0;
+        assert!(e.contains("no such directory") && e.contains("mkdir -p"), "{e}");
+        let file = format!("{d}/f");
+        std::fs::write(&file, "x").unwrap();
+        let e = check_outputs(&args(&["--stats-out", &file])).unwrap_err().0;
+        assert!(e.contains("not a directory"), "{e}");
+        let pcap = format!("{d}/none/c.pcap");
+        let e = check_outputs(&args(&["--pcap", &pcap])).unwrap_err().0;
+        assert!(e.contains("does not exist"), "{e}");
+        let e = check_outputs(&args(&["--pcap", d])).unwrap_err().0;
+        assert!(e.contains("is a directory"), "{e}");
+        let pcap = format!("{d}/c.pcap");
+        assert!(check_outputs(&args(&["--pcap", &pcap])).is_ok());
+        // The check leaves no probe behind.
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// The server's engines get their secret from the OS: never a constant, never shared.
     #[test]

@@ -17,6 +17,8 @@ use crate::xdp;
 
 pub(crate) struct Resources {
     pub program: xdp::Program,
+    /// /run/synack/IFACE.pid while the program is attached.
+    pidfile: Option<crate::instance::PidFile>,
     pub sockets: Vec<xdp::XskQueue>,
     pub capture: Option<(crate::pcap::Capture, crate::pcap::CaptureWriter)>,
     stop_metrics: Arc<AtomicBool>,
@@ -28,8 +30,9 @@ impl Resources {
     pub fn acquire(a: &ServerArgs, plan: &Plan) -> Result<Resources, ServeError> {
         let mut program = xdp::Program::load_and_attach(&a.iface, a.ip, &a.port, plan.mode)?;
         if let Some(w) = program.warning() {
-            eprintln!("synack: warning: {w}");
+            log::warn!("synack: {w}");
         }
+        let pidfile = crate::instance::PidFile::create(&a.iface);
         let mut sockets = Vec::new();
         for q in 0..a.queues {
             let cfg = xdp::SocketConfig {
@@ -44,8 +47,8 @@ impl Resources {
             let sock = xdp::XskQueue::open(&plan.iface, q, &cfg)?;
             program.register(q, &sock)?;
             if a.zero_copy && !sock.zero_copy() {
-                eprintln!(
-                    "synack: warning: queue {q}: the driver has no zero-copy AF_XDP; using copy mode"
+                log::warn!(
+                    "synack: queue {q}: the driver has no zero-copy AF_XDP; using copy mode"
                 );
             }
             sockets.push(sock);
@@ -68,12 +71,12 @@ impl Resources {
             let render: crate::stats::metrics::Render = Arc::new(move || m.render());
             let bound = crate::stats::metrics::serve(addr, render, stop_metrics.clone())
                 .map_err(|e| ServeError(format!("cannot serve --metrics on {addr}: {e}")))?;
-            eprintln!("synack: metrics on http://{bound}/metrics");
+            log::info!("synack: metrics on http://{bound}/metrics");
         }
 
         let (reports, report_rx) = bounded::<Message>(1024);
         let collector_cfg = CollectorConfig {
-            quiet: a.quiet,
+            live_interval: live_interval(a),
             stats_out: a.stats_out.clone(),
             metrics,
             workers: sockets.len(),
@@ -84,6 +87,7 @@ impl Resources {
             .map_err(|e| ServeError(format!("cannot start collector: {e}")))?;
         Ok(Resources {
             program,
+            pidfile,
             sockets,
             capture,
             stop_metrics,
@@ -97,6 +101,7 @@ impl Resources {
     pub fn release(self) -> Result<Totals, ServeError> {
         let Resources {
             mut program,
+            pidfile,
             sockets,
             capture,
             stop_metrics,
@@ -112,10 +117,24 @@ impl Resources {
         if let Some((cap, writer)) = capture {
             drop(cap);
             if let Err(e) = writer.finish() {
-                eprintln!("synack: pcap: {e}");
+                log::error!("synack: pcap: {e}");
             }
         }
         program.detach();
+        drop(pidfile);
         Ok(totals)
+    }
+}
+
+/// How often the collector logs its live line: `--stats-interval`, else every second when
+/// stderr is a terminal (someone is watching) unless `--quiet`.
+fn live_interval(a: &ServerArgs) -> Option<std::time::Duration> {
+    use std::io::IsTerminal as _;
+    match a.stats_interval {
+        Some(secs) => Some(std::time::Duration::from_secs(secs.max(1))),
+        None if !a.quiet && std::io::stderr().is_terminal() => {
+            Some(std::time::Duration::from_secs(1))
+        }
+        None => None,
     }
 }

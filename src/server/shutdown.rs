@@ -55,6 +55,6 @@ pub(crate) fn wait_for_stop(
             }
         }
     }
-    eprintln!("synack: stopping: no new connections, {grace_secs} s for in-flight responses");
+    log::info!("synack: stopping: no new connections, {grace_secs} s for in-flight responses");
     phase.store(DRAINING, Ordering::SeqCst);
 }

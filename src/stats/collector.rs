@@ -21,7 +21,8 @@ pub enum Message {
 }
 
 pub struct CollectorConfig {
-    pub quiet: bool,
+    /// How often the live line is logged; `None`: never.
+    pub live_interval: Option<Duration>,
     pub stats_out: Option<PathBuf>,
     /// The metrics served by `metrics::serve`, given the totals after every report round.
     pub metrics: Option<Arc<metrics::Metrics>>,
@@ -39,6 +40,7 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Message>) -> Totals {
     let mut prev_conns = 0u64;
     let mut prev_reqs = 0u64;
     let mut tick = WallInstant::now();
+    let mut line_tick = tick;
     let mut finished = 0usize;
     loop {
         let wait = Duration::from_secs(1).saturating_sub(tick.elapsed());
@@ -62,31 +64,36 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Message>) -> Totals {
                 if let Some(dir) = &cfg.stats_out
                     && let Err(e) = write_files(dir, &totals)
                 {
-                    eprintln!("synack: cannot write statistics to {}: {e}", dir.display());
+                    log::error!("synack: cannot write statistics to {}: {e}", dir.display());
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if tick.elapsed() >= Duration::from_secs(1) {
-            let secs = tick.elapsed().as_secs_f64();
             tick = WallInstant::now();
-            let conns = totals.established();
-            let reqs = totals.requests();
-            if !cfg.quiet {
-                eprintln!(
+            if let Some(every) = cfg.live_interval
+                && line_tick.elapsed() + Duration::from_millis(50) >= every
+            {
+                let secs = line_tick.elapsed().as_secs_f64();
+                line_tick = WallInstant::now();
+                let conns = totals.established();
+                let reqs = totals.requests();
+                log::info!(
+                    target: "synack::stats",
                     "{}",
                     live_line(
                         &totals,
                         &interval,
+                        secs,
                         (conns - prev_conns) as f64 / secs,
                         (reqs - prev_reqs) as f64 / secs
                     )
                 );
+                prev_conns = conns;
+                prev_reqs = reqs;
+                interval.reset();
             }
-            prev_conns = conns;
-            prev_reqs = reqs;
-            interval.reset();
             if let Some(m) = &cfg.metrics {
                 m.update(&totals);
             }
@@ -98,7 +105,7 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Message>) -> Totals {
     if let Some(dir) = &cfg.stats_out
         && let Err(e) = write_files(dir, &totals)
     {
-        eprintln!("synack: cannot write statistics to {}: {e}", dir.display());
+        log::error!("synack: cannot write statistics to {}: {e}", dir.display());
     }
     totals
 }
@@ -118,22 +125,29 @@ fn fmt_us(us: u64) -> String {
     }
 }
 
-/// The live line: rates, active connections, drops, and the interval's percentiles.
-pub fn live_line(t: &Totals, interval: &Latency, conn_rate: f64, req_rate: f64) -> String {
+/// The live line: what happened over the last `secs` (rates and percentiles), then what
+/// accumulated since start (connections, requests, drops) and the connections open now.
+pub fn live_line(
+    t: &Totals,
+    interval: &Latency,
+    secs: f64,
+    conn_rate: f64,
+    req_rate: f64,
+) -> String {
     let hs = interval.get(Metric::Handshake);
     let rq = interval.get(Metric::Request);
     format!(
-        "conn/s {:>8.0}  req/s {:>8.0}  active {:>6}  drops {:>6}  handshake p50 {} p99 {} p99.9 {}  request p50 {} p99 {} p99.9 {}",
-        conn_rate,
-        req_rate,
-        t.active(),
-        t.drops(),
+        "synack: last {secs:.0} s: {conn_rate:.0} conn/s, {req_rate:.0} req/s, handshake p50 {} p99 {} p99.9 {}, request p50 {} p99 {} p99.9 {} | since start: {} connections, {} requests, {} drops | active {}",
         pct(hs, 0.5),
         pct(hs, 0.99),
         pct(hs, 0.999),
         pct(rq, 0.5),
         pct(rq, 0.99),
         pct(rq, 0.999),
+        t.established(),
+        t.requests(),
+        t.drops(),
+        t.active(),
     )
 }
 

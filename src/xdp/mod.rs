@@ -23,6 +23,7 @@ pub use program::ProgramCounters;
 pub use program::{Program, probe_native_xdp};
 pub use socket::{SocketConfig, XskQueue};
 pub use sys::af_xdp_available;
+pub(crate) use sys::{memlock_limit, set_memlock_limit};
 #[cfg(any(test, feature = "internals"))]
 pub use sys::{enter_netns, is_root};
 
@@ -83,7 +84,8 @@ impl fmt::Display for XdpError {
         match self {
             XdpError::Privileges => f.write_str(
                 "not permitted to load XDP programs or open AF_XDP sockets: run as root or with \
-                 CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF",
+                 CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK (`synack check` \
+                 says which are missing and how to grant them)",
             ),
             XdpError::NoAfXdp => f.write_str(
                 "this kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS is off): use a kernel built with it",

@@ -68,6 +68,18 @@ fn attach_error(iface: &str, e: aya::programs::ProgramError) -> XdpError {
     }
 }
 
+/// An error and its sources, "a: b: c".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 impl Program {
     /// Loads the program, sets the address and ports, and attaches it to `iface`.
     pub fn load_and_attach(
@@ -80,7 +92,8 @@ impl Program {
             return Err(XdpError::Config(format!("serve 1 to {MAX_PORTS} ports")));
         }
         let mut ebpf = Ebpf::load(OBJECT).map_err(|e| {
-            let text = e.to_string();
+            // The cause (e.g. EPERM creating a map) is in the source chain, not the message.
+            let text = error_chain(&e);
             if text.contains("Operation not permitted") || text.contains("EPERM") {
                 XdpError::Privileges
             } else {
@@ -113,6 +126,12 @@ impl Program {
             let t = format!("{e}");
             if t.contains("Operation not permitted") {
                 XdpError::Privileges
+            } else if t.contains("!root") {
+                // The verifier allows the program's pointer arithmetic only to perfmon_capable().
+                XdpError::Load(format!(
+                    "the verifier refused the XDP program without CAP_PERFMON: grant it (with \
+                     the rest of the set `synack check` lists). Kernel: {t}"
+                ))
             } else {
                 XdpError::Load(format!("the kernel refused the XDP program: {t}"))
             }

@@ -358,8 +358,20 @@ impl XskQueue {
             flags: 0,
             tx_metadata_len: 0,
         };
-        sys::setsockopt(&fd, sys::SOL_XDP, sys::XDP_UMEM_REG, &reg)
-            .map_err(|e| io_err("XDP_UMEM_REG", e))?;
+        sys::setsockopt(&fd, sys::SOL_XDP, sys::XDP_UMEM_REG, &reg).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOBUFS) {
+                // The kernel charges the UMEM to RLIMIT_MEMLOCK without CAP_IPC_LOCK.
+                XdpError::Config(format!(
+                    "the kernel refused to lock the {}-byte UMEM of queue {queue_id} \
+                     (RLIMIT_MEMLOCK, counted for all of this user's processes): grant \
+                     CAP_IPC_LOCK or raise the limit (systemd LimitMEMLOCK=, `ulimit -l`); \
+                     `synack check` shows both",
+                    umem.len()
+                ))
+            } else {
+                io_err("XDP_UMEM_REG", e)
+            }
+        })?;
         let size = cfg.ring_size;
         for (opt, name) in [
             (sys::XDP_UMEM_FILL_RING, "XDP_UMEM_FILL_RING"),

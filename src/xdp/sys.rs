@@ -304,7 +304,7 @@ pub fn af_xdp_available() -> Result<(), String> {
             "this kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS is off): use a kernel built with it".into(),
         ),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) => Err(
-            "AF_XDP sockets need privileges: run as root or with CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF".into(),
+            "AF_XDP sockets need CAP_NET_RAW: run as root or grant the capabilities `synack check` lists".into(),
         ),
         Err(e) => Err(format!("cannot create an AF_XDP socket: {e}")),
     }
@@ -325,4 +325,28 @@ pub fn enter_netns(path: &std::path::Path) -> io::Result<()> {
 pub fn is_root() -> bool {
     // SAFETY: geteuid(2) cannot fail and takes no arguments.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// RLIMIT_MEMLOCK of this process: (soft, hard) in bytes; `u64::MAX` is unlimited.
+pub fn memlock_limit() -> io::Result<(u64, u64)> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes one rlimit into `r`, which lives for the call.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) })?;
+    Ok((r.rlim_cur, r.rlim_max))
+}
+
+/// Sets RLIMIT_MEMLOCK (bytes; `u64::MAX` is unlimited). Raising the hard limit needs
+/// CAP_SYS_RESOURCE.
+pub fn set_memlock_limit(soft: u64, hard: u64) -> io::Result<()> {
+    // RLIM_INFINITY is all ones, as u64::MAX.
+    let r = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit(2) reads one rlimit from `r`, which lives for the call.
+    check(unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &r) })?;
+    Ok(())
 }

@@ -677,7 +677,7 @@ impl Server {
         args: &[&str],
     ) -> Server {
         let port = PORT.to_string();
-        let mut child = Command::new("ip")
+        let child = Command::new("ip")
             .args(["netns", "exec", &bed.srv_ns, "taskset", "-c", cores])
             .arg(bin)
             .args(subcommand)
@@ -689,6 +689,25 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn synack");
+        Server::wait_ready(child, bin)
+    }
+
+    /// Runs `argv` (a full command line, e.g. a wrapper such as `setpriv ... synack serve ...`
+    /// that execs `bin` in the end) in the server namespace and waits for `bin`'s ready line,
+    /// as [`Server::start`] does.
+    pub fn start_command(bed: &Bed, bin: &Path, argv: &[&str]) -> Server {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &bed.srv_ns])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn synack");
+        Server::wait_ready(child, bin)
+    }
+
+    fn wait_ready(mut child: Child, bin: &Path) -> Server {
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (ready_tx, ready_rx) = mpsc::channel::<()>();
@@ -699,7 +718,7 @@ impl Server {
                 let mut line = String::new();
                 // Ends at EOF, when the server exits.
                 while lines.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                    if line.starts_with("synack: serving ") {
+                    if line.contains("synack: serving ") {
                         let _ = ready_tx.send(());
                     }
                     log.lock()

@@ -82,6 +82,13 @@ impl StaticFiles {
         &self.content
     }
 
+    /// Serves `content` from now on (a reload). Responses already queued keep the old bytes.
+    /// Its [`HttpApp`](super::HttpApp) must then forget its cached heads
+    /// ([`HttpApp::handler_changed`](super::HttpApp::handler_changed)).
+    pub fn replace(&mut self, content: Arc<Content>) {
+        self.content = content;
+    }
+
     /// The answer for a file, RFC 9110 13.2.2's order: the representation the client accepts,
     /// then If-Match (else If-Unmodified-Since), If-None-Match (else If-Modified-Since), then
     /// Range with If-Range (GET only).
