@@ -177,8 +177,16 @@ pub struct ServeArgs {
     pub root: Option<PathBuf>,
     /// Reload --root when files under it change (inotify), as SIGHUP does: once the tree has
     /// been quiet for 200 ms after a change.
-    #[arg(long, requires = "root")]
+    #[arg(long, conflicts_with = "body")]
     pub watch: bool,
+    /// With --root: serve NAME.gz / NAME.br, when present, for NAME to clients whose
+    /// Accept-Encoding takes them (Content-Encoding, Vary: Accept-Encoding), as nginx's
+    /// gzip_static.
+    #[arg(long, conflicts_with = "body")]
+    pub precompressed: bool,
+    /// With --root: a Cache-Control value for file answers and directory redirects.
+    #[arg(long, value_name = "VALUE", conflicts_with = "body")]
+    pub cache_control: Option<String>,
 
     /// Seconds a client may take to send a request's headers.
     #[arg(long, value_name = "SECS", default_value_t = 10)]

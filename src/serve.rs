@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{AccessLogFormatArg, ServeArgs};
-use crate::http::{AccessLog, AccessLogFormat, AccessLogReopen, LoadLimits};
+use crate::http::{AccessLog, AccessLogFormat, AccessLogReopen, LoadLimits, StaticOptions};
 use crate::http::{Content, HttpApp, HttpConfig, HttpTask, StaticFiles};
 use crate::signals::Signal;
 use crate::{Mailbox, ServeError, Server, ServerHandle};
@@ -44,6 +44,7 @@ impl Reload {
 pub(crate) struct ContentReload {
     root: PathBuf,
     limits: LoadLimits,
+    options: StaticOptions,
     /// Worker 0's mailbox, sent by its factory once the workers exist.
     mailbox: crossbeam::channel::Receiver<Mailbox<HttpTask<StaticFiles>>>,
     known: std::sync::OnceLock<Mailbox<HttpTask<StaticFiles>>>,
@@ -65,7 +66,7 @@ impl ContentReload {
             return;
         };
         let started = std::time::Instant::now();
-        let (content, report) = match Content::load_dir(&self.root, self.limits) {
+        let (content, report) = match Content::load_dir(&self.root, self.limits, &self.options) {
             Ok(c) => c,
             Err(e) => {
                 log::error!(
@@ -129,10 +130,21 @@ fn relay(signals: crossbeam::channel::Receiver<Signal>, handle: ServerHandle, re
 
 /// Runs `synack serve` until SIGINT or SIGTERM, then prints the final statistics.
 pub fn run(args: ServeArgs) -> Result<(), ServeError> {
+    let options = StaticOptions {
+        precompressed: args.precompressed,
+        cache_control: args.cache_control.clone(),
+    };
     let content = match (&args.body, &args.root) {
         (Some(b), _) => Content::fixed(b.as_bytes().to_vec(), "text/plain"),
         (None, Some(dir)) => {
-            let (c, report) = Content::load_dir(dir, LoadLimits::default())
+            if let Some(v) = &args.cache_control
+                && v.bytes().any(|b| b != b'\t' && (b < b' ' || b == 0x7f))
+            {
+                return Err(ServeError(
+                    "--cache-control: the value has control characters".into(),
+                ));
+            }
+            let (c, report) = Content::load_dir(dir, LoadLimits::default(), &options)
                 .map_err(|e| ServeError(format!("cannot load --root {}: {e}", dir.display())))?;
             log::info!("synack: loaded {}: {report:?}", dir.display());
             c
@@ -180,6 +192,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 Arc::new(ContentReload {
                     root,
                     limits: LoadLimits::default(),
+                    options: options.clone(),
                     mailbox: mailbox_rx,
                     known: std::sync::OnceLock::new(),
                     running: std::sync::Mutex::new(()),

@@ -1,56 +1,107 @@
-//! The static responder, [`StaticFiles`]: a [`Handler`] over [`Content`], every response it
-//! can give prepared at startup (`synack serve` is this handler).
+//! What the static responder ([`StaticFiles`](super::StaticFiles), `synack serve`) serves:
+//! [`Content`], every response it can give prepared at startup.
 //!
 //! Two modes:
 //! - [`Content::fixed`]: one body for every GET/HEAD of any (valid) path. This is the benchmark
-//!   mode (`--body TEXT`).
+//!   mode (`--body TEXT`): the request's fields are not even looked at.
 //! - [`Content::load_dir`]: the files under a directory (`--root DIR`), read into memory once at
-//!   startup. `/dir/` serves `dir/index.html`; `/dir` redirects (301) to `/dir/`.
+//!   startup, answered as nginx answers for static files (RFC 9110): `ETag` (nginx's form) and
+//!   `Last-Modified`, conditionals (304, 412), byte ranges (206, `multipart/byteranges`, 416),
+//!   precompressed `.gz`/`.br` siblings ([`StaticOptions::precompressed`]), `Cache-Control`.
+//!   `/dir/` serves `dir/index.html` (403 without one); `/dir` redirects (301) to `/dir/`,
+//!   query kept.
 //!
-//! Both also hold their error responses (404, 405, 501). Lookups take a path already
-//! percent-decoded and normalized by [`super::request::normalize_path`]: segments joined by `/`,
-//! no leading slash, the root being the empty path.
+//! Both also hold their error responses. Lookups take a path already percent-decoded and
+//! normalized by [`super::request::normalize_path`]: segments joined by `/`, no leading slash,
+//! the root being the empty path.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::handler::{Handler, Request};
-use super::request::Method;
 use super::response::{Resource, Response, StatusCode};
-use crate::time::Instant;
 
 /// Index of a [`Resource`] in a [`Content`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ResourceId(pub(crate) u32);
 
+/// A file: its representation as stored, and its precompressed siblings (indexes in
+/// `Content::reps`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FileRef {
+    pub(crate) identity: u32,
+    pub(crate) gzip: Option<u32>,
+    pub(crate) br: Option<u32>,
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Entry {
-    File(ResourceId),
+    File(FileRef),
     Dir {
-        index: Option<ResourceId>,
+        index: Option<FileRef>,
         redirect: ResourceId,
     },
 }
 
+/// One representation of a file (the file itself, or its `.gz`/`.br` sibling sent with
+/// `Content-Encoding`) and what its answers need.
+#[derive(Debug)]
+pub(crate) struct Rep {
+    /// 200, head cached.
+    pub(crate) ok: ResourceId,
+    /// 304, head cached.
+    pub(crate) not_modified: ResourceId,
+    /// Strong, nginx's form, quotes included.
+    pub(crate) etag: Box<[u8]>,
+    /// Seconds since the epoch.
+    pub(crate) mtime: u64,
+    pub(crate) body: Bytes,
+    pub(crate) content_type: &'static str,
+    /// Header lines of a 206: Last-Modified, ETag, Vary, Cache-Control.
+    pub(crate) part_fields: Bytes,
+    /// Header lines of a 412 (Vary) and a 416 (Vary, Cache-Control), as nginx sends them.
+    pub(crate) failed_fields: Bytes,
+    pub(crate) range_fields: Bytes,
+    /// Byte ranges are served (not for a compressed sibling: nginx's `gzip_static` ignores
+    /// `Range` there and does not send `Accept-Ranges`).
+    pub(crate) ranges: bool,
+}
+
 /// The error statuses that have a prepared response, in the order they are stored. (The
 /// framework's own error answers, 400, 408, 413..., are [`super::HttpApp`]'s.)
-const ERROR_STATUSES: [StatusCode; 3] = [
+const ERROR_STATUSES: [StatusCode; 6] = [
     StatusCode::NOT_FOUND,
     StatusCode::METHOD_NOT_ALLOWED,
     StatusCode::NOT_IMPLEMENTED,
+    StatusCode::FORBIDDEN,
+    StatusCode::PRECONDITION_FAILED,
+    StatusCode::RANGE_NOT_SATISFIABLE,
 ];
 
 /// The prepared responses and the map from paths to them. Shared by all workers (in an `Arc`).
 pub struct Content {
     resources: Vec<Resource>,
+    pub(crate) reps: Vec<Rep>,
     /// Fixed mode: the one body served for every path.
-    fixed: Option<ResourceId>,
+    pub(crate) fixed: Option<ResourceId>,
     paths: HashMap<Box<[u8]>, Entry>,
     /// `resources[errors_start + i]` answers `ERROR_STATUSES[i]`.
     errors_start: u32,
+}
+
+/// How [`Content::load_dir`] and [`Content::from_files_with`] answer for files.
+#[derive(Clone, Debug, Default)]
+pub struct StaticOptions {
+    /// Serve `NAME.gz` and `NAME.br`, when they exist, for `NAME` to clients whose
+    /// `Accept-Encoding` takes `gzip` or `br` (q-values honoured; `br` first on a tie), with
+    /// `Content-Encoding`; every answer for such a file carries `Vary: Accept-Encoding`
+    /// (nginx's `gzip_static on; gzip_vary on;`, `br` added).
+    pub precompressed: bool,
+    /// A `Cache-Control` value added to file answers (200, 206, 304, 416) and directory
+    /// redirects, where nginx's `add_header` puts it. A value with control characters is
+    /// ignored.
+    pub cache_control: Option<String>,
 }
 
 /// Limits on what [`Content::load_dir`] reads.
@@ -102,15 +153,35 @@ impl Content {
         c
     }
 
-    /// Directory mode from in-memory files: `(relative path with '/' separators, body)`.
-    /// Paths are taken as given (no leading slash; `a/b.html`); empty segments, `.` and `..`
-    /// are not allowed and such entries are skipped. [`Content::load_dir`] uses this after
-    /// reading the disk; tests use it directly.
+    /// Directory mode from in-memory files, `(relative path with '/' separators, body)`, all
+    /// modified at the epoch, with the default [`StaticOptions`]. See
+    /// [`from_files_with`](Self::from_files_with).
     pub fn from_files<P: AsRef<[u8]>>(files: impl IntoIterator<Item = (P, Bytes)>) -> Content {
+        Content::from_files_with(
+            files.into_iter().map(|(p, b)| (p, b, 0)),
+            &StaticOptions::default(),
+        )
+    }
+
+    /// Directory mode from in-memory files: `(relative path with '/' separators, body,
+    /// modification time in seconds since the epoch)`. Paths are taken as given (no leading
+    /// slash; `a/b.html`); empty segments, `.` and `..` are not allowed and such entries are
+    /// skipped. [`Content::load_dir`] uses this after reading the disk; tests use it directly.
+    pub fn from_files_with<P: AsRef<[u8]>>(
+        files: impl IntoIterator<Item = (P, Bytes, u64)>,
+        options: &StaticOptions,
+    ) -> Content {
         let mut c = Content::empty();
+        let cache_control = match &options.cache_control {
+            Some(v) if v.bytes().all(|b| b == b'\t' || (b >= b' ' && b != 0x7f)) => {
+                format!("Cache-Control: {v}\r\n")
+            }
+            _ => String::new(),
+        };
         let mut dirs: HashSet<Vec<u8>> = HashSet::new();
         dirs.insert(Vec::new());
-        for (path, body) in files {
+        let mut all: HashMap<Vec<u8>, (Bytes, u64)> = HashMap::new();
+        for (path, body, mtime) in files {
             let path = path.as_ref();
             if path.is_empty()
                 || path
@@ -120,18 +191,31 @@ impl Content {
             {
                 continue;
             }
-            let id = c.push(Resource {
-                status: StatusCode::OK,
-                content_type: mime_type(path),
-                extra_headers: Bytes::new(),
-                body,
-            });
-            c.paths.insert(path.into(), Entry::File(id));
+            all.insert(path.to_vec(), (body, mtime));
             let mut p = path;
             while let Some(slash) = p.iter().rposition(|&b| b == b'/') {
                 p = &p[..slash];
                 dirs.insert(p.to_vec());
             }
+        }
+        for (path, (body, mtime)) in &all {
+            let sibling = |ext: &[u8]| {
+                let mut name = path.clone();
+                name.extend_from_slice(ext);
+                all.get(&name).filter(|_| options.precompressed)
+            };
+            let (gz, br) = (sibling(b".gz"), sibling(b".br"));
+            let vary = gz.is_some() || br.is_some();
+            let content_type = mime_type(path);
+            let identity = c.push_rep(body, *mtime, content_type, None, vary, &cache_control);
+            let gzip = gz
+                .map(|(b, m)| c.push_rep(b, *m, content_type, Some("gzip"), vary, &cache_control));
+            let br =
+                br.map(|(b, m)| c.push_rep(b, *m, content_type, Some("br"), vary, &cache_control));
+            c.paths.insert(
+                path.as_slice().into(),
+                Entry::File(FileRef { identity, gzip, br }),
+            );
         }
         for dir in dirs {
             // A file and a directory cannot share a name on disk; keep the file if they do.
@@ -144,10 +228,10 @@ impl Content {
             }
             index_path.extend_from_slice(b"index.html");
             let index = match c.paths.get(index_path.as_slice()) {
-                Some(Entry::File(id)) => Some(*id),
+                Some(Entry::File(f)) => Some(*f),
                 _ => None,
             };
-            let redirect = c.push(redirect_resource(&dir));
+            let redirect = c.push(redirect_resource(&dir, &cache_control));
             c.paths.insert(dir.into(), Entry::Dir { index, redirect });
         }
         c.add_errors();
@@ -155,10 +239,15 @@ impl Content {
     }
 
     /// STARTUP ONLY (blocking file-system reads): loads every regular file under `root` into
-    /// memory. Symbolic links are followed only when their target, canonicalized, lies inside
-    /// the canonical root; other links, special files and link loops are skipped (see the
-    /// report). Fails if `root` is not a readable directory or a limit is exceeded.
-    pub fn load_dir(root: &Path, limits: LoadLimits) -> std::io::Result<(Content, LoadReport)> {
+    /// memory, with its modification time. Symbolic links are followed only when their
+    /// target, canonicalized, lies inside the canonical root; other links, special files and
+    /// link loops are skipped (see the report). Fails if `root` is not a readable directory or
+    /// a limit is exceeded.
+    pub fn load_dir(
+        root: &Path,
+        limits: LoadLimits,
+        options: &StaticOptions,
+    ) -> std::io::Result<(Content, LoadReport)> {
         use std::os::unix::ffi::OsStrExt;
 
         let root = std::fs::canonicalize(root)?;
@@ -169,7 +258,7 @@ impl Content {
             ));
         }
         let mut report = LoadReport::default();
-        let mut files: Vec<(Vec<u8>, Bytes)> = Vec::new();
+        let mut files: Vec<(Vec<u8>, Bytes, u64)> = Vec::new();
         let mut visited: HashSet<PathBuf> = HashSet::new();
         visited.insert(root.clone());
         // (directory on disk, its key prefix, depth)
@@ -210,19 +299,25 @@ impl Content {
                             limits.max_total_bytes
                         )));
                     }
+                    let mtime = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_secs());
                     let body = std::fs::read(&real)?;
-                    files.push((key, Bytes::from(body)));
+                    files.push((key, Bytes::from(body), mtime));
                 } else {
                     report.skipped_other += 1;
                 }
             }
         }
-        Ok((Content::from_files(files), report))
+        Ok((Content::from_files_with(files, options), report))
     }
 
     fn empty() -> Content {
         Content {
             resources: Vec::new(),
+            reps: Vec::new(),
             fixed: None,
             paths: HashMap::new(),
             errors_start: 0,
@@ -232,6 +327,64 @@ impl Content {
     fn push(&mut self, r: Resource) -> ResourceId {
         self.resources.push(r);
         ResourceId((self.resources.len() - 1) as u32)
+    }
+
+    /// Prepares the answers of one representation; returns its index in `reps`.
+    fn push_rep(
+        &mut self,
+        body: &Bytes,
+        mtime: u64,
+        content_type: &'static str,
+        encoding: Option<&str>,
+        vary: bool,
+        cache_control: &str,
+    ) -> u32 {
+        let etag = super::static_files::etag(mtime, body.len() as u64);
+        let last_modified = super::response::imf_fixdate(mtime);
+        let last_modified = std::str::from_utf8(&last_modified).unwrap_or_default();
+        let vary = if vary {
+            "Vary: Accept-Encoding\r\n"
+        } else {
+            ""
+        };
+        let validators = format!("Last-Modified: {last_modified}\r\nETag: {etag}\r\n");
+        let ranges = encoding.is_none();
+        let mut ok_fields = validators.clone();
+        if let Some(e) = encoding {
+            ok_fields.push_str(&format!("Content-Encoding: {e}\r\n"));
+        }
+        ok_fields.push_str(vary);
+        if ranges {
+            ok_fields.push_str("Accept-Ranges: bytes\r\n");
+        }
+        ok_fields.push_str(cache_control);
+        let ok = self.push(Resource {
+            status: StatusCode::OK,
+            content_type,
+            extra_headers: Bytes::from(ok_fields),
+            body: body.clone(),
+        });
+        // nginx's 304 drops Content-Type, Accept-Ranges and Content-Encoding.
+        let part_fields = format!("{validators}{vary}{cache_control}");
+        let not_modified = self.push(Resource {
+            status: StatusCode::NOT_MODIFIED,
+            content_type: "",
+            extra_headers: Bytes::from(part_fields.clone()),
+            body: Bytes::new(),
+        });
+        self.reps.push(Rep {
+            ok,
+            not_modified,
+            etag: etag.into_bytes().into(),
+            mtime,
+            body: body.clone(),
+            content_type,
+            part_fields: Bytes::from(part_fields),
+            failed_fields: Bytes::from_static(vary.as_bytes()),
+            range_fields: Bytes::from(format!("{vary}{cache_control}")),
+            ranges,
+        });
+        (self.reps.len() - 1) as u32
     }
 
     fn add_errors(&mut self) {
@@ -246,22 +399,33 @@ impl Content {
         }
     }
 
-    /// The response for a GET/HEAD of `path` (normalized: no leading slash, root = empty);
+    /// The prepared 200 (or error, or redirect) response for a GET/HEAD of `path`
+    /// (normalized: no leading slash, root = empty) without conditionals, ranges or encodings;
     /// `trailing_slash` tells whether the request's path ended in `/`.
+    #[cfg(test)]
     pub(crate) fn resolve(&self, path: &[u8], trailing_slash: bool) -> ResourceId {
         if let Some(id) = self.fixed {
             return id;
         }
+        match self.lookup(path, trailing_slash) {
+            Ok(f) => self.reps[f.identity as usize].ok,
+            Err(id) => id,
+        }
+    }
+
+    /// The file a GET/HEAD of `path` names, or the prepared answer (redirect, 403, 404).
+    pub(crate) fn lookup(&self, path: &[u8], trailing_slash: bool) -> Result<FileRef, ResourceId> {
         match self.paths.get(path) {
-            Some(Entry::File(id)) if !trailing_slash => *id,
+            Some(Entry::File(f)) if !trailing_slash => Ok(*f),
             Some(Entry::Dir { index, redirect }) => {
                 if trailing_slash || path.is_empty() {
-                    index.unwrap_or_else(|| self.error(StatusCode::NOT_FOUND))
+                    // nginx: a directory without an index is forbidden (no listing).
+                    index.ok_or_else(|| self.error(StatusCode::FORBIDDEN))
                 } else {
-                    *redirect
+                    Err(*redirect)
                 }
             }
-            _ => self.error(StatusCode::NOT_FOUND),
+            _ => Err(self.error(StatusCode::NOT_FOUND)),
         }
     }
 
@@ -279,6 +443,10 @@ impl Content {
         &self.resources[id.0 as usize]
     }
 
+    pub(crate) fn answer(&self, id: ResourceId) -> Response {
+        self.resource(id).response(id.0)
+    }
+
     /// Number of resources (ids are `0..len()`).
     pub fn len(&self) -> usize {
         self.resources.len()
@@ -290,63 +458,6 @@ impl Content {
     /// True in benchmark mode ([`Content::fixed`]).
     pub fn is_fixed(&self) -> bool {
         self.fixed.is_some()
-    }
-}
-
-/// The static responder as a [`Handler`]: GET and HEAD of [`Content`] (a directory loaded at
-/// startup, or one fixed body), 405 with `Allow: GET, HEAD` for the other methods of RFC 9110,
-/// 501 for unknown ones. Request bodies are read and dropped. Every response is prepared, so
-/// its head is cached ([`Response::cache_head`]): answering is two `Bytes` clones.
-pub struct StaticFiles {
-    content: Arc<Content>,
-}
-
-impl StaticFiles {
-    /// A responder over `content` (shared by the workers).
-    pub fn new(content: Arc<Content>) -> StaticFiles {
-        StaticFiles { content }
-    }
-
-    /// What it serves.
-    pub fn content(&self) -> &Arc<Content> {
-        &self.content
-    }
-
-    /// Serves `content` from now on (a reload). Responses already queued keep the old bytes.
-    /// Its [`HttpApp`](super::HttpApp) must then forget its cached heads
-    /// ([`HttpApp::handler_changed`](super::HttpApp::handler_changed)).
-    pub fn replace(&mut self, content: Arc<Content>) {
-        self.content = content;
-    }
-}
-
-impl Handler for StaticFiles {
-    fn handle(&mut self, req: &Request<'_>, _now: Instant) -> Response {
-        let c = &self.content;
-        let id = match req.method() {
-            Method::Get | Method::Head => {
-                // The framework's path: `/`, then the normalized segments, then `/` for a
-                // directory; the lookup key has neither slash.
-                let path = req.path();
-                let directory = path.ends_with(b"/");
-                let key = path.strip_prefix(b"/").unwrap_or(path);
-                let key = key.strip_suffix(b"/").unwrap_or(key);
-                c.resolve(key, directory)
-            }
-            // RFC 9110 9.1: an unrecognized method: 501.
-            Method::Other(_) => c.error(StatusCode::NOT_IMPLEMENTED),
-            // RFC 9110 15.5.6: a method known but not allowed here: 405 with Allow.
-            _ => c.error(StatusCode::METHOD_NOT_ALLOWED),
-        };
-        c.resource(id).response(id.0)
-    }
-
-    fn wants_body(&mut self, _req: &Request<'_>) -> bool {
-        false
-    }
-
-    fn head_cache_slots(&self) -> usize {
-        self.content.len()
     }
 }
 
@@ -363,8 +474,9 @@ pub(crate) fn error_resource(status: StatusCode, extra_headers: Bytes) -> Resour
     }
 }
 
-/// A 301 from `/dir` to `/dir/` (`dir` is a normalized key, not empty).
-fn redirect_resource(dir: &[u8]) -> Resource {
+/// A 301 from `/dir` to `/dir/` (`dir` is a normalized key, not empty), with
+/// `cache_control` (a field line or nothing) after `Location`.
+fn redirect_resource(dir: &[u8], cache_control: &str) -> Resource {
     let mut location = String::from("/");
     for &b in dir {
         // RFC 3986 2.3 unreserved, '/' and the sub-delims stay; everything else is encoded.
@@ -381,44 +493,33 @@ fn redirect_resource(dir: &[u8]) -> Resource {
     Resource {
         status: StatusCode::MOVED_PERMANENTLY,
         content_type: "text/html",
-        extra_headers: Bytes::from(format!("Location: {location}\r\n")),
+        extra_headers: Bytes::from(format!("Location: {location}\r\n{cache_control}")),
         body: Bytes::from(body),
     }
 }
 
-/// The media type for a file name, from its extension (ASCII case-insensitive).
+/// The media type for a file name, from its extension (ASCII case-insensitive): the
+/// `mime_guess` crate's table (the IANA registrations and the common unregistered types:
+/// `.mp4` is `video/mp4`, `.mp3` `audio/mpeg`), `application/octet-stream` for unknown
+/// extensions. The text types a site is made of say `charset=utf-8`.
 pub fn mime_type(name: &[u8]) -> &'static str {
     let file = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
     let Some(dot) = file.iter().rposition(|&b| b == b'.') else {
         return "application/octet-stream";
     };
-    let ext = &file[dot + 1..];
-    let mut lower = [0u8; 8];
-    if ext.len() > lower.len() {
+    let Ok(ext) = std::str::from_utf8(&file[dot + 1..]) else {
         return "application/octet-stream";
-    }
-    for (d, s) in lower.iter_mut().zip(ext) {
-        *d = s.to_ascii_lowercase();
-    }
-    match &lower[..ext.len()] {
-        b"html" | b"htm" => "text/html; charset=utf-8",
-        b"css" => "text/css; charset=utf-8",
+    };
+    let Some(mime) = mime_guess::from_ext(ext).first_raw() else {
+        return "application/octet-stream";
+    };
+    match mime {
+        "text/html" => "text/html; charset=utf-8",
+        "text/css" => "text/css; charset=utf-8",
         // RFC 9239: text/javascript.
-        b"js" | b"mjs" => "text/javascript; charset=utf-8",
-        b"json" => "application/json",
-        b"txt" => "text/plain; charset=utf-8",
-        b"xml" => "application/xml",
-        b"svg" => "image/svg+xml",
-        b"png" => "image/png",
-        b"jpg" | b"jpeg" => "image/jpeg",
-        b"gif" => "image/gif",
-        b"webp" => "image/webp",
-        b"ico" => "image/x-icon",
-        b"wasm" => "application/wasm",
-        b"pdf" => "application/pdf",
-        b"woff" => "font/woff",
-        b"woff2" => "font/woff2",
-        _ => "application/octet-stream",
+        "text/javascript" | "application/javascript" => "text/javascript; charset=utf-8",
+        "text/plain" => "text/plain; charset=utf-8",
+        m => m,
     }
 }
 
@@ -448,6 +549,9 @@ mod tests {
             ("d.json", "application/json"),
             ("r.txt", "text/plain; charset=utf-8"),
             ("i.svg", "image/svg+xml"),
+            ("v.mp4", "video/mp4"),
+            ("a.mp3", "audio/mpeg"),
+            ("v.webm", "video/webm"),
             ("i.png", "image/png"),
             ("i.jpg", "image/jpeg"),
             ("i.JPEG", "image/jpeg"),
@@ -456,12 +560,12 @@ mod tests {
             ("favicon.ico", "image/x-icon"),
             ("m.wasm", "application/wasm"),
             ("d.pdf", "application/pdf"),
-            ("f.xml", "application/xml"),
+            ("f.xml", "text/xml"),
             ("f.woff2", "font/woff2"),
             ("noext", "application/octet-stream"),
             ("dir.d/noext", "application/octet-stream"),
             ("x.unknownlongext", "application/octet-stream"),
-            ("archive.tar.gz", "application/octet-stream"),
+            ("archive.tar.gz", "application/gzip"),
         ] {
             assert_eq!(mime_type(name.as_bytes()), mime, "{name}");
         }
@@ -483,8 +587,8 @@ mod tests {
         let r = c.resource(c.resolve(b"docs", false));
         assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
         assert_eq!(&*r.extra_headers, b"Location: /docs/\r\n");
-        // a directory without index.html
-        assert_eq!(status(c.resolve(b"nodex", true)), StatusCode::NOT_FOUND);
+        // a directory without index.html (nginx: 403)
+        assert_eq!(status(c.resolve(b"nodex", true)), StatusCode::FORBIDDEN);
         assert_eq!(
             status(c.resolve(b"docs/guide", false)),
             StatusCode::MOVED_PERMANENTLY
@@ -535,7 +639,8 @@ mod tests {
         std::os::unix::fs::symlink(root.join("sub/page.json"), root.join("alias.json")).unwrap();
         std::os::unix::fs::symlink(&root, root.join("sub/loop")).unwrap();
 
-        let (c, report) = Content::load_dir(&root, LoadLimits::default()).unwrap();
+        let (c, report) =
+            Content::load_dir(&root, LoadLimits::default(), &StaticOptions::default()).unwrap();
         assert_eq!(report.files, 3, "{report:?}");
         assert_eq!(report.skipped_outside_root, 2, "{report:?}");
         assert_eq!(
@@ -558,7 +663,14 @@ mod tests {
             max_files: 1,
             ..LoadLimits::default()
         };
-        assert!(Content::load_dir(&root, tight).is_err());
-        assert!(Content::load_dir(&root.join("index.html"), LoadLimits::default()).is_err());
+        assert!(Content::load_dir(&root, tight, &StaticOptions::default()).is_err());
+        assert!(
+            Content::load_dir(
+                &root.join("index.html"),
+                LoadLimits::default(),
+                &StaticOptions::default()
+            )
+            .is_err()
+        );
     }
 }

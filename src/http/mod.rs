@@ -11,7 +11,9 @@
 //!
 //! Inside: `request` (the streaming parser), `response` (status codes, head formatting, heads
 //! cached per second, the `Date` format), `handler` (the trait and the request view),
-//! `content` (the static responder), `session` (the framework's per-connection state machine).
+//! `content` (what the static responder serves, prepared at load), `static_files` (the static
+//! responder's request path and its parsers of conditionals, ranges and `Accept-Encoding`),
+//! `session` (the framework's per-connection state machine).
 //!
 //! Nothing here reads a clock or does I/O on the request path: the worker passes `now` to every
 //! callback and the wall-clock second to [`HttpApp::set_wall_clock`]. The only file-system access
@@ -23,12 +25,14 @@ mod handler;
 mod request;
 mod response;
 mod session;
+mod static_files;
 
 pub use access_log::{
     AccessLog, AccessLogFormat, AccessLogReopen, AccessLogSink, DEFAULT_QUEUE as ACCESS_LOG_QUEUE,
 };
-pub use content::{Content, LoadLimits, LoadReport, StaticFiles};
+pub use content::{Content, LoadLimits, LoadReport, StaticOptions, mime_type};
 pub use handler::{Handler, Headers, Request};
 pub use request::{Method, RequestError, Version};
 pub use response::{Body, BodyStream, Response, StatusCode};
 pub use session::{HttpApp, HttpConfig, HttpSession, HttpStats, HttpTask};
+pub use static_files::StaticFiles;

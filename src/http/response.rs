@@ -26,6 +26,8 @@ impl StatusCode {
     pub const ACCEPTED: StatusCode = StatusCode(202);
     /// 204 No Content: sent without a body and without `Content-Length` (RFC 9110 8.6).
     pub const NO_CONTENT: StatusCode = StatusCode(204);
+    /// 206 Partial Content (RFC 9110 15.3.7).
+    pub const PARTIAL_CONTENT: StatusCode = StatusCode(206);
     /// 301 Moved Permanently.
     pub const MOVED_PERMANENTLY: StatusCode = StatusCode(301);
     /// 302 Found.
@@ -52,10 +54,14 @@ impl StatusCode {
     pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
     /// 409 Conflict.
     pub const CONFLICT: StatusCode = StatusCode(409);
+    /// 412 Precondition Failed (RFC 9110 15.5.13).
+    pub const PRECONDITION_FAILED: StatusCode = StatusCode(412);
     /// 413 Content Too Large.
     pub const CONTENT_TOO_LARGE: StatusCode = StatusCode(413);
     /// 414 URI Too Long.
     pub const URI_TOO_LONG: StatusCode = StatusCode(414);
+    /// 416 Range Not Satisfiable (RFC 9110 15.5.17).
+    pub const RANGE_NOT_SATISFIABLE: StatusCode = StatusCode(416);
     /// 422 Unprocessable Content.
     pub const UNPROCESSABLE_CONTENT: StatusCode = StatusCode(422);
     /// 429 Too Many Requests (RFC 6585 4).
@@ -200,6 +206,25 @@ impl Resource {
     }
 }
 
+/// A `Content-Range` value (RFC 9110 14.4) of a representation `len` bytes long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ContentRange {
+    /// `bytes FIRST-LAST/LEN` (206): bytes `first..=last`.
+    Bytes { first: u64, last: u64, len: u64 },
+    /// `bytes */LEN` (416).
+    Unsatisfied { len: u64 },
+}
+
+/// Bytes a `Content-Range` line takes at most (name, three 20-digit numbers, CRLF).
+const CONTENT_RANGE_MAX: usize = 100;
+
+fn put_decimal(out: &mut impl BufMut, v: u64) {
+    let mut digits = [0u8; 20];
+    let n = decimal_len(v);
+    put_digits(&mut digits[..n], v);
+    out.put_slice(&digits[..n]);
+}
+
 /// A response body that the framework pulls piece by piece, as room opens in the connection's
 /// send queue: a large or generated body is never held in memory whole.
 ///
@@ -300,6 +325,9 @@ pub struct Response {
     /// Header lines already formatted (name, colon, space, value, CRLF each): the static
     /// responder's prepared `Location` and `Allow`.
     pub(crate) raw_fields: Bytes,
+    /// `Content-Range` (RFC 9110 14.4), formatted into the head: the static responder's 206
+    /// and 416 answers carry it without allocating a value.
+    pub(crate) content_range: Option<ContentRange>,
     pub(crate) body: Body,
     pub(crate) head_key: Option<u32>,
     pub(crate) close: bool,
@@ -315,6 +343,7 @@ impl Response {
             content_type: Bytes::new(),
             fields: Fields::default(),
             raw_fields: Bytes::new(),
+            content_range: None,
             body: Body::Empty,
             head_key: None,
             close: false,
@@ -515,7 +544,14 @@ pub(crate) struct HeadLine {
 pub(crate) fn head_len_bound(resp: &Response) -> usize {
     // Status line (with the longest reason), Server, Date, Content-Length with 20 digits,
     // Transfer-Encoding, Connection, CRLFs.
-    200 + resp.content_type.len() + resp.fields.head_len() + resp.raw_fields.len()
+    200 + resp.content_type.len()
+        + resp.fields.head_len()
+        + resp.raw_fields.len()
+        + if resp.content_range.is_some() {
+            CONTENT_RANGE_MAX
+        } else {
+            0
+        }
 }
 
 /// Writes a response head: status line, `Server`, `Date`, `Content-Type` (if any),
@@ -543,10 +579,7 @@ pub(crate) fn write_head(
     }
     if let Some(len) = line.content_length {
         out.put_slice(b"\r\nContent-Length: ");
-        let mut digits = [0u8; 20];
-        let n = decimal_len(len);
-        put_digits(&mut digits[..n], len);
-        out.put_slice(&digits[..n]);
+        put_decimal(out, len);
     }
     out.put_slice(b"\r\n");
     for (name, value) in resp.fields.iter() {
@@ -556,6 +589,23 @@ pub(crate) fn write_head(
         out.put_slice(b"\r\n");
     }
     out.put_slice(&resp.raw_fields);
+    match resp.content_range {
+        None => {}
+        Some(ContentRange::Bytes { first, last, len }) => {
+            out.put_slice(b"Content-Range: bytes ");
+            put_decimal(out, first);
+            out.put_u8(b'-');
+            put_decimal(out, last);
+            out.put_u8(b'/');
+            put_decimal(out, len);
+            out.put_slice(b"\r\n");
+        }
+        Some(ContentRange::Unsatisfied { len }) => {
+            out.put_slice(b"Content-Range: bytes */");
+            put_decimal(out, len);
+            out.put_slice(b"\r\n");
+        }
+    }
     if line.chunked {
         out.put_slice(b"Transfer-Encoding: chunked\r\n");
     }
@@ -754,6 +804,38 @@ mod tests {
             &Response::new(StatusCode::OK),
         );
         assert!(out.ends_with(b"GMT\r\nContent-Length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn content_range_is_formatted_into_the_head() {
+        for (range, line) in [
+            (
+                ContentRange::Bytes {
+                    first: 0,
+                    last: u64::MAX - 1,
+                    len: u64::MAX,
+                },
+                "Content-Range: bytes 0-18446744073709551614/18446744073709551615\r\n",
+            ),
+            (
+                ContentRange::Unsatisfied { len: 49 },
+                "Content-Range: bytes */49\r\n",
+            ),
+        ] {
+            let mut resp = Response::new(StatusCode::PARTIAL_CONTENT);
+            resp.content_range = Some(range);
+            let line_of = HeadLine {
+                status: resp.status,
+                content_length: Some(u64::MAX),
+                chunked: false,
+                conn: ConnHeader::Close,
+            };
+            let mut out = Vec::new();
+            write_head(&mut out, line_of, &imf_fixdate(0), &resp);
+            assert!(out.len() <= head_len_bound(&resp));
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains(line), "{text}");
+        }
     }
 
     #[test]

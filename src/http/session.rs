@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 
 use super::access_log::{AccessLogSink, LogState, NO_SLOT};
-use super::content::{StaticFiles, error_resource};
+use super::content::error_resource;
 use super::handler::{Handler, Request};
 use super::request::{
     BodyReader, Framing, HeadScan, HeadScanner, Method, RequestError, RequestHead, Version,
@@ -36,6 +36,7 @@ use super::response::{
     Body, BodyStream, CONTINUE_100, ConnHeader, HeadCache, HeadLine, HttpDate, Resource, Response,
     StatusCode, chunk_overhead, head_len_bound, write_chunk_size, write_head,
 };
+use super::static_files::StaticFiles;
 use crate::tcp::app::{App, AppIo, AppMetric, CloseReason, ConnInfo, Wakeups};
 use crate::time::Instant;
 
