@@ -31,6 +31,7 @@ use synack::tcp::segment::{PayloadSource, SegmentSink};
 use synack::tcp::state::State;
 use synack::tcp::testkit::{TestApp, TestAppConfig};
 use synack::time::Instant;
+use synack::wire::IpAddress;
 use synack::wire::segment::{FourTuple, SegmentIn, SegmentOut};
 use synack::wire::seq::SeqNumber;
 use synack::wire::tcp::{TcpFlags, TcpOptions};
@@ -90,9 +91,9 @@ impl SegmentSink for BenchSink {
 
 fn tuple(i: usize) -> FourTuple {
     FourTuple {
-        remote_ip: 0x0a00_0000 | (i as u32 / 50_000),
+        remote_ip: IpAddress::v4(0x0a00_0000 | (i as u32 / 50_000)),
         remote_port: 10_000 + (i % 50_000) as u16,
-        local_ip: SERVER,
+        local_ip: IpAddress::v4(SERVER),
         local_port: PORT,
     }
 }
@@ -294,7 +295,7 @@ fn client_frame(
         src_mac: CLIENT_MAC,
         dst_mac: SERVER_MAC,
         src_ip: t.remote_ip,
-        dst_ip: SERVER,
+        dst_ip: IpAddress::v4(SERVER),
         ttl: 64,
         ip_id: 0,
         src_port: t.remote_port,
@@ -305,7 +306,7 @@ fn client_frame(
         window: 65535,
         options: opts,
     };
-    let h = wire::tcp_headers_len(&opts);
+    let h = wire::tcp_headers_len(spec.src_ip.is_v4(), &opts);
     let mut buf = vec![0u8; h + data.len()];
     buf[h..].copy_from_slice(data);
     let n = wire::build_tcp_frame(&mut buf, &spec, data.len()).unwrap();
@@ -339,7 +340,8 @@ fn datapath<A: App>(app: A, n: usize) -> (Datapath<A, BenchIo>, Vec<Peer>, Insta
     let mut peers = vec![Peer::default(); n];
     for f in &dp.io.tx.kept {
         let p = wire::parse_frame(f).unwrap();
-        let i = (p.dst_ip() & 0xffff) as usize * 50_000 + (p.dst_port() - 10_000) as usize;
+        let i =
+            (p.dst_ip().v4_bits() & 0xffff) as usize * 50_000 + (p.dst_port() - 10_000) as usize;
         peers[i] = Peer {
             c_nxt: C_ISN + 1,
             s_nxt: p.seq().wrapping_add(1),
@@ -684,7 +686,7 @@ fn build_only() -> Round {
     let mut spec = FrameSpec {
         src_mac: SERVER_MAC,
         dst_mac: CLIENT_MAC,
-        src_ip: SERVER,
+        src_ip: IpAddress::v4(SERVER),
         dst_ip: tuple(0).remote_ip,
         ttl: 64,
         ip_id: 0,
@@ -696,7 +698,7 @@ fn build_only() -> Round {
         window: 1000,
         options: TcpOptions::default(),
     };
-    let h = wire::tcp_headers_len(&spec.options);
+    let h = wire::tcp_headers_len(spec.src_ip.is_v4(), &spec.options);
     let n = 200_000u64;
     let t0 = Clock::now();
     for i in 0..n {

@@ -1,6 +1,6 @@
 //! The command line (clap). `main.rs` only dispatches; the flags and their help live here.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -61,9 +61,11 @@ pub struct ServerArgs {
     /// Interface to attach to (it must carry --ip).
     #[arg(long, value_name = "IF")]
     pub iface: String,
-    /// IPv4 address to serve; it must be configured on --iface so the kernel answers ARP.
-    #[arg(long, value_name = "ADDR")]
-    pub ip: Ipv4Addr,
+    /// Address to serve, IPv4 or IPv6; repeat for several (one server, both families, the same
+    /// ports). Each must be configured on --iface, so that the kernel answers ARP and neighbour
+    /// discovery for it (an IPv6 address must have finished DAD: add test addresses `nodad`).
+    #[arg(long, value_name = "ADDR", required = true)]
+    pub ip: Vec<IpAddr>,
     /// TCP port to serve (repeat for several).
     #[arg(long, value_name = "PORT", required = true, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Vec<u16>,
@@ -118,9 +120,10 @@ pub struct ServerArgs {
     /// data beyond it). Raise it for many large uploads at once.
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     pub mem_limit: usize,
-    /// MTU of the link; the MSS we announce is MTU - 40. At most frame size - 14.
-    #[arg(long, value_name = "BYTES", default_value_t = 1500)]
-    pub mtu: u16,
+    /// MTU of the link (default: the interface's, read at start). The MSS announced is MTU - 40
+    /// over IPv4 and MTU - 60 over IPv6; at most frame size - 14.
+    #[arg(long, value_name = "BYTES")]
+    pub mtu: Option<u16>,
 
     /// UMEM frame size (2048 or 4096).
     #[arg(long, value_name = "BYTES", default_value_t = 2048)]

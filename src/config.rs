@@ -229,7 +229,7 @@ mod tests {
         let f = File::new("all.toml", BASE);
         let a = serve(&["--config", f.path()]).unwrap();
         assert_eq!(a.server.iface, "eth0");
-        assert_eq!(a.server.ip.to_string(), "192.0.2.1");
+        assert_eq!(a.server.ip[0].to_string(), "192.0.2.1");
         assert_eq!(a.server.port, [80, 8080]);
         assert_eq!(a.keepalive_timeout, 5);
         assert!(a.server.quiet);
@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(a.server.port, [9000]);
         assert_eq!(a.keepalive_timeout, 7);
         assert_eq!(a.server.iface, "eth1");
-        assert_eq!(a.server.ip.to_string(), "192.0.2.1");
+        assert_eq!(a.server.ip[0].to_string(), "192.0.2.1");
         // A flag that conflicts with a key of the file wins too.
         let a = serve(&["--config", f.path(), "--root", "/srv"]).unwrap();
         assert_eq!(a.body, None);
@@ -301,7 +301,7 @@ mod tests {
                 "invalid value",
             ),
             ("quiet = 1", "key `quiet`", "true or false, found integer"),
-            ("ip = [\"1.2.3.4\"]", "key `ip`", "one ADDR, found an array"),
+            ("mtu = [1500]", "key `mtu`", "one BYTES, found an array"),
             ("iface = { a = 1 }", "key `iface`", "found table"),
             ("xdp-mode = \"fast\"", "key `xdp-mode`", "'fast'"),
         ];

@@ -67,14 +67,15 @@ impl FlowDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::IpAddress;
 
     #[test]
     fn claim_owner_release() {
         let d = FlowDirectory::default();
         let t = FourTuple {
-            remote_ip: 1,
+            remote_ip: IpAddress::v4(1),
             remote_port: 2,
-            local_ip: 3,
+            local_ip: IpAddress::v4(3),
             local_port: 4,
         };
         assert_eq!(d.owner(&t), None);

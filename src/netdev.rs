@@ -88,6 +88,18 @@ impl NetDev {
         parse_ip_addr_output(&String::from_utf8_lossy(&out.stdout))
     }
 
+    /// The addresses of both families configured on the interface (from `ip -o addr show`),
+    /// with what `ip` says of an IPv6 address's state.
+    pub fn addrs(&self) -> Vec<IfAddr> {
+        let out = Command::new("ip")
+            .args(["-o", "addr", "show", "dev", &self.name])
+            .output();
+        let Ok(out) = out else {
+            return Vec::new();
+        };
+        parse_ip_addrs(&String::from_utf8_lossy(&out.stdout))
+    }
+
     /// The name of an XDP program already attached, if `ip link` shows one.
     pub fn attached_xdp(&self) -> Option<String> {
         let out = Command::new("ip")
@@ -116,6 +128,40 @@ impl NetDev {
     }
 }
 
+/// An address configured on an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IfAddr {
+    pub addr: std::net::IpAddr,
+    /// IPv6 duplicate address detection still running: the kernel neither uses the address
+    /// nor answers neighbour solicitations for it.
+    pub tentative: bool,
+    /// IPv6 duplicate address detection found another host with the address.
+    pub dadfailed: bool,
+}
+
+/// Parses the `inet ADDR/N` and `inet6 ADDR/N ... [tentative] [dadfailed]` lines of
+/// `ip -o addr show` output.
+pub fn parse_ip_addrs(text: &str) -> Vec<IfAddr> {
+    let mut v = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for (i, w) in words.iter().enumerate() {
+            if (*w == "inet" || *w == "inet6")
+                && let Some(a) = words.get(i + 1).and_then(|a| a.split('/').next())
+                && let Ok(addr) = a.parse()
+            {
+                let rest = &words[i + 2..];
+                v.push(IfAddr {
+                    addr,
+                    tentative: rest.contains(&"tentative"),
+                    dadfailed: rest.contains(&"dadfailed"),
+                });
+            }
+        }
+    }
+    v
+}
+
 /// Parses the `inet A.B.C.D/N` fields of `ip -4 -o addr show` output.
 pub fn parse_ip_addr_output(text: &str) -> Vec<Ipv4Addr> {
     let mut v = Vec::new();
@@ -136,6 +182,24 @@ pub fn parse_ip_addr_output(text: &str) -> Vec<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_families_and_dad_states_parse() {
+        let text = "2: veth0    inet 198.18.0.1/16 scope global veth0\\       valid_lft forever preferred_lft forever
+2: veth0    inet6 fd00:198:18::1/64 scope global nodad \\       valid_lft forever preferred_lft forever
+2: veth0    inet6 fd00:198:18::3/64 scope global tentative \\       valid_lft forever preferred_lft forever
+2: veth0    inet6 fd00:198:18::4/64 scope global dadfailed tentative \\       valid_lft forever preferred_lft forever
+2: veth0    inet6 fe80::1/64 scope link \\       valid_lft forever preferred_lft forever
+";
+        let a = parse_ip_addrs(text);
+        assert_eq!(a.len(), 5);
+        assert_eq!(a[0].addr.to_string(), "198.18.0.1");
+        assert!(!a[0].tentative && !a[1].tentative && !a[1].dadfailed);
+        assert_eq!(a[1].addr.to_string(), "fd00:198:18::1");
+        assert!(a[2].tentative && !a[2].dadfailed);
+        assert!(a[3].tentative && a[3].dadfailed);
+        assert_eq!(a[4].addr.to_string(), "fe80::1");
+    }
 
     #[test]
     fn macs_and_addresses_parse() {

@@ -158,7 +158,7 @@ impl SegmentSink for FrameSink<'_> {
             self.counters.worker_drops[WorkerDrop::TxFull as usize] += 1;
             return;
         };
-        let hdr = wire::tcp_headers_len(&seg.options);
+        let hdr = wire::tcp_headers_len(seg.tuple.is_v4(), &seg.options);
         let len = payload.len();
         if hdr + len > buf.len() {
             self.counters.worker_drops[WorkerDrop::TxTooBig as usize] += 1;
@@ -436,6 +436,7 @@ mod tests {
 #[cfg(test)]
 mod steering_tests {
     use super::*;
+    use crate::wire::IpAddress;
     use crate::tcp::engine::EngineConfig;
     use crate::tcp::testkit::{TestApp, TestAppConfig};
     use crate::wire::tcp::{TcpFlags, TcpOptions};
@@ -491,8 +492,8 @@ mod steering_tests {
         let spec = FrameSpec {
             src_mac: [2, 0, 0, 0, 0, 2],
             dst_mac: [2, 0, 0, 0, 0, 1],
-            src_ip: CLIENT,
-            dst_ip: SERVER,
+            src_ip: IpAddress::v4(CLIENT),
+            dst_ip: IpAddress::v4(SERVER),
             ttl: 64,
             ip_id: 1,
             src_port: port,
@@ -507,7 +508,7 @@ mod steering_tests {
             },
         };
         let mut buf = vec![0u8; 2048];
-        let h = wire::tcp_headers_len(&spec.options);
+        let h = wire::tcp_headers_len(spec.src_ip.is_v4(), &spec.options);
         buf[h..h + payload.len()].copy_from_slice(payload);
         let n = wire::build_tcp_frame(&mut buf, &spec, payload.len()).unwrap();
         buf.truncate(n);
@@ -516,7 +517,7 @@ mod steering_tests {
 
     fn worker() -> Datapath<TestApp, MemIo> {
         let cfg = EngineConfig {
-            local_ip: SERVER,
+            local_ips: vec![IpAddress::v4(SERVER)],
             ports: vec![8080],
             ..EngineConfig::default()
         };

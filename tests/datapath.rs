@@ -16,11 +16,15 @@ use synack::http::{Content, HttpApp, HttpConfig};
 use synack::tcp::engine::{Engine, EngineConfig};
 use synack::tcp::state::State;
 use synack::time::Instant;
+use synack::wire::IpAddress;
 use synack::wire::tcp::{TcpFlags, TcpOptions};
 use synack::wire::{self, DropReason, FrameSpec};
 use synack::worker::{Datapath, FrameIo, TxQueue, WorkerDrop};
 
-const SERVER: u32 = u32::from_be_bytes([198, 18, 0, 1]);
+const SERVER: IpAddress = IpAddress::v4(u32::from_be_bytes([198, 18, 0, 1]));
+/// The server's IPv6 address (fd00:198:18::1), served beside `SERVER`.
+const SERVER6: IpAddress =
+    IpAddress::v6([0xfd, 0, 0x01, 0x98, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
 const PORT: u16 = 8080;
 const SERVER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 /// The UMEM frame size the server uses by default.
@@ -122,8 +126,8 @@ impl FrameIo for MemIo {
 struct Got {
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
-    src_ip: u32,
-    dst_ip: u32,
+    src_ip: IpAddress,
+    dst_ip: IpAddress,
     src_port: u16,
     dst_port: u16,
     seq: u32,
@@ -136,17 +140,33 @@ struct Got {
 
 fn parse(frame: &[u8]) -> Got {
     let p = wire::parse_frame(frame).unwrap_or_else(|e| panic!("a frame we sent: {e:?}"));
-    // An independent implementation agrees on both checksums.
-    let ip = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).expect("IPv4 for etherparse");
-    assert_eq!(ip.to_header().calc_header_checksum(), ip.header_checksum());
+    // An independent implementation agrees on the checksums.
     let e = etherparse::SlicedPacket::from_ethernet(frame).expect("a frame for etherparse");
-    let Some(etherparse::TransportSlice::Tcp(t)) = e.transport else {
+    let Some(etherparse::TransportSlice::Tcp(t)) = &e.transport else {
         panic!("etherparse sees no TCP");
     };
-    assert_eq!(
-        t.calc_checksum_ipv4(ip.source(), ip.destination()).unwrap(),
-        t.checksum()
-    );
+    match &e.net {
+        Some(etherparse::NetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            assert!(p.src_ip().is_v4());
+            assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+            assert_eq!(
+                t.calc_checksum_ipv4(h.source(), h.destination()).unwrap(),
+                t.checksum()
+            );
+        }
+        Some(etherparse::NetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            assert!(!p.src_ip().is_v4());
+            assert_eq!(h.source(), *p.src_ip().octets());
+            assert_eq!(h.payload_length() as usize, frame.len() - 14 - 40);
+            assert_eq!(
+                t.calc_checksum_ipv6(h.source(), h.destination()).unwrap(),
+                t.checksum()
+            );
+        }
+        other => panic!("etherparse sees no IP: {other:?}"),
+    }
     Got {
         src_mac: p.src_mac(),
         dst_mac: p.dst_mac(),
@@ -165,7 +185,9 @@ fn parse(frame: &[u8]) -> Got {
 
 struct Client {
     mac: [u8; 6],
-    ip: u32,
+    ip: IpAddress,
+    /// The server address this client talks to (of its own family).
+    server: IpAddress,
     port: u16,
     iss: u32,
     snd_nxt: u32,
@@ -180,7 +202,8 @@ impl Client {
     fn new(n: u8, port: u16) -> Self {
         Client {
             mac: [0x02, 0, 0, 0, 1, n],
-            ip: u32::from_be_bytes([198, 18, 1, n]),
+            ip: IpAddress::v4(u32::from_be_bytes([198, 18, 1, n])),
+            server: SERVER,
             port,
             iss: 1_000_000 * n as u32 + port as u32,
             snd_nxt: 0,
@@ -191,12 +214,30 @@ impl Client {
         }
     }
 
+    /// The same client over IPv6 (fd00:198:18::1:N).
+    fn new_v6(n: u8, port: u16) -> Self {
+        let mut c = Client::new(n, port);
+        c.ip = IpAddress::v6([0xfd, 0, 0x01, 0x98, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 1, 0, n]);
+        c.server = SERVER6;
+        c
+    }
+
+    /// One client of each family.
+    fn both(n: u8, port: u16) -> [Client; 2] {
+        [Client::new(n, port), Client::new_v6(n, port)]
+    }
+
+    /// The MSS the server announces to this client for a 1500-byte MTU.
+    fn server_mss(&self) -> u16 {
+        if self.ip.is_v4() { 1460 } else { 1440 }
+    }
+
     fn frame(&mut self, seq: u32, flags: TcpFlags, options: TcpOptions, payload: &[u8]) -> Vec<u8> {
         let spec = FrameSpec {
             src_mac: self.mac,
             dst_mac: SERVER_MAC,
             src_ip: self.ip,
-            dst_ip: SERVER,
+            dst_ip: self.server,
             ttl: 64,
             ip_id: self.ip_id,
             src_port: self.port,
@@ -208,7 +249,7 @@ impl Client {
             options,
         };
         self.ip_id = self.ip_id.wrapping_add(1);
-        let hdr = wire::tcp_headers_len(&options);
+        let hdr = wire::tcp_headers_len(spec.src_ip.is_v4(), &options);
         let mut buf = vec![0u8; hdr + payload.len()];
         buf[hdr..].copy_from_slice(payload);
         let n = wire::build_tcp_frame(&mut buf, &spec, payload.len()).expect("frame fits");
@@ -269,7 +310,7 @@ impl Client {
             );
             assert_eq!(
                 (g.src_ip, g.src_port),
-                (SERVER, PORT),
+                (self.server, PORT),
                 "from the server's address"
             );
             assert!(g.frame_len <= 14 + 1500, "a frame of {} bytes", g.frame_len);
@@ -305,7 +346,11 @@ impl Rig {
             HttpConfig::default(),
             synack::http::StaticFiles::new(content),
         );
-        let engine = Engine::new(EngineConfig::default(), app);
+        let cfg = EngineConfig {
+            local_ips: vec![SERVER, SERVER6],
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(cfg, app);
         Rig {
             dp: Datapath::new(engine, MemIo::new(), SERVER_MAC, batch),
             now: Instant::from_millis(10_000_000),
@@ -349,7 +394,7 @@ impl Rig {
         let sa = &got[0];
         assert_eq!(sa.flags, TcpFlags::SYN | TcpFlags::ACK);
         assert_eq!(sa.ack, c.iss.wrapping_add(1));
-        assert_eq!(sa.options.mss, Some(1460));
+        assert_eq!(sa.options.mss, Some(c.server_mss()));
         assert_eq!(sa.options.window_scale, Some(3), "256 KiB needs shift 3");
         assert!(sa.options.sack_permitted);
         let ack = c.ack();
@@ -362,7 +407,7 @@ impl Rig {
         let t = synack::wire::segment::FourTuple {
             remote_ip: c.ip,
             remote_port: c.port,
-            local_ip: SERVER,
+            local_ip: c.server,
             local_port: PORT,
         };
         self.dp.engine.connection(&t).map(|c| c.state())
@@ -412,9 +457,14 @@ const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: synack\r\nConnection: close\r
 /// FIN, the server's FIN, the last ACK; the server ends in CLOSED (no TIME-WAIT on its side).
 #[test]
 fn http_get_then_client_closes() {
+    for c in Client::both(2, 40000) {
+        http_get_then_client_closes_for(c);
+    }
+}
+
+fn http_get_then_client_closes_for(mut c: Client) {
     let b = body(3000);
     let mut rig = Rig::new(b, 64);
-    let mut c = Client::new(2, 40000);
     rig.handshake(&mut c);
 
     let req = c.send(GET);
@@ -423,10 +473,10 @@ fn http_get_then_client_closes() {
     assert_eq!(
         got.len(),
         3,
-        "3000 bytes + head in 1460-byte segments: {got:?}"
+        "3000 bytes + head in MSS-sized segments: {got:?}"
     );
     for g in &got {
-        assert!(g.payload.len() <= 1460);
+        assert!(g.payload.len() <= c.server_mss() as usize);
         assert!(g.flags.ack());
         assert_eq!(g.ack, c.snd_nxt, "the request is acknowledged");
     }
@@ -469,9 +519,14 @@ fn http_get_then_client_closes() {
 /// the server (the active closer) keeps a TIME-WAIT record once the client's FIN arrives.
 #[test]
 fn http_get_connection_close_server_closes_first() {
+    for c in Client::both(3, 40001) {
+        http_get_connection_close_server_closes_first_for(c);
+    }
+}
+
+fn http_get_connection_close_server_closes_first_for(mut c: Client) {
     let b = body(100);
     let mut rig = Rig::new(b, 64);
-    let mut c = Client::new(3, 40001);
     rig.handshake(&mut c);
     let req = c.send(GET_CLOSE);
     let got = c.take(&rig.deliver(vec![req]));
@@ -516,9 +571,9 @@ fn bad_checksums_are_dropped_and_counted() {
     assert_eq!(rig.dp.counters.rx_frames, 3);
 }
 
-/// ARP, IPv6 and runt frames are counted, not answered.
+/// ARP, VLAN-tagged, a broken IPv6 header and runt frames are counted, not answered.
 #[test]
-fn non_ipv4_frames_are_counted() {
+fn non_ip_frames_are_counted() {
     let mut rig = Rig::new(body(10), 64);
     let mut arp = vec![0xffu8; 6];
     arp.extend_from_slice(&[0x02, 0, 0, 0, 1, 9]);
@@ -527,12 +582,15 @@ fn non_ipv4_frames_are_counted() {
     arp.resize(60, 0);
     let mut ipv6 = arp.clone();
     ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let mut vlan = arp.clone();
+    vlan[12..14].copy_from_slice(&[0x81, 0x00]);
     let runt = vec![0u8; 10];
-    let out = rig.deliver(vec![arp, ipv6, runt]);
+    let out = rig.deliver(vec![arp, ipv6, vlan, runt]);
     assert!(out.is_empty());
-    assert_eq!(rig.wire_drops(DropReason::NotIpv4), 2);
+    assert_eq!(rig.wire_drops(DropReason::NotIp), 2);
+    assert_eq!(rig.wire_drops(DropReason::BadIpVersion), 1);
     assert_eq!(rig.wire_drops(DropReason::TooShort), 1);
-    assert_eq!(rig.dp.counters.rx_frames, 3);
+    assert_eq!(rig.dp.counters.rx_frames, 4);
     assert_eq!(rig.dp.engine.counters().segments_in, 0);
 }
 
@@ -820,8 +878,8 @@ fn timer_driven_segments_go_to_their_connections_mac() {
     let mut a = Client::new(14, 48000);
     let mut b = Client::new(15, 48000);
     // Same slot in the old 4096-entry cache: ((ip * 0x9E3779B1) >> 8) & 4095 == 3291.
-    a.ip = u32::from_be_bytes([198, 18, 2, 1]);
-    b.ip = u32::from_be_bytes([198, 18, 31, 64]);
+    a.ip = IpAddress::v4(u32::from_be_bytes([198, 18, 2, 1]));
+    b.ip = IpAddress::v4(u32::from_be_bytes([198, 18, 31, 64]));
     assert_ne!(a.mac, b.mac);
     let sa = a.syn();
     let got = a.take(&rig.deliver(vec![sa]));

@@ -24,6 +24,7 @@ use synack::tcp::engine::{Engine, EngineConfig, SynCookieMode};
 use synack::tcp::state::State;
 use synack::tcp::testkit::{CollectSink, OwnedSegment, PEER_LINK, TestApp, TestAppConfig};
 use synack::time::Instant;
+use synack::wire::IpAddress;
 use synack::wire::segment::{FourTuple, SegmentIn};
 use synack::wire::seq::SeqNumber;
 use synack::wire::tcp::{SackBlock, TcpFlags, TcpOptions};
@@ -38,27 +39,27 @@ const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
 /// The tuples of a run: three served ones (two clients) and one for a port nobody serves.
 const TUPLES: [FourTuple; 4] = [
     FourTuple {
-        remote_ip: u32::from_be_bytes([198, 18, 0, 2]),
+        remote_ip: IpAddress::v4(u32::from_be_bytes([198, 18, 0, 2])),
         remote_port: 40000,
-        local_ip: SERVER,
+        local_ip: IpAddress::v4(SERVER),
         local_port: PORT,
     },
     FourTuple {
-        remote_ip: u32::from_be_bytes([198, 18, 0, 2]),
+        remote_ip: IpAddress::v4(u32::from_be_bytes([198, 18, 0, 2])),
         remote_port: 40001,
-        local_ip: SERVER,
+        local_ip: IpAddress::v4(SERVER),
         local_port: PORT,
     },
     FourTuple {
-        remote_ip: u32::from_be_bytes([198, 18, 0, 3]),
+        remote_ip: IpAddress::v4(u32::from_be_bytes([198, 18, 0, 3])),
         remote_port: 40000,
-        local_ip: SERVER,
+        local_ip: IpAddress::v4(SERVER),
         local_port: PORT,
     },
     FourTuple {
-        remote_ip: u32::from_be_bytes([198, 18, 0, 2]),
+        remote_ip: IpAddress::v4(u32::from_be_bytes([198, 18, 0, 2])),
         remote_port: 40002,
-        local_ip: SERVER,
+        local_ip: IpAddress::v4(SERVER),
         local_port: 9999,
     },
 ];

@@ -250,8 +250,10 @@ fn shards_are_fixed_and_spread() {
 
 mod in_memory {
     use std::cell::RefCell;
+
     use std::collections::VecDeque;
     use std::rc::Rc;
+    use synack::wire::IpAddress;
 
     use synack::Instant;
     use synack::tcp::engine::{Engine, EngineConfig, SynCookieMode};
@@ -288,9 +290,9 @@ mod in_memory {
     /// Opens a connection to `e`; its tuple and the server's next sequence number.
     fn open(e: &mut Engine<Kv>, now: Instant) -> (FourTuple, u32) {
         let t = FourTuple {
-            remote_ip: u32::from_be_bytes([198, 18, 0, 2]),
+            remote_ip: IpAddress::v4(u32::from_be_bytes([198, 18, 0, 2])),
             remote_port: 40_000,
-            local_ip: e.config().local_ip,
+            local_ip: e.config().local_ips[0],
             local_port: 8080,
         };
         let mut out = CollectSink::default();

@@ -9,6 +9,7 @@ use synack::tcp::engine::{Engine, EngineConfig, SynCookieMode};
 use synack::tcp::state::State;
 use synack::tcp::testkit::{CollectSink, OwnedSegment, TestApp, TestAppConfig, segment};
 use synack::time::Instant;
+use synack::wire::IpAddress;
 use synack::wire::segment::FourTuple;
 use synack::wire::tcp::{SackBlock, TcpFlags, TcpOptions};
 
@@ -51,9 +52,9 @@ impl Bench {
             out: CollectSink::default(),
             now: Instant::from_millis(1_000_000),
             t: FourTuple {
-                remote_ip: CLIENT,
+                remote_ip: IpAddress::v4(CLIENT),
                 remote_port: 40000,
-                local_ip: SERVER,
+                local_ip: IpAddress::v4(SERVER),
                 local_port: 8080,
             },
             base: 0,

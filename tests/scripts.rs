@@ -28,6 +28,7 @@ use synack::tcp::engine::{Engine, EngineConfig, SynCookieMode};
 use synack::tcp::state::State;
 use synack::tcp::testkit::{CollectSink, OwnedSegment, TestApp, TestAppConfig, segment};
 use synack::time::Instant;
+use synack::wire::IpAddress;
 use synack::wire::segment::FourTuple;
 use synack::wire::tcp::{SackBlock, TcpFlags, TcpOptions};
 
@@ -289,9 +290,9 @@ fn run_script(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let script = parse_script(&text)?;
     let tuple = FourTuple {
-        remote_ip: u32::from_be_bytes([198, 18, 0, 2]),
+        remote_ip: IpAddress::v4(u32::from_be_bytes([198, 18, 0, 2])),
         remote_port: 40000,
-        local_ip: script.config.local_ip,
+        local_ip: script.config.local_ips[0],
         local_port: 8080,
     };
     let mut engine = Engine::new(script.config, TestApp::new(script.app));

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use synack::tcp::engine::{Engine, EngineConfig};
 use synack::tcp::testkit::{CollectSink, OwnedSegment, TestApp, TestAppConfig};
 use synack::time::Instant;
+use synack::wire::IpAddress;
 use synack::wire::segment::{FourTuple, SegmentIn};
 use synack::wire::seq::SeqNumber;
 use synack::wire::tcp::{TcpFlags, TcpOptions};
@@ -380,7 +381,7 @@ fn run(
         ..TestAppConfig::default()
     });
     let cfg = EngineConfig {
-        local_ip: SERVER,
+        local_ips: vec![IpAddress::v4(SERVER)],
         ports: vec![80],
         // A fixed secret: a seed replays the same run (the default is drawn from the OS).
         secret: [7; 48],
@@ -426,9 +427,9 @@ fn run(
                 ..TcpOptions::default()
             };
             let tuple = FourTuple {
-                remote_ip: u32::from_be_bytes([198, 19, (i / 50000) as u8, 2]),
+                remote_ip: IpAddress::v4(u32::from_be_bytes([198, 19, (i / 50000) as u8, 2])),
                 remote_port: 1024 + (i % 50000) as u16,
-                local_ip: SERVER,
+                local_ip: IpAddress::v4(SERVER),
                 local_port: 80,
             };
             let client_first = i.is_multiple_of(2);

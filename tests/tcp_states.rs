@@ -9,6 +9,7 @@ use synack::tcp::engine::{Engine, EngineConfig, SynCookieMode};
 use synack::tcp::state::State;
 use synack::tcp::testkit::{CollectSink, OwnedSegment, TestApp, TestAppConfig, segment};
 use synack::time::Instant;
+use synack::wire::IpAddress;
 use synack::wire::segment::FourTuple;
 use synack::wire::tcp::{TcpFlags, TcpOptions};
 
@@ -24,9 +25,9 @@ const P: TcpFlags = TcpFlags::PSH;
 
 fn tuple(port: u16) -> FourTuple {
     FourTuple {
-        remote_ip: CLIENT,
+        remote_ip: IpAddress::v4(CLIENT),
         remote_port: port,
-        local_ip: SERVER,
+        local_ip: IpAddress::v4(SERVER),
         local_port: 8080,
     }
 }

@@ -6,6 +6,7 @@ use etherparse::{
     LinkSlice, NetSlice, PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice,
 };
 use proptest::prelude::*;
+use synack::wire::IpAddress;
 use synack::wire::checksum::{self, Checksum};
 use synack::wire::segment::SegmentOut;
 use synack::wire::seq::SeqNumber;
@@ -112,7 +113,7 @@ fn spec_of(frame: &[u8]) -> (FrameSpec, Vec<u8>) {
         src_ip: p.src_ip(),
         dst_ip: p.dst_ip(),
         ttl: p.ttl(),
-        ip_id: p.ip.ident(),
+        ip_id: p.ipv4.unwrap().ident(),
         src_port: p.src_port(),
         dst_port: p.dst_port(),
         seq: p.seq(),
@@ -126,7 +127,7 @@ fn spec_of(frame: &[u8]) -> (FrameSpec, Vec<u8>) {
 
 fn build(spec: &FrameSpec, payload: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; 2048];
-    let at = tcp_headers_len(&spec.options);
+    let at = tcp_headers_len(spec.src_ip.is_v4(), &spec.options);
     buf[at..at + payload.len()].copy_from_slice(payload);
     let n = build_tcp_frame(&mut buf, spec, payload.len()).unwrap();
     buf.truncate(n);
@@ -140,8 +141,8 @@ fn linux_syn_parses() {
     let p = parse_frame(&LINUX_SYN).unwrap();
     assert_eq!(p.src_mac(), CLIENT_MAC);
     assert_eq!(p.dst_mac(), SERVER_MAC);
-    assert_eq!(p.src_ip(), CLIENT_IP);
-    assert_eq!(p.dst_ip(), SERVER_IP);
+    assert_eq!(p.src_ip(), IpAddress::v4(CLIENT_IP));
+    assert_eq!(p.dst_ip(), IpAddress::v4(SERVER_IP));
     assert_eq!(p.ttl(), 64);
     assert_eq!(p.src_port(), 58674);
     assert_eq!(p.dst_port(), 8080);
@@ -160,8 +161,8 @@ fn linux_syn_parses() {
         }
     );
     assert!(p.payload().is_empty());
-    assert!(p.ip.dont_fragment());
-    assert_eq!(p.ip.ident(), 0xdc12);
+    assert!(p.ipv4.unwrap().dont_fragment());
+    assert_eq!(p.ipv4.unwrap().ident(), 0xdc12);
     assert_eq!(p.tcp.header_len(), 40);
 }
 
@@ -169,9 +170,9 @@ fn linux_syn_parses() {
 fn linux_syn_to_segment_in() {
     let p = parse_frame(&LINUX_SYN).unwrap();
     let s = p.to_segment_in();
-    assert_eq!(s.tuple.remote_ip, CLIENT_IP);
+    assert_eq!(s.tuple.remote_ip, IpAddress::v4(CLIENT_IP));
     assert_eq!(s.tuple.remote_port, 58674);
-    assert_eq!(s.tuple.local_ip, SERVER_IP);
+    assert_eq!(s.tuple.local_ip, IpAddress::v4(SERVER_IP));
     assert_eq!(s.tuple.local_port, 8080);
     assert_eq!(s.seq, SeqNumber::new(145305895));
     assert_eq!(s.ack, SeqNumber::new(0));
@@ -208,7 +209,7 @@ fn payload_is_a_slice_of_the_frame() {
 #[test]
 fn padded_60_byte_frame_ignores_padding() {
     let p = parse_frame(&PADDED_ACK).unwrap();
-    assert_eq!(p.ip.total_len(), 40);
+    assert_eq!(p.ipv4.unwrap().total_len(), 40);
     assert!(p.payload().is_empty());
     assert_eq!(p.flags(), TcpFlags::ACK);
     assert_eq!(p.options, TcpOptions::default());
@@ -227,8 +228,8 @@ fn padded_60_byte_frame_ignores_padding() {
 #[test]
 fn ipv4_options_are_skipped() {
     let p = parse_frame(&IP_OPTIONS_DATA).unwrap();
-    assert_eq!(p.ip.header_len(), 24);
-    assert_eq!(p.ip.options(), &[0x94, 0x04, 0x00, 0x00]);
+    assert_eq!(p.ipv4.unwrap().header_len(), 24);
+    assert_eq!(p.ipv4.unwrap().options(), &[0x94, 0x04, 0x00, 0x00]);
     assert_eq!(p.payload(), b"GET / HTTP/1.1\r\n\r\n");
     assert_eq!(p.src_port(), 58674);
 }
@@ -296,10 +297,10 @@ fn every_header_check_has_its_reason() {
         Some(DropReason::TooShort)
     );
     // ARP and an 802.1Q tag.
-    assert_eq!(edit(13, 0x06, false), Some(DropReason::NotIpv4));
+    assert_eq!(edit(13, 0x06, false), Some(DropReason::NotIp));
     let mut vlan = LINUX_SYN.to_vec();
     vlan.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
-    assert_eq!(parse_frame(&vlan).err(), Some(DropReason::NotIpv4));
+    assert_eq!(parse_frame(&vlan).err(), Some(DropReason::NotIp));
     assert_eq!(edit(14, 0x65, false), Some(DropReason::BadIpVersion));
     assert_eq!(edit(14, 0x44, false), Some(DropReason::BadIpHeaderLength));
     assert_eq!(
@@ -385,8 +386,8 @@ fn syn_ack_matches_linux_byte_for_byte() {
     let spec = FrameSpec {
         src_mac: SERVER_MAC,
         dst_mac: CLIENT_MAC,
-        src_ip: SERVER_IP,
-        dst_ip: CLIENT_IP,
+        src_ip: IpAddress::v4(SERVER_IP),
+        dst_ip: IpAddress::v4(CLIENT_IP),
         ttl: 64,
         ip_id: 0,
         src_port: 8080,
@@ -403,7 +404,7 @@ fn syn_ack_matches_linux_byte_for_byte() {
             ..TcpOptions::default()
         },
     };
-    assert_eq!(tcp_headers_len(&spec.options), 74);
+    assert_eq!(tcp_headers_len(spec.src_ip.is_v4(), &spec.options), 74);
     assert_eq!(build(&spec, &[]), LINUX_SYN_ACK);
 }
 
@@ -493,12 +494,225 @@ fn build_errors_never_panic() {
     );
 }
 
+// ---- IPv6 ----
+
+const CLIENT6: [u8; 16] = [0xfd, 0, 1, 0x98, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+const SERVER6: [u8; 16] = [0xfd, 0, 1, 0x98, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+/// A client's IPv6 SYN with MSS, SACK-permitted, timestamps and window scale, as Linux sends it.
+fn syn6() -> Vec<u8> {
+    let spec = FrameSpec {
+        src_mac: CLIENT_MAC,
+        dst_mac: SERVER_MAC,
+        src_ip: IpAddress::v6(CLIENT6),
+        dst_ip: IpAddress::v6(SERVER6),
+        ttl: 64,
+        src_port: 51000,
+        dst_port: 8080,
+        seq: 0x1234_5678,
+        flags: TcpFlags::SYN,
+        window: 64800,
+        options: TcpOptions {
+            mss: Some(1440),
+            sack_permitted: true,
+            timestamps: Some((1, 0)),
+            window_scale: Some(7),
+            ..TcpOptions::default()
+        },
+        ..FrameSpec::default()
+    };
+    build(&spec, &[])
+}
+
+/// `frame` (Ethernet + IPv6 + TCP, no extension headers) with `ext` inserted after the IPv6
+/// header: `ext` holds the extension headers with their Next Header fields already chained to
+/// end in TCP; `first` becomes the IPv6 header's Next Header.
+fn with_extensions(frame: &[u8], first: u8, ext: &[u8]) -> Vec<u8> {
+    let mut f = frame[..54].to_vec();
+    f[20] = first;
+    f.extend_from_slice(ext);
+    f.extend_from_slice(&frame[54..]);
+    let len = (f.len() - 54) as u16;
+    f[18..20].copy_from_slice(&len.to_be_bytes());
+    f
+}
+
+/// An 8-byte extension header (Hop-by-Hop or Destination Options with a PadN option) whose
+/// Next Header is `next`.
+fn opts_header(next: u8) -> [u8; 8] {
+    [next, 0, 1, 4, 0, 0, 0, 0]
+}
+
+/// A Routing header of type 4 (segment routing) with `left` segments left and one address.
+fn routing_header(next: u8, left: u8) -> Vec<u8> {
+    let mut h = vec![next, 2, 4, left, 0, 0, 0, 0];
+    h.extend_from_slice(&SERVER6);
+    h
+}
+
+#[test]
+fn ipv6_syn_parses_and_matches_etherparse() {
+    let f = syn6();
+    assert_eq!(f.len(), 14 + 40 + 40);
+    let p = parse_frame(&f).unwrap();
+    assert!(p.ipv4.is_none());
+    assert_eq!(p.src_ip(), IpAddress::v6(CLIENT6));
+    assert_eq!(p.dst_ip(), IpAddress::v6(SERVER6));
+    assert_eq!(p.src_ip().to_string(), "fd00:198:18::2");
+    assert_eq!(p.ttl(), 64);
+    assert_eq!(p.options.mss, Some(1440));
+    let s = p.to_segment_in();
+    assert!(!s.tuple.is_v4());
+    assert_eq!(
+        s.tuple.to_string(),
+        "[fd00:198:18::2]:51000 -> [fd00:198:18::1]:8080"
+    );
+    // etherparse builds the same SYN from its own code.
+    let builder = PacketBuilder::ethernet2(CLIENT_MAC, SERVER_MAC)
+        .ipv6(CLIENT6, SERVER6, 64)
+        .tcp(51000, 8080, 0x1234_5678, 64800)
+        .syn()
+        .options(&[
+            TcpOptionElement::MaximumSegmentSize(1440),
+            TcpOptionElement::SelectiveAcknowledgementPermitted,
+            TcpOptionElement::Timestamp(1, 0),
+            TcpOptionElement::Noop,
+            TcpOptionElement::WindowScale(7),
+        ])
+        .unwrap();
+    let mut theirs = Vec::new();
+    builder.write(&mut theirs, &[]).unwrap();
+    assert_eq!(theirs, f, "byte for byte");
+}
+
+#[test]
+fn ipv6_extension_headers_are_walked_as_linux_does() {
+    let syn = syn6();
+    const HBH: u8 = 0;
+    const ROUTING: u8 = 43;
+    const FRAGMENT: u8 = 44;
+    const DSTOPTS: u8 = 60;
+    const TCP: u8 = 6;
+    let served = |f: &[u8]| {
+        let p = parse_frame(f).map_err(|e| e.as_str())?;
+        assert_eq!(p.seq(), 0x1234_5678);
+        assert_eq!(p.options.mss, Some(1440));
+        Ok::<(), &str>(())
+    };
+    // Skipped: Hop-by-Hop first, Destination Options, Routing with no segments left, chained.
+    assert_eq!(
+        served(&with_extensions(&syn, HBH, &opts_header(TCP))),
+        Ok(())
+    );
+    assert_eq!(
+        served(&with_extensions(&syn, DSTOPTS, &opts_header(TCP))),
+        Ok(())
+    );
+    assert_eq!(
+        served(&with_extensions(&syn, ROUTING, &routing_header(TCP, 0))),
+        Ok(())
+    );
+    let mut chain = opts_header(DSTOPTS).to_vec();
+    chain.extend_from_slice(&opts_header(ROUTING));
+    chain.extend_from_slice(&routing_header(DSTOPTS, 0));
+    chain.extend_from_slice(&opts_header(TCP));
+    assert_eq!(served(&with_extensions(&syn, HBH, &chain)), Ok(()));
+
+    let dropped = |f: &[u8]| parse_frame(f).err();
+    // RFC 8200 4.4: a Routing header with segments left would forward the packet.
+    assert_eq!(
+        dropped(&with_extensions(&syn, ROUTING, &routing_header(TCP, 1))),
+        Some(DropReason::BadIpv6Extension)
+    );
+    // RFC 8200 4.1: Hop-by-Hop only right after the IPv6 header.
+    let mut late_hbh = opts_header(HBH).to_vec();
+    late_hbh.extend_from_slice(&opts_header(TCP));
+    assert_eq!(
+        dropped(&with_extensions(&syn, DSTOPTS, &late_hbh)),
+        Some(DropReason::BadIpv6Extension)
+    );
+    // A fragment header, even an atomic one (offset 0, M clear).
+    let frag = [TCP, 0, 0, 0, 0, 0, 0, 1];
+    assert_eq!(
+        dropped(&with_extensions(&syn, FRAGMENT, &frag)),
+        Some(DropReason::Fragment)
+    );
+    // No Next Header, ICMPv6, UDP: not TCP.
+    for nh in [59u8, 58, 17] {
+        assert_eq!(
+            dropped(&with_extensions(&syn, DSTOPTS, &opts_header(nh))),
+            Some(DropReason::NotTcp),
+            "next header {nh}"
+        );
+    }
+    // An extension header running past the payload.
+    let mut long = opts_header(TCP);
+    long[1] = 200;
+    assert_eq!(
+        dropped(&with_extensions(&syn, DSTOPTS, &long)),
+        Some(DropReason::BadIpv6Extension)
+    );
+    // A chain longer than 8 headers.
+    let mut many = Vec::new();
+    for _ in 0..8 {
+        many.extend_from_slice(&opts_header(DSTOPTS));
+    }
+    many.extend_from_slice(&opts_header(TCP));
+    assert_eq!(
+        dropped(&with_extensions(&syn, DSTOPTS, &many)),
+        Some(DropReason::BadIpv6Extension)
+    );
+    // Every truncation of a chained frame is dropped, never misread, never a panic.
+    let full = with_extensions(&syn, HBH, &chain);
+    for len in 0..full.len() {
+        assert!(parse_frame(&full[..len]).is_err(), "{len} bytes");
+    }
+}
+
+#[test]
+fn ipv6_header_checks_have_their_reasons() {
+    let syn = syn6();
+    let edit = |at: usize, v: u8| {
+        let mut f = syn.clone();
+        f[at] = v;
+        parse_frame(&f).err()
+    };
+    assert_eq!(edit(14, 0x40), Some(DropReason::BadIpVersion));
+    // Payload Length past the frame.
+    assert_eq!(edit(19, 41), Some(DropReason::BadIpTotalLength));
+    // Payload Length short of the TCP header.
+    assert_eq!(edit(19, 10), Some(DropReason::TooShort));
+    // A multicast source or destination, an IPv4-mapped source.
+    assert_eq!(edit(22, 0xff), Some(DropReason::BadIpv6Address));
+    assert_eq!(edit(38, 0xff), Some(DropReason::BadIpv6Address));
+    let mut mapped = syn.clone();
+    mapped[22..38].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 2]);
+    assert_eq!(parse_frame(&mapped).err(), Some(DropReason::BadIpv6Address));
+    // A flipped address bit breaks the pseudo-header sum.
+    assert_eq!(edit(53, 3), Some(DropReason::BadTcpChecksum));
+    // Ethernet padding after the Payload Length is ignored.
+    let mut padded = syn.clone();
+    padded.extend_from_slice(&[0xa5; 6]);
+    assert_eq!(parse_frame(&padded).unwrap().payload().len(), 0);
+    // Mixed families are refused by the builder, not written.
+    let spec = FrameSpec {
+        src_ip: IpAddress::v6(SERVER6),
+        dst_ip: IpAddress::v4(CLIENT_IP),
+        ..FrameSpec::default()
+    };
+    let mut buf = [0u8; 128];
+    assert_eq!(
+        build_tcp_frame(&mut buf, &spec, 0),
+        Err(BuildError::MixedFamilies)
+    );
+}
+
 #[test]
 fn drop_reasons_index_counters() {
     for (i, r) in DropReason::ALL.iter().enumerate() {
         assert_eq!(*r as usize, i);
     }
-    assert_eq!(DropReason::COUNT, 11);
+    assert_eq!(DropReason::COUNT, 13);
     assert_eq!(DropReason::BadTcpChecksum.as_str(), "bad_tcp_checksum");
     let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
     names.sort_unstable();
@@ -542,8 +756,18 @@ prop_compose! {
         src_ip in any::<u32>(), dst_ip in any::<u32>(), ttl in any::<u8>(), ip_id in any::<u16>(),
         src_port in any::<u16>(), dst_port in any::<u16>(), seq in any::<u32>(), ack in any::<u32>(),
         flags in any::<u8>(), window in any::<u16>(), options in arb_options(),
+        v6 in any::<bool>(), mut src6 in any::<[u8; 16]>(), mut dst6 in any::<[u8; 16]>(),
     ) -> FrameSpec {
-        FrameSpec { src_mac, dst_mac, src_ip, dst_ip, ttl, ip_id, src_port, dst_port, seq, ack,
+        // Global unicast (2000::/4): never multicast, never IPv4-mapped.
+        src6[0] = 0x20 | (src6[0] & 0x0f);
+        dst6[0] = 0x20 | (dst6[0] & 0x0f);
+        let (src_ip, dst_ip) = if v6 {
+            (IpAddress::v6(src6), IpAddress::v6(dst6))
+        } else {
+            (IpAddress::v4(src_ip), IpAddress::v4(dst_ip))
+        };
+        FrameSpec { src_mac, dst_mac, src_ip, dst_ip,
+                    ttl, ip_id, src_port, dst_port, seq, ack,
                     flags: TcpFlags(flags), window, options }
     }
 }
@@ -608,15 +832,18 @@ proptest! {
         payload in proptest::collection::vec(any::<u8>(), 0..1500),
     ) {
         let frame = build(&spec, &payload);
-        prop_assert_eq!(frame.len(), tcp_headers_len(&spec.options) + payload.len());
+        prop_assert_eq!(frame.len(), tcp_headers_len(spec.src_ip.is_v4(), &spec.options) + payload.len());
         let p = parse_frame(&frame).unwrap();
         prop_assert_eq!(p.src_mac(), spec.src_mac);
         prop_assert_eq!(p.dst_mac(), spec.dst_mac);
         prop_assert_eq!(p.src_ip(), spec.src_ip);
         prop_assert_eq!(p.dst_ip(), spec.dst_ip);
         prop_assert_eq!(p.ttl(), spec.ttl);
-        prop_assert_eq!(p.ip.ident(), spec.ip_id);
-        prop_assert!(p.ip.dont_fragment());
+        prop_assert_eq!(p.ipv4.is_some(), spec.src_ip.is_v4());
+        if let Some(ip) = p.ipv4 {
+            prop_assert_eq!(ip.ident(), spec.ip_id);
+            prop_assert!(ip.dont_fragment());
+        }
         prop_assert_eq!(p.src_port(), spec.src_port);
         prop_assert_eq!(p.dst_port(), spec.dst_port);
         prop_assert_eq!(p.seq(), spec.seq);
@@ -648,19 +875,38 @@ proptest! {
         let Some(LinkSlice::Ethernet2(eth)) = &sliced.link else { panic!("no ethernet") };
         prop_assert_eq!(eth.source(), spec.src_mac);
         prop_assert_eq!(eth.destination(), spec.dst_mac);
-        let Some(NetSlice::Ipv4(ip)) = &sliced.net else { panic!("no ipv4") };
-        let h = ip.header();
-        prop_assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
-        prop_assert_eq!(u32::from_be_bytes(h.source()), spec.src_ip);
-        prop_assert_eq!(u32::from_be_bytes(h.destination()), spec.dst_ip);
-        prop_assert!(h.dont_fragment() && !h.more_fragments());
-        prop_assert_eq!(h.identification(), spec.ip_id);
-        prop_assert_eq!(h.ttl(), spec.ttl);
         let Some(TransportSlice::Tcp(tcp)) = &sliced.transport else { panic!("no tcp") };
-        prop_assert_eq!(
-            tcp.checksum(),
-            tcp.calc_checksum_ipv4(h.source(), h.destination()).unwrap()
-        );
+        match &sliced.net {
+            Some(NetSlice::Ipv4(ip)) => {
+                let h = ip.header();
+                prop_assert!(spec.src_ip.is_v4());
+                prop_assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+                prop_assert_eq!(u32::from_be_bytes(h.source()), spec.src_ip.v4_bits());
+                prop_assert_eq!(u32::from_be_bytes(h.destination()), spec.dst_ip.v4_bits());
+                prop_assert!(h.dont_fragment() && !h.more_fragments());
+                prop_assert_eq!(h.identification(), spec.ip_id);
+                prop_assert_eq!(h.ttl(), spec.ttl);
+                prop_assert_eq!(
+                    tcp.checksum(),
+                    tcp.calc_checksum_ipv4(h.source(), h.destination()).unwrap()
+                );
+            }
+            Some(NetSlice::Ipv6(ip)) => {
+                let h = ip.header();
+                prop_assert!(!spec.src_ip.is_v4());
+                prop_assert_eq!(&h.source(), spec.src_ip.octets());
+                prop_assert_eq!(&h.destination(), spec.dst_ip.octets());
+                prop_assert_eq!(h.hop_limit(), spec.ttl);
+                prop_assert_eq!(h.traffic_class(), 0);
+                prop_assert_eq!(h.next_header(), etherparse::IpNumber::TCP);
+                prop_assert_eq!(h.payload_length() as usize, frame.len() - 14 - 40);
+                prop_assert_eq!(
+                    tcp.checksum(),
+                    tcp.calc_checksum_ipv6(h.source(), h.destination()).unwrap()
+                );
+            }
+            other => panic!("no IP: {other:?}"),
+        }
         prop_assert_eq!(tcp.sequence_number(), spec.seq);
         prop_assert_eq!(tcp.acknowledgment_number(), spec.ack);
         prop_assert_eq!(tcp.window_size(), spec.window);
@@ -716,9 +962,13 @@ proptest! {
             }
             elements.push(TcpOptionElement::SelectiveAcknowledgement((first.left, first.right), more));
         }
-        let mut b = PacketBuilder::ethernet2(spec.src_mac, spec.dst_mac)
-            .ipv4(spec.src_ip.to_be_bytes(), spec.dst_ip.to_be_bytes(), spec.ttl)
-            .tcp(spec.src_port, spec.dst_port, spec.seq, spec.window);
+        let eth = PacketBuilder::ethernet2(spec.src_mac, spec.dst_mac);
+        let ip = if spec.src_ip.is_v4() {
+            eth.ipv4(spec.src_ip.v4_bits().to_be_bytes(), spec.dst_ip.v4_bits().to_be_bytes(), spec.ttl)
+        } else {
+            eth.ipv6(*spec.src_ip.octets(), *spec.dst_ip.octets(), spec.ttl)
+        };
+        let mut b = ip.tcp(spec.src_port, spec.dst_port, spec.seq, spec.window);
         let f = spec.flags;
         if f.ack() {
             b = b.ack(spec.ack);
@@ -762,7 +1012,11 @@ proptest! {
 
         // One flipped bit in the last payload byte (before any padding) fails the TCP checksum.
         if !payload.is_empty() {
-            let end = 14 + u16::from_be_bytes([frame[16], frame[17]]) as usize;
+            let end = if spec.src_ip.is_v4() {
+                14 + u16::from_be_bytes([frame[16], frame[17]]) as usize
+            } else {
+                14 + 40 + u16::from_be_bytes([frame[18], frame[19]]) as usize
+            };
             frame[end - 1] ^= 0x10;
             prop_assert_eq!(parse_frame(&frame).err(), Some(DropReason::BadTcpChecksum));
         }

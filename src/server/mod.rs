@@ -13,7 +13,7 @@ mod shutdown;
 mod workers;
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU8;
@@ -205,10 +205,10 @@ struct DefaultsOnly {
 }
 
 impl Server {
-    /// A server on `iface` for `ip:port`, every other setting at its default (the defaults
-    /// of `synack serve`'s flags).
-    pub fn new(iface: &str, ip: Ipv4Addr, port: u16) -> Server {
-        let ip = ip.to_string();
+    /// A server on `iface` for `ip:port` (IPv4 or IPv6), every other setting at its default
+    /// (the defaults of `synack serve`'s flags).
+    pub fn new(iface: &str, ip: impl Into<IpAddr>, port: u16) -> Server {
+        let ip = ip.into().to_string();
         let port = port.to_string();
         let args = DefaultsOnly::try_parse_from([
             "synack", "--iface", iface, "--ip", &ip, "--port", &port,
@@ -225,6 +225,12 @@ impl Server {
             args,
             control: unbounded(),
         }
+    }
+
+    /// Serves one more address (either family) on the same ports.
+    pub fn ip(mut self, ip: impl Into<IpAddr>) -> Self {
+        self.args.ip.push(ip.into());
+        self
     }
 
     /// Serves one more port on the same address.
@@ -287,9 +293,10 @@ impl Server {
         self.args.mem_limit = bytes;
         self
     }
-    /// The link MTU (the MSS announced is MTU - 40).
+    /// The link MTU (default: the interface's). The MSS announced is MTU - 40 over IPv4 and
+    /// MTU - 60 over IPv6.
     pub fn mtu(mut self, mtu: u16) -> Self {
-        self.args.mtu = mtu;
+        self.args.mtu = Some(mtu);
         self
     }
     /// How long in-flight connections get at shutdown before they are reset.
@@ -347,7 +354,7 @@ impl Server {
         let plan = plan::plan(&args)?;
         let mut engine_cfgs = Vec::new();
         for _ in 0..args.queues {
-            engine_cfgs.push(plan::engine_config(&args)?);
+            engine_cfgs.push(plan::engine_config(&args, plan.mtu)?);
         }
         let mut res = resources::Resources::acquire(&args, &plan)?;
         let phase = Arc::new(AtomicU8::new(RUNNING));
@@ -431,11 +438,20 @@ impl Server {
                 return Err(e);
             }
             let ports: Vec<String> = args.port.iter().map(|p| p.to_string()).collect();
+            let addrs: Vec<String> = args
+                .ip
+                .iter()
+                .map(|ip| match ip {
+                    IpAddr::V4(a) => a.to_string(),
+                    IpAddr::V6(a) => format!("[{a}]"),
+                })
+                .collect();
             log::info!(
-                "synack: serving {}:{} on {} ({} queue{}, XDP {} mode, cores {:?})",
-                args.ip,
+                "synack: serving {} port {} on {} (MTU {}, {} queue{}, XDP {} mode, cores {:?})",
+                addrs.join(" "),
                 ports.join(","),
                 args.iface,
+                plan.mtu,
                 started,
                 if started == 1 { "" } else { "s" },
                 res.program.mode_name(),

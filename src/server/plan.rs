@@ -1,6 +1,7 @@
 //! The plan: the flags checked (each refusal says what to do), the interface looked up, the
 //! cores chosen, and each worker's engine configuration. Nothing is started here.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::ServeError;
@@ -8,7 +9,11 @@ use crate::cli::{ServerArgs, SynCookiesArg, XdpModeArg, parse_core_list};
 use crate::netdev::NetDev;
 use crate::tcp::config::TcpConfig;
 use crate::tcp::engine::{EngineConfig, SynCookieMode};
+use crate::wire::IpAddress;
 use crate::xdp::XdpMode;
+
+/// The most addresses one server serves (the XDP program's maps and the engine's list).
+pub(crate) const MAX_ADDRS: usize = 64;
 
 fn err<T>(msg: impl Into<String>) -> Result<T, ServeError> {
     Err(ServeError(msg.into()))
@@ -18,6 +23,8 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ServeError> {
 pub(crate) struct Plan {
     pub iface: NetDev,
     pub cores: Vec<usize>,
+    /// The MTU the MSS is derived from: --mtu, else the interface's.
+    pub mtu: u16,
     pub mode: XdpMode,
 }
 
@@ -35,13 +42,45 @@ pub(crate) fn validate(a: &ServerArgs) -> Result<(), ServeError> {
     if !(a.frame_size == 2048 || a.frame_size == 4096) {
         return err("--frame-size must be 2048 or 4096");
     }
-    if a.mtu < 576 || a.mtu as u32 + 14 > a.frame_size {
+    if let Some(mtu) = a.mtu
+        && (mtu < 576 || mtu as u32 + 14 > a.frame_size)
+    {
         return err(format!(
             "--mtu {} does not fit a {}-byte frame (576 to {})",
-            a.mtu,
+            mtu,
             a.frame_size,
             a.frame_size - 14
         ));
+    }
+    let mut seen = Vec::new();
+    for ip in &a.ip {
+        if seen.contains(ip) {
+            return err(format!("--ip {ip} is given twice"));
+        }
+        seen.push(*ip);
+        match ip {
+            IpAddr::V4(v4) if v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast() => {
+                return err(format!(
+                    "--ip {ip} cannot be served: give a unicast address configured on --iface"
+                ));
+            }
+            IpAddr::V6(v6) if v6.is_unspecified() || v6.is_multicast() => {
+                return err(format!(
+                    "--ip {ip} cannot be served: give a unicast address configured on --iface"
+                ));
+            }
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+                return err(format!(
+                    "--ip {ip} is an IPv4-mapped IPv6 address: give the IPv4 address itself \
+                     (--ip {})",
+                    v6.to_ipv4_mapped().map(|v| v.to_string()).unwrap_or_default()
+                ));
+            }
+            _ => {}
+        }
+    }
+    if a.ip.len() > MAX_ADDRS {
+        return err(format!("serve at most {MAX_ADDRS} addresses (--ip)"));
     }
     if !a.ring_size.is_power_of_two() || a.ring_size < 64 {
         return err("--ring-size must be a power of two, at least 64");
@@ -147,13 +186,38 @@ pub(crate) fn plan(a: &ServerArgs) -> Result<Plan, ServeError> {
     validate(a)?;
     check_outputs(a)?;
     let iface = NetDev::lookup(&a.iface).map_err(ServeError)?;
-    if !iface.ipv4_addrs().contains(&a.ip) {
-        return err(format!(
-            "address {} is not configured on {}: add it with `ip addr add {}/24 dev {}` (the kernel \
-             must own it to answer ARP)",
-            a.ip, a.iface, a.ip, a.iface
-        ));
+    let configured = iface.addrs();
+    for ip in &a.ip {
+        let Some(found) = configured.iter().find(|c| c.addr == *ip) else {
+            let (len, what) = if ip.is_ipv4() {
+                ("24", "ARP")
+            } else {
+                ("64", "neighbour discovery")
+            };
+            return err(format!(
+                "address {ip} is not configured on {}: add it with `ip addr add {ip}/{len} dev {}` \
+                 (the kernel must own it to answer {what})",
+                a.iface, a.iface
+            ));
+        };
+        if found.dadfailed {
+            return err(format!(
+                "address {ip} failed duplicate address detection on {}: another host on the link \
+                 has it; pick another address (`ip addr del {ip}/64 dev {}`)",
+                a.iface, a.iface
+            ));
+        }
+        if found.tentative {
+            return err(format!(
+                "address {ip} on {} is still tentative (duplicate address detection runs for a \
+                 second or two and the kernel does not answer neighbour solicitations for it \
+                 meanwhile): start synack once `ip addr show dev {}` no longer says tentative, \
+                 or add the address with `nodad`",
+                a.iface, a.iface
+            ));
+        }
     }
+    let mtu = effective_mtu(a, &iface)?;
     let available = iface.queue_count();
     let driver = iface.driver().unwrap_or_default();
     let set_queues = |n: u32| {
@@ -227,20 +291,64 @@ pub(crate) fn plan(a: &ServerArgs) -> Result<Plan, ServeError> {
         XdpModeArg::Native => XdpMode::Native,
         XdpModeArg::Skb => XdpMode::Skb,
     };
-    Ok(Plan { iface, cores, mode })
+    Ok(Plan {
+        iface,
+        cores,
+        mode,
+        mtu,
+    })
+}
+
+/// The MTU to derive the MSS from: --mtu when given, else the interface's (as Linux derives
+/// its advertised MSS from the route's device). An interface MTU above what one UMEM frame
+/// holds is lowered to fit, with a warning: peers then send segments that fit a frame.
+fn effective_mtu(a: &ServerArgs, iface: &NetDev) -> Result<u16, ServeError> {
+    let fits = a.frame_size - 14;
+    let mtu = match a.mtu {
+        Some(m) => m,
+        None => {
+            let m = iface.mtu;
+            if m > fits {
+                log::warn!(
+                    "{} has MTU {m}, more than a {}-byte UMEM frame holds: serving with MTU {fits} \
+                     (peers send segments of at most MSS {}); use --frame-size 4096 for up to 4082",
+                    a.iface,
+                    a.frame_size,
+                    fits - 40
+                );
+            }
+            m.min(fits) as u16
+        }
+    };
+    let v6 = a.ip.iter().any(|ip| ip.is_ipv6());
+    if v6 && mtu < 1280 {
+        return err(format!(
+            "MTU {mtu} is below IPv6's minimum of 1280 (RFC 8200 5): raise the MTU of {} (or \
+             --mtu), or serve only IPv4 addresses",
+            a.iface
+        ));
+    }
+    if mtu < 576 {
+        return err(format!(
+            "MTU {mtu} of {} is below 576, the least synack serves: raise it with `ip link set \
+             dev {} mtu 1500`",
+            a.iface, a.iface
+        ));
+    }
+    Ok(mtu)
 }
 
 /// One worker's engine configuration, with its own secret from the OS.
-pub(crate) fn engine_config(a: &ServerArgs) -> Result<EngineConfig, ServeError> {
+pub(crate) fn engine_config(a: &ServerArgs, mtu: u16) -> Result<EngineConfig, ServeError> {
     Ok(EngineConfig {
         tcp: TcpConfig {
-            mss: TcpConfig::mss_for_mtu(a.mtu),
+            mss: TcpConfig::mss_for_mtu(mtu),
             recv_buffer: a.recv_buffer,
             send_buffer: a.send_buffer,
             msl: Duration::from_secs(a.msl),
             ..TcpConfig::default()
         },
-        local_ip: u32::from(a.ip),
+        local_ips: a.ip.iter().map(|ip| IpAddress::from(*ip)).collect(),
         ports: a.port.clone(),
         max_conns: a.max_conns,
         syn_backlog: a.syn_backlog,

@@ -11,7 +11,7 @@
 //! Outside any connection, [`App::on_message`] receives what other workers sent. Every callback
 //! runs on the worker that owns the connection: no locks, no other thread.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 
@@ -118,16 +118,11 @@ impl ConnInfo {
     }
     /// The client's address and port.
     pub fn peer(&self) -> SocketAddr {
-        let t = &self.tuple;
-        SocketAddr::V4(SocketAddrV4::new(
-            Ipv4Addr::from(t.remote_ip),
-            t.remote_port,
-        ))
+        self.tuple.remote()
     }
     /// The server address and port the client connected to.
     pub fn local(&self) -> SocketAddr {
-        let t = &self.tuple;
-        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(t.local_ip), t.local_port))
+        self.tuple.local()
     }
 }
 

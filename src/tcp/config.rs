@@ -6,7 +6,8 @@ use super::rto::RtoConfig;
 
 #[derive(Clone, Debug)]
 pub struct TcpConfig {
-    /// The MSS we announce: the MTU less 40 bytes of IPv4 and TCP headers.
+    /// The MSS we announce over IPv4: the MTU less 40 bytes of IPv4 and TCP headers (over
+    /// IPv6, 20 bytes less: see [`TcpConfig::mss_for`]).
     pub mss: u16,
     /// Receive buffer per connection: the most the receive window ever offers.
     pub recv_buffer: usize,
@@ -62,6 +63,13 @@ impl TcpConfig {
     /// The MSS for a link MTU.
     pub fn mss_for_mtu(mtu: u16) -> u16 {
         mtu.saturating_sub(40).max(536)
+    }
+
+    /// The MSS we announce on a connection of one family: `mss` over IPv4, 20 bytes less over
+    /// IPv6, whose header is 40 bytes (RFC 8200 3; as Linux's MTU - 60).
+    #[inline]
+    pub fn mss_for(&self, v4: bool) -> u16 {
+        if v4 { self.mss } else { self.mss.saturating_sub(20).max(536) }
     }
 
     /// Our window scale shift (RFC 7323 2.3): the smallest that lets the field cover the buffer.

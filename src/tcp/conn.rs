@@ -86,9 +86,9 @@ pub enum Next {
 
 /// The window of a SYN/ACK: unscaled (RFC 7323 2.2), a whole number of our own segments like
 /// Linux (65160 with timestamps, 64240 without).
-pub fn initial_window(cfg: &TcpConfig, timestamps: bool) -> u16 {
+pub fn initial_window(cfg: &TcpConfig, v4: bool, timestamps: bool) -> u16 {
     let free = cfg.recv_buffer.min(65535) as u32;
-    let seg = (cfg.mss as u32)
+    let seg = (cfg.mss_for(v4) as u32)
         .saturating_sub(if timestamps { 12 } else { 0 })
         .max(1);
     let w = (free / seg) * seg;
@@ -96,8 +96,8 @@ pub fn initial_window(cfg: &TcpConfig, timestamps: bool) -> u16 {
 }
 
 /// The payload bytes per segment for a peer MSS (RFC 9293 3.7.1: less our option space).
-pub fn payload_mss(cfg: &TcpConfig, peer_mss: u16, timestamps: bool) -> u32 {
-    let mss = (peer_mss.min(cfg.mss) as u32).saturating_sub(if timestamps { 12 } else { 0 });
+pub fn payload_mss(cfg: &TcpConfig, v4: bool, peer_mss: u16, timestamps: bool) -> u32 {
+    let mss = (peer_mss.min(cfg.mss_for(v4)) as u32).saturating_sub(if timestamps { 12 } else { 0 });
     mss.max(64)
 }
 
@@ -318,7 +318,7 @@ impl<S> Conn<S> {
             Some(s) => (s, cfg.window_scale()),
             None => (0, 0),
         };
-        let mss = payload_mss(cfg, syn.mss, ts_enabled);
+        let mss = payload_mss(cfg, tuple.is_v4(), syn.mss, ts_enabled);
         Conn {
             tuple,
             state: State::SynReceived,
@@ -521,7 +521,7 @@ impl<S> Conn<S> {
     }
 
     fn initial_window(&self, cfg: &TcpConfig) -> u16 {
-        initial_window(cfg, self.ts_enabled)
+        initial_window(cfg, self.tuple.is_v4(), self.ts_enabled)
     }
 
     /// The window to advertise now, as the raw field. RFC 9293 3.8.6.2.2: the right edge never
@@ -650,7 +650,7 @@ impl<S> Conn<S> {
             return false;
         }
         let mut o = TcpOptions {
-            mss: Some(cx.cfg.mss),
+            mss: Some(cx.cfg.mss_for(self.tuple.is_v4())),
             ..TcpOptions::default()
         };
         // RFC 7323 / RFC 2018: answer only the options the client offered.

@@ -34,7 +34,7 @@ use super::table::ConnTable;
 use super::time_wait::{TimeWaitRecord, TimeWaitTable};
 use super::timer::TimerWheel;
 use crate::time::Instant;
-use crate::wire::segment::{FourTuple, SegmentIn, SegmentOut};
+use crate::wire::segment::{FourTuple, IpAddress, SegmentIn, SegmentOut};
 use crate::wire::seq::SeqNumber;
 use crate::wire::tcp::{TcpFlags, TcpOptions};
 
@@ -55,8 +55,8 @@ pub enum SynCookieMode {
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub tcp: TcpConfig,
-    /// The address we serve (host byte order).
-    pub local_ip: u32,
+    /// The addresses we serve (either family; a few at most: checked linearly).
+    pub local_ips: Vec<IpAddress>,
     pub ports: Vec<u16>,
     /// Connection table capacity (SYN-RECEIVED to LAST-ACK).
     pub max_conns: usize,
@@ -111,7 +111,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             tcp: TcpConfig::default(),
-            local_ip: u32::from_be_bytes([198, 18, 0, 1]),
+            local_ips: vec![IpAddress::v4(u32::from_be_bytes([198, 18, 0, 1]))],
             ports: vec![8080],
             max_conns: 65536,
             syn_backlog: 4096,
@@ -313,7 +313,7 @@ impl<A: App> Engine<A> {
     }
 
     fn serves(&self, tuple: &FourTuple) -> bool {
-        tuple.local_ip == self.cfg.local_ip && self.cfg.ports.contains(&tuple.local_port)
+        self.cfg.ports.contains(&tuple.local_port) && self.cfg.local_ips.contains(&tuple.local_ip)
     }
 
     /// Handles one received segment.
@@ -688,7 +688,7 @@ impl<A: App> Engine<A> {
         let syn = SynOptions::from_segment(&seg.options);
         let (iss, _mss) = self.cookies.make(&seg.tuple, seg.seq, syn.mss, now);
         let mut o = TcpOptions {
-            mss: Some(self.cfg.tcp.mss),
+            mss: Some(self.cfg.tcp.mss_for(seg.tuple.is_v4())),
             ..TcpOptions::default()
         };
         let ts = syn.tsval.is_some();
@@ -702,7 +702,7 @@ impl<A: App> Engine<A> {
             }
             o.sack_permitted = syn.sack_permitted;
         }
-        let window = initial_window(&self.cfg.tcp, ts);
+        let window = initial_window(&self.cfg.tcp, seg.tuple.is_v4(), ts);
         let out = SegmentOut {
             tuple: seg.tuple,
             link: seg.link,
@@ -936,9 +936,9 @@ mod tx_room_tests {
 
     fn tuple(port: u16) -> FourTuple {
         FourTuple {
-            remote_ip: u32::from_be_bytes([198, 18, 0, 2]),
+            remote_ip: IpAddress::v4(u32::from_be_bytes([198, 18, 0, 2])),
             remote_port: port,
-            local_ip: u32::from_be_bytes([198, 18, 0, 1]),
+            local_ip: IpAddress::v4(u32::from_be_bytes([198, 18, 0, 1])),
             local_port: 8080,
         }
     }
@@ -1018,9 +1018,9 @@ mod memory_tests {
 
     fn open(e: &mut Engine<TestApp>, now: Instant, port: u16) -> Peer {
         let t = FourTuple {
-            remote_ip: CLIENT,
+            remote_ip: IpAddress::v4(CLIENT),
             remote_port: port,
-            local_ip: e.config().local_ip,
+            local_ip: e.config().local_ips[0],
             local_port: 8080,
         };
         let opts = TcpOptions {
@@ -1299,9 +1299,9 @@ mod app_api_tests {
 
     fn tuple(e: &Engine<ApiApp>, port: u16) -> FourTuple {
         FourTuple {
-            remote_ip: CLIENT,
+            remote_ip: IpAddress::v4(CLIENT),
             remote_port: port,
-            local_ip: e.config().local_ip,
+            local_ip: e.config().local_ips[0],
             local_port: 8080,
         }
     }

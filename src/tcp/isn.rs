@@ -57,7 +57,8 @@ impl IsnGenerator {
 
     /// RFC 6528 3: F(localip, localport, remoteip, remoteport, secretkey).
     fn f(&self, tuple: &FourTuple) -> u32 {
-        self.isn_hasher.hash(&tuple_bytes(tuple)) as u32
+        let (b, n) = tuple.key_bytes();
+        self.isn_hasher.hash(&b[..n]) as u32
     }
 
     /// The offset added to our timestamp clock for every connection between our address and
@@ -66,26 +67,15 @@ impl IsnGenerator {
     /// connections, which keeps the peer's PAWS and TIME-WAIT reuse checks working). Ports are
     /// ignored.
     pub fn ts_offset(&self, tuple: &FourTuple) -> u32 {
-        let mut b = [0u8; 8];
-        b[..4].copy_from_slice(&tuple.local_ip.to_be_bytes());
-        b[4..].copy_from_slice(&tuple.remote_ip.to_be_bytes());
-        self.ts_hasher.hash(&b) as u32
+        let (b, n) = tuple.address_pair_bytes();
+        self.ts_hasher.hash(&b[..n]) as u32
     }
-}
-
-/// The tuple in the order RFC 6528 names it: local ip, local port, remote ip, remote port.
-fn tuple_bytes(t: &FourTuple) -> [u8; 12] {
-    let mut b = [0u8; 12];
-    b[0..4].copy_from_slice(&t.local_ip.to_be_bytes());
-    b[4..6].copy_from_slice(&t.local_port.to_be_bytes());
-    b[6..10].copy_from_slice(&t.remote_ip.to_be_bytes());
-    b[10..12].copy_from_slice(&t.remote_port.to_be_bytes());
-    b
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::IpAddress;
     use std::collections::HashSet;
     use std::time::Duration;
 
@@ -93,11 +83,38 @@ mod tests {
 
     fn tuple(remote_port: u16) -> FourTuple {
         FourTuple {
-            remote_ip: 0x0a00_0002,
+            remote_ip: IpAddress::v4(0x0a00_0002),
             remote_port,
-            local_ip: 0x0a00_0001,
+            local_ip: IpAddress::v4(0x0a00_0001),
             local_port: 80,
         }
+    }
+
+    #[test]
+    fn ipv6_tuples_hash_every_byte() {
+        let g = IsnGenerator::new(KEY);
+        let now = Instant::from_micros(1_000_000);
+        let mut base = [0u8; 16];
+        base[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        let t = |r: [u8; 16]| FourTuple {
+            remote_ip: IpAddress::v6(r),
+            remote_port: 40000,
+            local_ip: IpAddress::v6(base),
+            local_port: 80,
+        };
+        let isn0 = g.isn(&t(base), now);
+        let ts0 = g.ts_offset(&t(base));
+        for i in 0..16 {
+            let mut r = base;
+            r[i] ^= 1;
+            assert_ne!(g.isn(&t(r), now), isn0, "byte {i}");
+            assert_ne!(g.ts_offset(&t(r)), ts0, "byte {i}");
+        }
+        // The IPv4 tuple with the same low bytes is not the IPv6 one.
+        let mut v4 = t(base);
+        v4.remote_ip = IpAddress::v4(v4.remote_ip.v4_bits());
+        v4.local_ip = IpAddress::v4(v4.local_ip.v4_bits());
+        assert_ne!(g.isn(&v4, now), isn0);
     }
 
     #[test]
@@ -150,7 +167,7 @@ mod tests {
         let t2 = tuple(2000);
         assert_eq!(g.ts_offset(&t1), g.ts_offset(&t2));
         let other_host = FourTuple {
-            remote_ip: 0x0a00_0003,
+            remote_ip: IpAddress::v4(0x0a00_0003),
             ..t1
         };
         assert_ne!(g.ts_offset(&t1), g.ts_offset(&other_host));

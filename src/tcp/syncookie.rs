@@ -35,6 +35,17 @@ use crate::wire::seq::SeqNumber;
 /// The same table as Linux, which picked values common on the Internet.
 pub const MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
 
+/// The IPv6 table (Linux's `msstab` of syncookies.c for IPv6): the minimum MTU 1280, common
+/// tunnel and Ethernet MTUs, and jumbo frames, each less 60 bytes of headers. A SYN without
+/// MSS option gets 1220 (RFC 8200 5: every IPv6 link carries 1280).
+pub const MSS_TABLE_V6: [u16; 4] = [1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60];
+
+/// The table for a connection's family.
+#[inline]
+pub fn mss_table(v4: bool) -> &'static [u16; 4] {
+    if v4 { &MSS_TABLE } else { &MSS_TABLE_V6 }
+}
+
 /// Length of one counter period, in microseconds (64 s, as Linux).
 pub const COUNTER_PERIOD_US: u64 = 64_000_000;
 
@@ -87,13 +98,13 @@ impl SynCookies {
         client_mss: u16,
         now: Instant,
     ) -> (SeqNumber, u16) {
-        let index = mss_index(client_mss);
+        let index = mss_index(client_mss, tuple.is_v4());
         let counter = counter(now);
         let plain = ((counter as u32 & 3) << 30)
             | ((index as u32) << MAC_BITS)
             | self.mac(tuple, client_isn, counter, index);
         let isn = plain.wrapping_add(self.offset(tuple, client_isn));
-        (SeqNumber::new(isn), MSS_TABLE[index as usize])
+        (SeqNumber::new(isn), mss_table(tuple.is_v4())[index as usize])
     }
 
     /// Validates the final ACK of a handshake we answered with a cookie: `ack` is its SEG.ACK
@@ -123,26 +134,28 @@ impl SynCookies {
         if plain & MAC_MASK != self.mac(tuple, client_isn, made_counter, index) {
             return None;
         }
-        Some(MSS_TABLE[index as usize])
+        Some(mss_table(tuple.is_v4())[index as usize])
     }
 
     /// The part of the ISN that does not depend on time or MSS: hides the plain fields.
     fn offset(&self, tuple: &FourTuple, client_isn: SeqNumber) -> u32 {
-        let mut b = [0u8; 17];
+        let (t, n) = tuple.key_bytes();
+        let mut b = [0u8; 41];
         b[0] = TAG_OFFSET;
-        b[1..13].copy_from_slice(&tuple_bytes(tuple));
-        b[13..17].copy_from_slice(&client_isn.raw().to_be_bytes());
-        self.hasher.hash(&b) as u32
+        b[1..1 + n].copy_from_slice(&t[..n]);
+        b[1 + n..5 + n].copy_from_slice(&client_isn.raw().to_be_bytes());
+        self.hasher.hash(&b[..5 + n]) as u32
     }
 
     fn mac(&self, tuple: &FourTuple, client_isn: SeqNumber, counter: u64, index: u8) -> u32 {
-        let mut b = [0u8; 26];
+        let (t, n) = tuple.key_bytes();
+        let mut b = [0u8; 50];
         b[0] = TAG_MAC;
-        b[1..13].copy_from_slice(&tuple_bytes(tuple));
-        b[13..17].copy_from_slice(&client_isn.raw().to_be_bytes());
-        b[17..25].copy_from_slice(&counter.to_be_bytes());
-        b[25] = index;
-        self.hasher.hash(&b) as u32 & MAC_MASK
+        b[1..1 + n].copy_from_slice(&t[..n]);
+        b[1 + n..5 + n].copy_from_slice(&client_isn.raw().to_be_bytes());
+        b[5 + n..13 + n].copy_from_slice(&counter.to_be_bytes());
+        b[13 + n] = index;
+        self.hasher.hash(&b[..14 + n]) as u32 & MAC_MASK
     }
 
     /// Our TSval for a cookie SYN/ACK: `ts_clock` (the TSval the connection would send now,
@@ -178,27 +191,20 @@ impl SynCookies {
     }
 }
 
-/// The index of the largest MSS table entry not above `mss` (0 if `mss` is below them all).
-pub fn mss_index(mss: u16) -> u8 {
-    MSS_TABLE.iter().rposition(|&m| m <= mss).unwrap_or(0) as u8
+/// The index of the largest entry of the family's MSS table not above `mss` (0 if `mss` is
+/// below them all).
+pub fn mss_index(mss: u16, v4: bool) -> u8 {
+    mss_table(v4).iter().rposition(|&m| m <= mss).unwrap_or(0) as u8
 }
 
 fn counter(now: Instant) -> u64 {
     now.as_micros() / COUNTER_PERIOD_US
 }
 
-fn tuple_bytes(t: &FourTuple) -> [u8; 12] {
-    let mut b = [0u8; 12];
-    b[0..4].copy_from_slice(&t.local_ip.to_be_bytes());
-    b[4..6].copy_from_slice(&t.local_port.to_be_bytes());
-    b[6..10].copy_from_slice(&t.remote_ip.to_be_bytes());
-    b[10..12].copy_from_slice(&t.remote_port.to_be_bytes());
-    b
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::IpAddress;
     use proptest::prelude::*;
     use std::time::Duration;
 
@@ -206,9 +212,23 @@ mod tests {
 
     fn tuple() -> FourTuple {
         FourTuple {
-            remote_ip: 0xc0a8_0102,
+            remote_ip: IpAddress::v4(0xc0a8_0102),
             remote_port: 51234,
-            local_ip: 0xc0a8_0101,
+            local_ip: IpAddress::v4(0xc0a8_0101),
+            local_port: 8080,
+        }
+    }
+
+    fn tuple6() -> FourTuple {
+        let mut r = [0u8; 16];
+        r[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        r[15] = 2;
+        let mut l = r;
+        l[15] = 1;
+        FourTuple {
+            remote_ip: IpAddress::v6(r),
+            remote_port: 51234,
+            local_ip: IpAddress::v6(l),
             local_port: 8080,
         }
     }
@@ -220,14 +240,51 @@ mod tests {
 
     #[test]
     fn mss_rounds_down_to_the_table() {
-        assert_eq!(mss_index(0), 0);
-        assert_eq!(mss_index(535), 0);
-        assert_eq!(mss_index(536), 0);
-        assert_eq!(mss_index(1299), 0);
-        assert_eq!(mss_index(1300), 1);
-        assert_eq!(mss_index(1459), 2);
-        assert_eq!(mss_index(1460), 3);
-        assert_eq!(mss_index(9000), 3);
+        assert_eq!(mss_index(0, true), 0);
+        assert_eq!(mss_index(535, true), 0);
+        assert_eq!(mss_index(536, true), 0);
+        assert_eq!(mss_index(1299, true), 0);
+        assert_eq!(mss_index(1300, true), 1);
+        assert_eq!(mss_index(1459, true), 2);
+        assert_eq!(mss_index(1460, true), 3);
+        assert_eq!(mss_index(9000, true), 3);
+        assert_eq!(mss_index(536, false), 0);
+        assert_eq!(mss_index(1440, false), 2);
+        assert_eq!(mss_index(9000, false), 3);
+        assert_eq!(MSS_TABLE_V6[mss_index(1460, false) as usize], 1440);
+    }
+
+    #[test]
+    fn ipv6_cookies_use_the_ipv6_table_and_the_whole_tuple() {
+        let c = SynCookies::new(KEY);
+        let client_isn = SeqNumber::new(0x0102_0304);
+        for (client_mss, want) in [(536, 1220), (1220, 1220), (1440, 1440), (1460, 1440), (9000, 8940)] {
+            let (isn, mss) = c.make(&tuple6(), client_isn, client_mss, t0());
+            assert_eq!(mss, want, "client MSS {client_mss}");
+            assert_eq!(
+                c.check(&tuple6(), isn + 1u32, client_isn + 1u32, t0()),
+                Some(want)
+            );
+        }
+        let (isn, _) = c.make(&tuple6(), client_isn, 1440, t0());
+        // Any byte of either address matters, not only the last four.
+        for i in 0..16 {
+            let mut t = tuple6();
+            let mut r = *t.remote_ip.octets();
+            r[i] ^= 0x40;
+            t.remote_ip = IpAddress::v6(r);
+            assert_eq!(c.check(&t, isn + 1u32, client_isn + 1u32, t0()), None, "byte {i}");
+            let mut t = tuple6();
+            let mut l = *t.local_ip.octets();
+            l[i] ^= 0x40;
+            t.local_ip = IpAddress::v6(l);
+            assert_eq!(c.check(&t, isn + 1u32, client_isn + 1u32, t0()), None, "byte {i}");
+        }
+        // An IPv4 tuple with the same last four bytes is another tuple.
+        let mut t = tuple6();
+        t.remote_ip = IpAddress::v4(t.remote_ip.v4_bits());
+        t.local_ip = IpAddress::v4(t.local_ip.v4_bits());
+        assert_eq!(c.check(&t, isn + 1u32, client_isn + 1u32, t0()), None);
     }
 
     #[test]
@@ -266,7 +323,7 @@ mod tests {
         t.remote_port += 1;
         assert_eq!(c.check(&t, ack, seq, t0()), None);
         let mut t = tuple();
-        t.remote_ip ^= 1;
+        t.remote_ip = IpAddress::v4(t.remote_ip.v4_bits() ^ 1);
         assert_eq!(c.check(&t, ack, seq, t0()), None);
         let mut t = tuple();
         t.local_port = 80;
@@ -388,10 +445,10 @@ mod tests {
             made_us in 0u64..(1u64 << 50), later_us in 0u64..(3 * COUNTER_PERIOD_US),
         ) {
             let c = SynCookies::new(KEY);
-            let t = FourTuple { remote_ip: rip, remote_port: rport, local_ip: lip, local_port: lport };
+            let t = FourTuple { remote_ip: IpAddress::v4(rip), remote_port: rport, local_ip: IpAddress::v4(lip), local_port: lport };
             let made = Instant::from_micros(made_us);
             let (isn, used) = c.make(&t, SeqNumber::new(client_isn), mss, made);
-            prop_assert_eq!(used, MSS_TABLE[mss_index(mss) as usize]);
+            prop_assert_eq!(used, MSS_TABLE[mss_index(mss, true) as usize]);
             let at = Instant::from_micros(made_us + later_us);
             let age = at.as_micros() / COUNTER_PERIOD_US - made_us / COUNTER_PERIOD_US;
             let got = c.check(&t, isn + 1u32, SeqNumber::new(client_isn) + 1u32, at);

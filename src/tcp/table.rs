@@ -265,10 +265,14 @@ impl<T> ConnTable<T> {
     #[inline]
     fn tag(&self, t: &FourTuple) -> u32 {
         let k = &self.hash_keys;
-        let a = ((t.remote_ip as u64) << 32) | t.local_ip as u64;
-        let b = ((t.remote_port as u64) << 16) | t.local_port as u64;
-        let h = folded_multiply(a ^ k[0], b ^ k[1]);
-        let h = folded_multiply(h ^ k[2], k[3]);
+        // The peer's address and port are the attacker's to choose: each is its own keyed
+        // operand, so no choice of one cancels another (an IPv4 peer has `rh` == 0 and `rl`
+        // holding ::ffff:a.b.c.d). Our address is one of a few we serve: folded in with the ports.
+        let (rh, rl) = t.remote_ip.words();
+        let (lh, ll) = t.local_ip.words();
+        let ports = ((t.remote_port as u64) << 16) | t.local_port as u64;
+        let h = folded_multiply(rl ^ k[0], rh ^ k[1]);
+        let h = folded_multiply(h ^ ports ^ k[2], (lh ^ ll) ^ k[3]);
         (h >> 32) as u32 ^ h as u32
     }
 
@@ -300,6 +304,7 @@ fn folded_multiply(x: u64, y: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::IpAddress;
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -307,9 +312,9 @@ mod tests {
 
     fn t(n: u32) -> FourTuple {
         FourTuple {
-            remote_ip: 0x0a00_0000 | (n >> 16),
+            remote_ip: IpAddress::v4(0x0a00_0000 | (n >> 16)),
             remote_port: n as u16,
-            local_ip: 0x0a00_0001,
+            local_ip: IpAddress::v4(0x0a00_0001),
             local_port: 80,
         }
     }
@@ -441,9 +446,9 @@ mod tests {
         let mut tb = ConnTable::new(cap, KEY);
         for p in 0..cap as u32 {
             let k = FourTuple {
-                remote_ip: 0x0a00_0002,
+                remote_ip: IpAddress::v4(0x0a00_0002),
                 remote_port: p as u16,
-                local_ip: 0x0a00_0001,
+                local_ip: IpAddress::v4(0x0a00_0001),
                 local_port: 80,
             };
             tb.insert(k, ()).unwrap();
@@ -462,10 +467,10 @@ mod tests {
     #[test]
     fn memory_per_slot() {
         let tb = ConnTable::<[u8; 64]>::new(1 << 16, KEY);
-        // Entry: 12 (key) + 4 (generation) + 1 (Option tag) + 64, padded to 84 or so;
-        // + 4 free list + 16 index.
+        // Entry: 36 (key: two 16-byte addresses, two ports) + 4 (generation) + 1 (Option
+        // tag) + 64, padded to 108 or so; + 4 free list + 16 index.
         let b = tb.bytes_per_slot();
-        assert!(b <= 84 + 4 + 16, "{b}");
+        assert!(b <= 108 + 4 + 16, "{b}");
     }
 
     #[derive(Debug, Clone)]

@@ -256,6 +256,7 @@ impl TimeWaitTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::IpAddress;
     use proptest::prelude::*;
     use std::collections::HashMap;
     use std::time::Duration;
@@ -265,9 +266,9 @@ mod tests {
 
     fn t(n: u32) -> FourTuple {
         FourTuple {
-            remote_ip: 0x0a00_0002,
+            remote_ip: IpAddress::v4(0x0a00_0002),
             remote_port: n as u16,
-            local_ip: 0x0a00_0001 + (n >> 16),
+            local_ip: IpAddress::v4(0x0a00_0001 + (n >> 16)),
             local_port: 80,
         }
     }
@@ -292,8 +293,9 @@ mod tests {
         // 28 bytes: the RFC 6191 fields plus the out-of-window ACK rate-limit clock.
         assert!(std::mem::size_of::<TimeWaitRecord>() <= 28);
         let tw = TimeWaitTable::new(1 << 16, KEY);
-        // Slab entry 56 + free list 4 + index 16 + FIFO 32.
-        assert!(tw.bytes_per_record() <= 108, "{}", tw.bytes_per_record());
+        // Slab entry 80 (the 36-byte tuple of either family, the record, the deadline) + free
+        // list 4 + index 16 + FIFO 32.
+        assert!(tw.bytes_per_record() <= 132, "{}", tw.bytes_per_record());
     }
 
     #[test]

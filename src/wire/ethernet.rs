@@ -7,6 +7,8 @@ use super::DropReason;
 pub const HEADER_LEN: usize = 14;
 /// EtherType of IPv4 (RFC 894).
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType of IPv6 (RFC 2464 3).
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// EtherType of ARP (RFC 826).
 #[cfg(any(test, feature = "internals"))]
 pub const ETHERTYPE_ARP: u16 = 0x0806;

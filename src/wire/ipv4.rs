@@ -126,7 +126,6 @@ impl<'a> Ipv4Packet<'a> {
         self.flags_fragment() & (FLAG_MF | FRAG_OFFSET_MASK) != 0
     }
 
-    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn ttl(&self) -> u8 {
         self.header[8]

@@ -21,6 +21,7 @@ use ethernet::EthernetFrame;
 use ipv4::Ipv4Packet;
 #[cfg(any(test, feature = "internals"))]
 use segment::SegmentOut;
+pub use segment::IpAddress;
 use segment::{FourTuple, SegmentIn};
 use seq::SeqNumber;
 use tcp::{TcpFlags, TcpOptions, TcpSegmentView};
@@ -32,20 +33,29 @@ use tcp::{TcpFlags, TcpOptions, TcpSegmentView};
 pub enum DropReason {
     /// Shorter than the fixed part of the Ethernet, IPv4 or TCP header.
     TooShort,
-    /// The EtherType is not IPv4 (ARP, IPv6, a VLAN tag...).
-    NotIpv4,
-    /// IPv4 version field is not 4.
+    /// The EtherType is neither IPv4 nor IPv6 (ARP, a VLAN tag...).
+    NotIp,
+    /// The IP version field does not match the EtherType (4 for IPv4, 6 for IPv6).
     BadIpVersion,
     /// IHL below 5, or the IPv4 header runs past the frame.
     BadIpHeaderLength,
-    /// Total Length shorter than the header or longer than the frame.
+    /// IPv4 Total Length shorter than the header or longer than the frame; IPv6 Payload
+    /// Length longer than the frame.
     BadIpTotalLength,
     /// The IPv4 header checksum does not verify.
     BadIpChecksum,
-    /// A fragment (MF set or non-zero offset): synack does not reassemble.
+    /// A fragment (IPv4 MF set or non-zero offset, an IPv6 Fragment header): synack does not
+    /// reassemble (the XDP program leaves IPv6 fragments to the kernel).
     Fragment,
-    /// IPv4 protocol is not TCP.
+    /// The IPv4 protocol, or the IPv6 header chain's last Next Header, is not TCP.
     NotTcp,
+    /// An IPv6 extension header that cannot be skipped: truncated, a Routing header with
+    /// Segments Left (RFC 8200 4.4), Hop-by-Hop anywhere but first (RFC 8200 4.1), or a chain
+    /// longer than 8 headers.
+    BadIpv6Extension,
+    /// An IPv6 source or destination that is IPv4-mapped (`::ffff:0:0/96`) or multicast: not a
+    /// TCP peer (Linux's tcp_v6_rcv and ip6_rcv_core drop them too).
+    BadIpv6Address,
     /// TCP Data Offset below 5 or past the end of the IPv4 payload.
     BadTcpHeaderLength,
     /// The TCP checksum (with the pseudo-header) does not verify.
@@ -56,15 +66,17 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in discriminant order: `ALL[r as usize] == r`.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::TooShort,
-        DropReason::NotIpv4,
+        DropReason::NotIp,
         DropReason::BadIpVersion,
         DropReason::BadIpHeaderLength,
         DropReason::BadIpTotalLength,
         DropReason::BadIpChecksum,
         DropReason::Fragment,
         DropReason::NotTcp,
+        DropReason::BadIpv6Extension,
+        DropReason::BadIpv6Address,
         DropReason::BadTcpHeaderLength,
         DropReason::BadTcpChecksum,
         DropReason::BadTcpOptions,
@@ -76,13 +88,15 @@ impl DropReason {
     pub const fn as_str(self) -> &'static str {
         match self {
             DropReason::TooShort => "too_short",
-            DropReason::NotIpv4 => "not_ipv4",
+            DropReason::NotIp => "not_ip",
             DropReason::BadIpVersion => "bad_ip_version",
             DropReason::BadIpHeaderLength => "bad_ip_header_length",
             DropReason::BadIpTotalLength => "bad_ip_total_length",
             DropReason::BadIpChecksum => "bad_ip_checksum",
             DropReason::Fragment => "fragment",
             DropReason::NotTcp => "not_tcp",
+            DropReason::BadIpv6Extension => "bad_ipv6_extension",
+            DropReason::BadIpv6Address => "bad_ipv6_address",
             DropReason::BadTcpHeaderLength => "bad_tcp_header_length",
             DropReason::BadTcpChecksum => "bad_tcp_checksum",
             DropReason::BadTcpOptions => "bad_tcp_options",
@@ -96,12 +110,22 @@ impl std::fmt::Display for DropReason {
     }
 }
 
-/// A received frame that passed every check of [`parse_frame`]: views of its three headers and
-/// its parsed TCP options. All slices point into the frame (nothing is copied).
+/// A received frame that passed every check of [`parse_frame`]: views of its Ethernet and TCP
+/// headers, the IP addresses, and the parsed TCP options. All slices point into the frame
+/// (nothing is copied).
 #[derive(Clone, Copy, Debug)]
 pub struct ParsedFrame<'a> {
     pub eth: EthernetFrame<'a>,
-    pub ip: Ipv4Packet<'a>,
+    /// The IPv4 header, for an IPv4 frame (`None` for IPv6).
+    #[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
+    pub ipv4: Option<Ipv4Packet<'a>>,
+    /// The IP source (IPv4-mapped for IPv4).
+    pub src: IpAddress,
+    /// The IP destination (IPv4-mapped for IPv4).
+    pub dst: IpAddress,
+    /// IPv4 TTL or IPv6 Hop Limit.
+    #[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
+    pub hop_limit: u8,
     pub tcp: TcpSegmentView<'a>,
     pub options: TcpOptions,
 }
@@ -116,20 +140,23 @@ impl<'a> ParsedFrame<'a> {
     pub fn dst_mac(&self) -> [u8; 6] {
         self.eth.dst_mac()
     }
-    /// IPv4 source, host order.
+    /// IP source.
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
-    pub fn src_ip(&self) -> u32 {
-        self.ip.src()
+    pub fn src_ip(&self) -> IpAddress {
+        self.src
     }
-    /// IPv4 destination, host order.
+    /// IP destination.
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
-    pub fn dst_ip(&self) -> u32 {
-        self.ip.dst()
+    pub fn dst_ip(&self) -> IpAddress {
+        self.dst
     }
+    /// IPv4 TTL or IPv6 Hop Limit.
     #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn ttl(&self) -> u8 {
-        self.ip.ttl()
+        self.hop_limit
     }
     #[inline]
     pub fn src_port(&self) -> u16 {
@@ -164,14 +191,14 @@ impl<'a> ParsedFrame<'a> {
         self.tcp.payload()
     }
 
-    /// The connection this segment belongs to, seen from this host: remote = IPv4/TCP source,
+    /// The connection this segment belongs to, seen from this host: remote = IP/TCP source,
     /// local = destination.
     #[inline]
     pub fn tuple(&self) -> FourTuple {
         FourTuple {
-            remote_ip: self.src_ip(),
+            remote_ip: self.src,
             remote_port: self.src_port(),
-            local_ip: self.dst_ip(),
+            local_ip: self.dst,
             local_port: self.dst_port(),
         }
     }
@@ -192,67 +219,216 @@ impl<'a> ParsedFrame<'a> {
     }
 }
 
-/// Parses and validates one received Ethernet frame carrying IPv4/TCP, in one pass:
+/// Parses and validates one received Ethernet frame carrying TCP over IPv4 or IPv6, in one
+/// pass:
 ///
-/// 1. Ethernet II header present (`TooShort`), EtherType IPv4 (`NotIpv4`; VLAN-tagged frames
-///    are not supported and count here);
-/// 2. IPv4 version (`BadIpVersion`), IHL (`BadIpHeaderLength`), Total Length (`BadIpTotalLength`);
-///    bytes after Total Length (Ethernet padding of short frames) are ignored; IPv4 options are
-///    skipped, not interpreted;
-/// 3. IPv4 header checksum (`BadIpChecksum`), checked before the fields below so that a corrupt
-///    header is counted as such;
-/// 4. fragments, MF set or offset non-zero (`Fragment`); protocol TCP (`NotTcp`);
-/// 5. TCP Data Offset (`TooShort` under 20 bytes, else `BadTcpHeaderLength`);
-/// 6. TCP checksum over pseudo-header, header and payload (`BadTcpChecksum`), one pass;
-/// 7. TCP options (`BadTcpOptions`, see [`tcp::parse_options`] for what is skipped and what
+/// 1. Ethernet II header present (`TooShort`), EtherType IPv4 or IPv6 (`NotIp`; VLAN-tagged
+///    frames are not supported and count here);
+/// 2. IPv4: version (`BadIpVersion`), IHL (`BadIpHeaderLength`), Total Length
+///    (`BadIpTotalLength`); bytes after Total Length (Ethernet padding of short frames) are
+///    ignored; IPv4 options are skipped, not interpreted; the header checksum (`BadIpChecksum`),
+///    checked before the fields below so that a corrupt header is counted as such; fragments,
+///    MF set or offset non-zero (`Fragment`); protocol TCP (`NotTcp`);
+/// 3. IPv6 (see [`ipv6_upper_layer`]): version (`BadIpVersion`), Payload Length
+///    (`BadIpTotalLength`), addresses neither IPv4-mapped nor multicast (`BadIpv6Address`),
+///    extension headers skipped as Linux accepts them (`BadIpv6Extension`, `Fragment`), last
+///    Next Header TCP (`NotTcp`);
+/// 4. TCP Data Offset (`TooShort` under 20 bytes, else `BadTcpHeaderLength`);
+/// 5. TCP checksum over pseudo-header, header and payload (`BadTcpChecksum`), one pass;
+/// 6. TCP options (`BadTcpOptions`, see [`tcp::parse_options`] for what is skipped and what
 ///    drops).
 ///
-/// Addresses are not judged here (broadcast, martians, our own IP): that is the caller's policy.
+/// Addresses are not judged here beyond that (broadcast, martians, our own IP): that is the
+/// caller's policy.
 #[inline]
 pub fn parse_frame(frame: &[u8]) -> Result<ParsedFrame<'_>, DropReason> {
     let eth = EthernetFrame::new_checked(frame)?;
-    if eth.ethertype() != ethernet::ETHERTYPE_IPV4 {
-        return Err(DropReason::NotIpv4);
+    let ethertype = eth.ethertype();
+    if ethertype == ethernet::ETHERTYPE_IPV4 {
+        let ip = Ipv4Packet::new_checked(eth.payload())?;
+        if !ip.checksum_ok() {
+            return Err(DropReason::BadIpChecksum);
+        }
+        // RFC 791 3.2: a fragment would need reassembly, which synack does not do.
+        if ip.is_fragment() {
+            return Err(DropReason::Fragment);
+        }
+        if ip.protocol() != ipv4::PROTO_TCP {
+            return Err(DropReason::NotTcp);
+        }
+        let tcp = TcpSegmentView::new_checked(ip.payload())?;
+        // RFC 9293 3.1 (Checksum): the segment length fits in 16 bits because it lies within
+        // an IPv4 datagram whose Total Length does.
+        if !tcp.checksum_ok(ip.src(), ip.dst()) {
+            return Err(DropReason::BadTcpChecksum);
+        }
+        let options = tcp::parse_options(tcp.options())?;
+        Ok(ParsedFrame {
+            eth,
+            src: IpAddress::v4(ip.src()),
+            dst: IpAddress::v4(ip.dst()),
+            hop_limit: ip.ttl(),
+            ipv4: Some(ip),
+            tcp,
+            options,
+        })
+    } else if ethertype == ethernet::ETHERTYPE_IPV6 {
+        parse_ipv6(eth)
+    } else {
+        Err(DropReason::NotIp)
     }
-    let ip = Ipv4Packet::new_checked(eth.payload())?;
-    if !ip.checksum_ok() {
-        return Err(DropReason::BadIpChecksum);
-    }
-    // RFC 791 3.2: a fragment would need reassembly, which synack does not do.
-    if ip.is_fragment() {
-        return Err(DropReason::Fragment);
-    }
-    if ip.protocol() != ipv4::PROTO_TCP {
+}
+
+/// The IPv6 half of [`parse_frame`], out of line so the IPv4 path stays small.
+#[inline(never)]
+fn parse_ipv6(eth: EthernetFrame<'_>) -> Result<ParsedFrame<'_>, DropReason> {
+    let v6 = Ipv6View::new_checked(eth.payload())?;
+    let upper = ipv6_upper_layer(v6.next_header, v6.payload)?;
+    if upper.0 != ipv4::PROTO_TCP {
         return Err(DropReason::NotTcp);
     }
-    let tcp = TcpSegmentView::new_checked(ip.payload())?;
-    // RFC 9293 3.1 (Checksum): the segment length fits in 16 bits because it lies within an
-    // IPv4 datagram whose Total Length does.
-    if !tcp.checksum_ok(ip.src(), ip.dst()) {
+    let tcp = TcpSegmentView::new_checked(upper.1)?;
+    // RFC 8200 8.1: the pseudo-header's Upper-Layer Packet Length is the TCP length (here at
+    // most 65535: it lies within the Payload Length).
+    let pseudo = pseudo_header_v6(&v6.src, &v6.dst, ipv4::PROTO_TCP, tcp.len() as u32);
+    if !tcp.checksum_ok_with(pseudo) {
         return Err(DropReason::BadTcpChecksum);
     }
     let options = tcp::parse_options(tcp.options())?;
     Ok(ParsedFrame {
         eth,
-        ip,
+        ipv4: None,
+        src: IpAddress::v6(v6.src),
+        dst: IpAddress::v6(v6.dst),
+        hop_limit: v6.hop_limit,
         tcp,
         options,
     })
 }
 
+/// The fixed IPv6 header (RFC 8200 3), checked: version 6, Payload Length within the buffer
+/// (bytes after it are Ethernet padding), addresses usable by TCP.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ipv6View<'a> {
+    pub(crate) src: [u8; 16],
+    pub(crate) dst: [u8; 16],
+    pub(crate) next_header: u8,
+    pub(crate) hop_limit: u8,
+    /// Everything after the fixed header, cut at Payload Length.
+    pub(crate) payload: &'a [u8],
+}
+
+impl<'a> Ipv6View<'a> {
+    #[inline]
+    pub(crate) fn new_checked(buf: &'a [u8]) -> Result<Self, DropReason> {
+        let Some((h, rest)) = buf.split_first_chunk::<IPV6_HEADER_LEN>() else {
+            return Err(DropReason::TooShort);
+        };
+        if h[0] >> 4 != 6 {
+            return Err(DropReason::BadIpVersion);
+        }
+        let payload_len = u16::from_be_bytes([h[4], h[5]]) as usize;
+        // A zero Payload Length with a Hop-by-Hop Jumbo Payload option (RFC 2675) is not
+        // accepted either: no link here carries jumbograms.
+        let Some(payload) = rest.get(..payload_len) else {
+            return Err(DropReason::BadIpTotalLength);
+        };
+        let mut src = [0u8; 16];
+        let mut dst = [0u8; 16];
+        src.copy_from_slice(&h[8..24]);
+        dst.copy_from_slice(&h[24..40]);
+        // Multicast (ff00::/8) is never a TCP peer; IPv4-mapped addresses would alias IPv4
+        // connections in the tuple (Linux's tcp_v6_rcv drops them).
+        for a in [&src, &dst] {
+            if a[0] == 0xff || IpAddress::v6(*a).is_v4() {
+                return Err(DropReason::BadIpv6Address);
+            }
+        }
+        Ok(Ipv6View {
+            src,
+            dst,
+            next_header: h[6],
+            hop_limit: h[7],
+            payload,
+        })
+    }
+}
+
+/// Length of the fixed IPv6 header.
+pub const IPV6_HEADER_LEN: usize = 40;
+/// IPv6 Next Header values of the extension headers [`ipv6_upper_layer`] skips.
+const NH_HOP_BY_HOP: u8 = 0;
+const NH_ROUTING: u8 = 43;
+const NH_FRAGMENT: u8 = 44;
+const NH_DEST_OPTS: u8 = 60;
+/// The longest chain of extension headers walked before giving up.
+const MAX_EXTENSION_HEADERS: usize = 8;
+
+/// Walks the extension headers after an IPv6 header (RFC 8200 4) as Linux does for TCP and
+/// returns the upper-layer protocol and its bytes: Hop-by-Hop Options only first (RFC 8200
+/// 4.1), Destination Options, and Routing headers with Segments Left 0 (a Routing header with
+/// segments left would forward the packet, which an endpoint here does not do) are skipped;
+/// a Fragment header is `Fragment`. Any other Next Header ends the walk and is returned (TCP,
+/// ICMPv6, No Next Header...). Options inside the skipped headers are not interpreted: the
+/// XDP program passes to the kernel any packet whose chain it does not fully understand, so
+/// what reaches here carries only these three kinds.
+#[inline]
+pub(crate) fn ipv6_upper_layer(mut next: u8, mut rest: &[u8]) -> Result<(u8, &[u8]), DropReason> {
+    for i in 0..MAX_EXTENSION_HEADERS {
+        match next {
+            NH_HOP_BY_HOP if i == 0 => {}
+            NH_DEST_OPTS => {}
+            NH_ROUTING => {
+                if rest.get(3).is_none_or(|&left| left != 0) {
+                    return Err(DropReason::BadIpv6Extension);
+                }
+            }
+            NH_FRAGMENT => return Err(DropReason::Fragment),
+            NH_HOP_BY_HOP => return Err(DropReason::BadIpv6Extension),
+            _ => return Ok((next, rest)),
+        }
+        // RFC 8200 4.3-4.6: Hdr Ext Len counts 8-octet units, not including the first 8.
+        let Some(&[nh, len]) = rest.first_chunk::<2>() else {
+            return Err(DropReason::BadIpv6Extension);
+        };
+        let Some(after) = rest.get((len as usize + 1) * 8..) else {
+            return Err(DropReason::BadIpv6Extension);
+        };
+        next = nh;
+        rest = after;
+    }
+    Err(DropReason::BadIpv6Extension)
+}
+
+/// The sum of the IPv6 pseudo-header (RFC 8200 8.1: source, destination, Upper-Layer Packet
+/// Length as 32 bits, three zero bytes, Next Header).
+#[inline]
+pub(crate) fn pseudo_header_v6(src: &[u8; 16], dst: &[u8; 16], next_header: u8, len: u32) -> Checksum {
+    let mut c = Checksum::new();
+    c.add_bytes(src);
+    c.add_bytes(dst);
+    c.add_u32(len);
+    c.add_u32(next_header as u32);
+    c
+}
+
 /// Ethernet + IPv4 + TCP header bytes without options.
 pub const MIN_HEADERS_LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp::HEADER_LEN;
+/// Ethernet + IPv6 + TCP header bytes without options (no extension headers).
+pub const MIN_HEADERS_LEN_V6: usize = ethernet::HEADER_LEN + IPV6_HEADER_LEN + tcp::HEADER_LEN;
 
 /// Everything [`build_tcp_frame`] needs to write the headers of one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameSpec {
     pub src_mac: [u8; 6],
     pub dst_mac: [u8; 6],
-    /// Host order.
-    pub src_ip: u32,
-    /// Host order.
-    pub dst_ip: u32,
+    /// The family of `src_ip` decides the frame's: IPv4 when it is IPv4(-mapped).
+    pub src_ip: IpAddress,
+    /// Same family as `src_ip`.
+    pub dst_ip: IpAddress,
+    /// IPv4 TTL or IPv6 Hop Limit.
     pub ttl: u8,
+    /// IPv4 Identification (unused for IPv6).
     pub ip_id: u16,
     pub src_port: u16,
     pub dst_port: u16,
@@ -265,7 +441,8 @@ pub struct FrameSpec {
 }
 
 impl FrameSpec {
-    /// The TTL Linux uses by default (`net.ipv4.ip_default_ttl`).
+    /// The TTL Linux uses by default (`net.ipv4.ip_default_ttl`; IPv6's hop limit defaults to
+    /// 64 as well).
     pub const DEFAULT_TTL: u8 = 64;
 
     /// The frame for a segment the engine emitted: from the tuple's local end to its remote end.
@@ -295,8 +472,8 @@ impl Default for FrameSpec {
         FrameSpec {
             src_mac: [0; 6],
             dst_mac: [0; 6],
-            src_ip: 0,
-            dst_ip: 0,
+            src_ip: IpAddress::v4(0),
+            dst_ip: IpAddress::v4(0),
             ttl: Self::DEFAULT_TTL,
             ip_id: 0,
             src_port: 0,
@@ -315,8 +492,10 @@ impl Default for FrameSpec {
 pub enum BuildError {
     /// The frame needs `needed` bytes but the buffer has `available`.
     BufferTooSmall { needed: usize, available: usize },
-    /// The IPv4 datagram would exceed 65535 bytes.
+    /// The IPv4 datagram or the IPv6 payload would exceed 65535 bytes.
     TooLong,
+    /// Source and destination are of different families.
+    MixedFamilies,
 }
 
 impl std::fmt::Display for BuildError {
@@ -325,23 +504,27 @@ impl std::fmt::Display for BuildError {
             BuildError::BufferTooSmall { needed, available } => {
                 write!(f, "frame needs {needed} bytes, buffer has {available}")
             }
-            BuildError::TooLong => f.write_str("IPv4 datagram longer than 65535 bytes"),
+            BuildError::TooLong => f.write_str("IP datagram longer than 65535 bytes"),
+            BuildError::MixedFamilies => f.write_str("an IPv4 and an IPv6 address in one frame"),
         }
     }
 }
 
 impl std::error::Error for BuildError {}
 
-/// Bytes of Ethernet, IPv4 and TCP headers (options included, see [`tcp::options_len`]) that
-/// [`build_tcp_frame`] writes for `opts`: where the payload starts in the frame.
+/// Bytes of Ethernet, IP (IPv4 when `v4`, else IPv6) and TCP headers (options included, see
+/// [`tcp::options_len`]) that [`build_tcp_frame`] writes for `opts`: where the payload starts
+/// in the frame.
 #[inline]
-pub fn tcp_headers_len(opts: &TcpOptions) -> usize {
-    MIN_HEADERS_LEN + tcp::options_len(opts)
+pub fn tcp_headers_len(v4: bool, opts: &TcpOptions) -> usize {
+    (if v4 { MIN_HEADERS_LEN } else { MIN_HEADERS_LEN_V6 }) + tcp::options_len(opts)
 }
 
-/// Writes the Ethernet II, IPv4 (20 bytes, DF set, header checksum) and TCP (options laid out
-/// like Linux, see [`tcp::write_options`], full checksum) headers into `buf`, in front of the
-/// `payload_len` payload bytes the caller already placed at `buf[tcp_headers_len(&spec.options)..]`.
+/// Writes the Ethernet II, IP (IPv4: 20 bytes, DF set, header checksum; IPv6: 40 bytes, no
+/// extension headers, flow label 0) and TCP (options laid out like Linux, see
+/// [`tcp::write_options`], full checksum) headers into `buf`, in front of the `payload_len`
+/// payload bytes the caller already placed at
+/// `buf[tcp_headers_len(spec.src_ip.is_v4(), &spec.options)..]`.
 /// Returns the frame length. Never panics; on error nothing is written.
 #[inline]
 pub fn build_tcp_frame(
@@ -373,6 +556,26 @@ fn build(
     payload_len: usize,
     payload_sum: Option<Checksum>,
 ) -> Result<usize, BuildError> {
+    if spec.src_ip.is_v4() {
+        if !spec.dst_ip.is_v4() {
+            return Err(BuildError::MixedFamilies);
+        }
+        build_v4(buf, spec, payload_len, payload_sum)
+    } else {
+        if spec.dst_ip.is_v4() {
+            return Err(BuildError::MixedFamilies);
+        }
+        build_v6(buf, spec, payload_len, payload_sum)
+    }
+}
+
+#[inline(always)]
+fn build_v4(
+    buf: &mut [u8],
+    spec: &FrameSpec,
+    payload_len: usize,
+    payload_sum: Option<Checksum>,
+) -> Result<usize, BuildError> {
     let options_len = tcp::options_len(&spec.options);
     let headers_len = MIN_HEADERS_LEN + options_len;
     let frame_len = headers_len
@@ -398,18 +601,87 @@ fn build(
         .ok_or(too_small)?;
     let (opts, payload) = rest.split_at_mut_checked(options_len).ok_or(too_small)?;
 
+    let (src, dst) = (spec.src_ip.v4_bits(), spec.dst_ip.v4_bits());
     ethernet::write_header(eth_h, spec.dst_mac, spec.src_mac, ethernet::ETHERTYPE_IPV4);
     ipv4::write_header(
         ip_h,
         &ipv4::Ipv4Fields {
-            src: spec.src_ip,
-            dst: spec.dst_ip,
+            src,
+            dst,
             protocol: ipv4::PROTO_TCP,
             ttl: spec.ttl,
             ident: spec.ip_id,
             total_len: ip_total as u16,
         },
     );
+    let tcp_len = (ip_total - ipv4::HEADER_LEN) as u16;
+    let pseudo = checksum::pseudo_header_v4(src, dst, ipv4::PROTO_TCP, tcp_len);
+    write_tcp(tcp_h, opts, payload, spec, options_len, pseudo, payload_sum);
+    Ok(frame_len)
+}
+
+#[inline(never)]
+fn build_v6(
+    buf: &mut [u8],
+    spec: &FrameSpec,
+    payload_len: usize,
+    payload_sum: Option<Checksum>,
+) -> Result<usize, BuildError> {
+    let options_len = tcp::options_len(&spec.options);
+    let headers_len = MIN_HEADERS_LEN_V6 + options_len;
+    let frame_len = headers_len
+        .checked_add(payload_len)
+        .ok_or(BuildError::TooLong)?;
+    let tcp_len = frame_len - MIN_HEADERS_LEN_V6 + tcp::HEADER_LEN;
+    if tcp_len > u16::MAX as usize {
+        return Err(BuildError::TooLong);
+    }
+    let too_small = BuildError::BufferTooSmall {
+        needed: frame_len,
+        available: buf.len(),
+    };
+    let frame = buf.get_mut(..frame_len).ok_or(too_small)?;
+    let (eth_h, rest) = frame
+        .split_first_chunk_mut::<{ ethernet::HEADER_LEN }>()
+        .ok_or(too_small)?;
+    let (ip_h, rest) = rest
+        .split_first_chunk_mut::<IPV6_HEADER_LEN>()
+        .ok_or(too_small)?;
+    let (tcp_h, rest) = rest
+        .split_first_chunk_mut::<{ tcp::HEADER_LEN }>()
+        .ok_or(too_small)?;
+    let (opts, payload) = rest.split_at_mut_checked(options_len).ok_or(too_small)?;
+
+    ethernet::write_header(eth_h, spec.dst_mac, spec.src_mac, ethernet::ETHERTYPE_IPV6);
+    // RFC 8200 3: version 6, traffic class 0, flow label 0, Payload Length, Next Header TCP,
+    // Hop Limit, addresses.
+    ip_h[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
+    ip_h[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+    ip_h[6] = ipv4::PROTO_TCP;
+    ip_h[7] = spec.ttl;
+    ip_h[8..24].copy_from_slice(spec.src_ip.octets());
+    ip_h[24..40].copy_from_slice(spec.dst_ip.octets());
+    let pseudo = pseudo_header_v6(
+        spec.src_ip.octets(),
+        spec.dst_ip.octets(),
+        ipv4::PROTO_TCP,
+        tcp_len as u32,
+    );
+    write_tcp(tcp_h, opts, payload, spec, options_len, pseudo, payload_sum);
+    Ok(frame_len)
+}
+
+/// Writes the TCP header and options and the checksum over `pseudo`, header and payload.
+#[inline(always)]
+fn write_tcp(
+    tcp_h: &mut [u8; tcp::HEADER_LEN],
+    opts: &mut [u8],
+    payload: &[u8],
+    spec: &FrameSpec,
+    options_len: usize,
+    pseudo: Checksum,
+    payload_sum: Option<Checksum>,
+) {
     let fields = tcp::TcpHeaderFields {
         src_port: spec.src_port,
         dst_port: spec.dst_port,
@@ -425,8 +697,7 @@ fn build(
     // RFC 9293 3.1 (Checksum): pseudo-header, header (checksum field zero) and payload. The
     // header and option sums come from the values just written (reading the bytes back would
     // stall on store forwarding); the payload is read once, or not at all when its sum is known.
-    let tcp_len = (ip_total - ipv4::HEADER_LEN) as u16;
-    let mut sum = checksum::pseudo_header_v4(spec.src_ip, spec.dst_ip, ipv4::PROTO_TCP, tcp_len);
+    let mut sum = pseudo;
     sum.add_checksum(tcp::header_sum(&fields, tcp_header_len));
     sum.add_checksum(options_sum);
     match payload_sum {
@@ -434,5 +705,4 @@ fn build(
         None => sum.add_bytes(payload),
     }
     tcp::set_checksum(tcp_h, sum.finish());
-    Ok(frame_len)
 }

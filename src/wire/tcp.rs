@@ -175,7 +175,13 @@ impl<'a> TcpSegmentView<'a> {
     /// `src` and `dst` are the IPv4 addresses in host order.
     #[inline]
     pub fn checksum_ok(&self, src: u32, dst: u32) -> bool {
-        let mut c = checksum::pseudo_header_v4(src, dst, PROTO_TCP, self.len() as u16);
+        self.checksum_ok_with(checksum::pseudo_header_v4(src, dst, PROTO_TCP, self.len() as u16))
+    }
+
+    /// The checksum verifies, given the sum of the pseudo-header (IPv4's or IPv6's).
+    #[inline]
+    pub fn checksum_ok_with(&self, pseudo_header: checksum::Checksum) -> bool {
+        let mut c = pseudo_header;
         c.add_bytes(self.header);
         c.add_bytes(self.options);
         c.add_bytes(self.payload);
