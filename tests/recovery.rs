@@ -1,6 +1,7 @@
 //! Loss recovery of an ESTABLISHED connection whose peer does SACK: the RFC 8985 tail loss
 //! probe, RFC 6675 recovery with several retransmissions per ACK, the scoreboard kept across
-//! an RTO (RFC 6675 5.1), and slow-start restart after idle (RFC 5681 4.1).
+//! an RTO (RFC 6675 5.1), slow-start restart after idle (RFC 5681 4.1), and path MTU
+//! discovery (RFC 1191, RFC 8201, checked as RFC 5927 asks) over both families.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use synack::tcp::testkit::{CollectSink, OwnedSegment, TestApp, TestAppConfig, se
 use synack::time::Instant;
 use synack::wire::IpAddress;
 use synack::wire::segment::FourTuple;
+use synack::wire::seq::SeqNumber;
 use synack::wire::tcp::{SackBlock, TcpFlags, TcpOptions};
 
 const SERVER: u32 = u32::from_be_bytes([198, 18, 0, 1]);
@@ -39,24 +41,31 @@ struct Bench {
 impl Bench {
     /// ESTABLISHED, SRTT = 10 ms, answering each request with `response_len` bytes.
     fn established(response_len: usize) -> Self {
+        let t = FourTuple {
+            remote_ip: IpAddress::v4(CLIENT),
+            remote_port: 40000,
+            local_ip: IpAddress::v4(SERVER),
+            local_port: 8080,
+        };
+        Bench::established_on(t, response_len)
+    }
+
+    /// The same on the connection `t` (either family; its local address is served).
+    fn established_on(t: FourTuple, response_len: usize) -> Self {
         let app = TestApp::new(TestAppConfig {
             response: Bytes::from(vec![b'r'; response_len]),
             ..TestAppConfig::default()
         });
         let cfg = EngineConfig {
             syn_cookies: SynCookieMode::Never,
+            local_ips: vec![t.local_ip],
             ..EngineConfig::default()
         };
         let mut b = Bench {
             e: Engine::new(cfg, app),
             out: CollectSink::default(),
             now: Instant::from_millis(1_000_000),
-            t: FourTuple {
-                remote_ip: IpAddress::v4(CLIENT),
-                remote_port: 40000,
-                local_ip: IpAddress::v4(SERVER),
-                local_port: 8080,
-            },
+            t,
             base: 0,
             c_nxt: C_ISS + 1,
         };
@@ -68,6 +77,12 @@ impl Bench {
         };
         let out = b.send_opts(C_ISS, 0, S, syn, &[]);
         assert_eq!(out.len(), 1);
+        let ours = if t.is_v4() { 1460 } else { 1440 };
+        assert_eq!(
+            out[0].header.options.mss,
+            Some(ours),
+            "MTU 1500 less this family's headers"
+        );
         b.base = out[0].seq().raw() + 1;
         b.now += RTT;
         assert!(b.ack(0, &[]).is_empty());
@@ -294,4 +309,110 @@ fn slow_start_restarts_after_idle() {
     }
     b2.advance(Duration::from_millis(50));
     assert!(b2.request(40 * SEG).len() > 30);
+}
+
+/// The IPv6 connection of the path-MTU tests.
+fn tuple6() -> FourTuple {
+    let a = |last: u8| IpAddress::v6([0xfd, 0, 1, 0x98, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, last]);
+    FourTuple {
+        remote_ip: a(2),
+        remote_port: 40000,
+        local_ip: a(1),
+        local_port: 8080,
+    }
+}
+
+/// (e) RFC 1191 / RFC 8201: a router on the path says "1280 bytes at most" quoting the first
+/// segment of a response. The MSS falls to 1240 (IPv4) or 1220 (IPv6), everything in flight
+/// is resent from SND.UNA at the new size at once (no RTO wait), cwnd is not cut, and the
+/// data that follows uses the new size.
+#[test]
+fn packet_too_big_lowers_the_mss_and_resends_what_was_in_flight() {
+    for t in [None, Some(tuple6())] {
+        let mut b = match t {
+            None => Bench::established(10 * SEG as usize),
+            Some(t) => Bench::established_on(t, 10 * SEG as usize),
+        };
+        let first_mss = if b.t.is_v4() { 1460 } else { 1440 };
+        let resp = b.request(0);
+        assert!(resp.iter().all(|s| s.payload.len() == first_mss));
+        let total: usize = resp.iter().map(|s| s.payload.len()).sum();
+        let cwnd = b.e.connection(&b.t).unwrap().cwnd();
+        b.now += Duration::from_millis(1);
+        let quoted = resp[0].seq();
+        b.e.on_packet_too_big(b.now, &b.t, quoted, 1280, &mut b.out);
+        let again = b.out.take();
+        let new_mss = if b.t.is_v4() { 1240 } else { 1220 };
+        assert_eq!(b.e.connection(&b.t).unwrap().mss(), new_mss as u32);
+        assert_eq!(b.e.counters().pmtu_lowered, 1);
+        assert!(!again.is_empty(), "resent at once");
+        assert_eq!(b.off(&again[0]), 0, "from SND.UNA");
+        assert!(
+            again.iter().all(|s| s.payload.len() <= new_mss),
+            "every resend fits the path"
+        );
+        let resent: usize = again.iter().map(|s| s.payload.len()).sum();
+        // The whole window in smaller pieces, less a last piece that sender-side silly
+        // window avoidance holds back (RFC 9293 3.8.6.2.1).
+        assert!(
+            resent <= cwnd as usize && resent + new_mss > total.min(cwnd as usize),
+            "{resent} of {total}"
+        );
+        assert_eq!(b.e.connection(&b.t).unwrap().cwnd(), cwnd, "not congestion");
+        // The client gets it all and acknowledges; the next response uses the new size.
+        b.now += RTT;
+        b.ack(total as u32, &[]);
+        let next = b.request(total as u32);
+        assert!(!next.is_empty());
+        assert!(next.iter().all(|s| s.payload.len() <= new_mss));
+        assert_eq!(b.e.counters().rto_expirations, 0);
+    }
+}
+
+/// (f) RFC 5927 4.1: a message quoting a sequence number that is not in flight may be forged
+/// by someone off the path and is ignored; so is one that would not lower the MSS. The MTU is
+/// never taken below the family's floor (IPv4 552 as Linux's min_pmtu, IPv6 1280).
+#[test]
+fn packet_too_big_is_believed_only_for_data_in_flight_and_above_the_floor() {
+    for t in [None, Some(tuple6())] {
+        let mut b = match t {
+            None => Bench::established(4 * SEG as usize),
+            Some(t) => Bench::established_on(t, 4 * SEG as usize),
+        };
+        let mss0 = b.e.connection(&b.t).unwrap().mss();
+        // Nothing in flight yet: ignored.
+        b.e.on_packet_too_big(b.now, &b.t, SeqNumber::new(b.base), 1280, &mut b.out);
+        assert!(b.out.take().is_empty());
+        let resp = b.request(0);
+        let end = resp.last().unwrap().seq().raw() + resp.last().unwrap().payload.len() as u32;
+        // Before SND.UNA, at SND.MAX, far away: ignored.
+        for seq in [b.base.wrapping_sub(1), end, end.wrapping_add(1 << 30)] {
+            b.e.on_packet_too_big(b.now, &b.t, SeqNumber::new(seq), 1280, &mut b.out);
+            assert!(b.out.take().is_empty(), "seq {seq}");
+        }
+        // Another connection's tuple: ignored.
+        let mut other = b.t;
+        other.remote_port += 1;
+        b.e.on_packet_too_big(b.now, &other, resp[1].seq(), 1280, &mut b.out);
+        // Not smaller than the MSS in use: ignored.
+        b.e.on_packet_too_big(b.now, &b.t, resp[1].seq(), 9000, &mut b.out);
+        assert!(b.out.take().is_empty());
+        assert_eq!(b.e.connection(&b.t).unwrap().mss(), mss0);
+        assert_eq!(b.e.counters().pmtu_ignored, 6);
+        assert_eq!(b.e.counters().pmtu_lowered, 0);
+        // An absurd MTU stops at the floor.
+        b.e.on_packet_too_big(b.now, &b.t, resp[3].seq(), 68, &mut b.out);
+        let floor = if b.t.is_v4() { 552 - 40 } else { 1280 - 60 };
+        assert_eq!(b.e.connection(&b.t).unwrap().mss(), floor);
+        assert!(
+            b.out
+                .take()
+                .iter()
+                .all(|s| s.payload.len() <= floor as usize)
+        );
+        // A second message with the same MTU changes nothing.
+        b.e.on_packet_too_big(b.now, &b.t, resp[3].seq(), 68, &mut b.out);
+        assert!(b.out.take().is_empty());
+        assert_eq!(b.e.counters().pmtu_lowered, 1);
+    }
 }

@@ -187,7 +187,8 @@ const MAILBOX_CAPACITY: usize = 4096;
 ///     fn on_close(&mut self, _s: (), _reason: CloseReason, _now: Instant) {}
 /// }
 ///
-/// let server = Server::new("eth0", "192.0.2.1".parse().unwrap(), 7).queues(1);
+/// let addr: std::net::IpAddr = "192.0.2.1".parse().unwrap(); // or an IPv6 address
+/// let server = Server::new("eth0", addr, 7).queues(1);
 /// let handle = server.handle(); // handle.stop() from another thread ends `run`
 /// let stats = server.run(|_worker| Echo).expect("started");
 /// eprint!("{}", stats.summary());
@@ -457,7 +458,8 @@ impl Server {
                 res.program.mode_name(),
                 &plan.cores[..started]
             );
-            shutdown::wait_for_stop(&control.1, &res.reports, &phase, args.grace);
+            let mut mtu = shutdown::MtuWatch::new(&args.iface, plan.mtu, plan.iface.mtu);
+            shutdown::wait_for_stop(&control.1, &res.reports, &phase, args.grace, &mut mtu);
             Ok(())
         });
         // The workers have returned (the scope joined them). The writer of the capture

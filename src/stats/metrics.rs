@@ -187,6 +187,8 @@ const WORKER_COUNTERS: &[WorkerCounter] = &[
     ("synack_time_wait_reused", "TIME-WAIT records reused by a new SYN.", |w| w.tcp.time_wait_reused),
     ("synack_time_wait_overflow", "Connections closed without a TIME-WAIT record (table full).", |w| w.tcp.time_wait_overflow),
     ("synack_tx_deferred", "Times a connection's output waited for transmit room.", |w| w.tcp.tx_deferred),
+    ("synack_pmtu_lowered", "ICMP fragmentation-needed / ICMPv6 packet-too-big messages that lowered a connection's MSS.", |w| w.tcp.pmtu_lowered),
+    ("synack_pmtu_ignored", "Path-MTU messages ignored: no such connection, sequence number not in flight (RFC 5927), or no smaller MSS.", |w| w.tcp.pmtu_ignored),
     ("synack_requests", "Requests the application answered (HTTP: final responses).", |w| w.requests),
 ];
 

@@ -200,6 +200,22 @@ impl Congestion {
         self.ca_acked = 0;
     }
 
+    /// The path MTU fell (RFC 1191, RFC 8201): segments are now `mss` bytes. What was in flight
+    /// at the old size is presumed dropped and is resent from SND.UNA (Linux's
+    /// tcp_simple_retransmit): the Loss state until SND.UNA passes `snd_max`, so the resends'
+    /// ACKs do not look like fast-recovery evidence. cwnd and ssthresh keep their bytes: this
+    /// is not congestion.
+    pub fn on_path_mtu_drop(&mut self, mss: u32, snd_max: SeqNumber) {
+        self.mss = mss;
+        if !self.in_loss {
+            self.in_recovery = false;
+            self.in_loss = true;
+            self.dupacks = 0;
+            self.recover = snd_max;
+            self.recover_valid = true;
+        }
+    }
+
     /// The retransmission timer expired (RFC 5681 3.1 eq. 4, and the loss window).
     pub fn on_timeout(&mut self, flight: u32, snd_max: SeqNumber) {
         self.ssthresh = (flight / 2).max(2 * self.mss);

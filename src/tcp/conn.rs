@@ -101,6 +101,18 @@ pub fn payload_mss(cfg: &TcpConfig, v4: bool, peer_mss: u16, timestamps: bool) -
     mss.max(64)
 }
 
+/// What [`Conn::on_path_mtu`] made of a path-MTU message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PmtuVerdict {
+    /// The MSS was lowered and what was in flight resent.
+    Lowered,
+    /// The quoted sequence number is not in flight (RFC 5927: possibly forged), or the
+    /// connection sends no data in its state.
+    NotInFlight,
+    /// The MTU would not lower the MSS (already at or below it, or below the floor).
+    NotSmaller,
+}
+
 /// What a SYN offered, kept to answer it (and its duplicates) the same way.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SynOptions {
@@ -1620,6 +1632,43 @@ impl<S> Conn<S> {
             self.add_marker(m);
         }
         self.after_app(cx, before, close, abort, deadline)
+    }
+
+    /// An ICMP "fragmentation needed" (RFC 1191) or ICMPv6 "packet too big" (RFC 8201) quoted
+    /// one of this connection's segments, starting at `quoted_seq`, and says the path carries
+    /// datagrams of at most `mtu` bytes. RFC 5927 4.1: believed only if `quoted_seq` is in
+    /// flight (SND.UNA <= seq < SND.NXT), since an off-path attacker does not know it. The MTU
+    /// is taken no lower than the family's floor (IPv4: 552, Linux's min_pmtu; IPv6: 1280,
+    /// RFC 8200 5), and only a smaller MSS is taken. Then everything in flight is resent from
+    /// SND.UNA at the new size, as Linux's tcp_simple_retransmit does.
+    pub fn on_path_mtu<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        cx: &mut Ctx<'_, A, K>,
+        quoted_seq: SeqNumber,
+        mtu: u32,
+    ) -> PmtuVerdict {
+        if !matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+        ) || quoted_seq.lt(self.snd_una)
+            || !quoted_seq.lt(self.snd_max)
+        {
+            return PmtuVerdict::NotInFlight;
+        }
+        let v4 = self.tuple.is_v4();
+        let (floor, headers) = if v4 { (552, 40) } else { (1280, 60) };
+        let options = if self.ts_enabled { 12 } else { 0 };
+        let mss = mtu.max(floor) - headers - options;
+        if mss >= self.mss {
+            return PmtuVerdict::NotSmaller;
+        }
+        self.mss = mss;
+        self.cc.on_path_mtu_drop(mss, self.snd_max);
+        self.rack.on_timeout();
+        self.rtt_probe = None;
+        self.snd_nxt = self.snd_una;
+        self.transmit(cx);
+        PmtuVerdict::Lowered
     }
 
     /// Someone woke this connection ([`AppIo::wake`]): call the application, then send what

@@ -122,6 +122,12 @@ pub struct TcpCounters {
     pub time_wait_overflow: u64,
     /// Times a connection's output had to wait for transmit room (resumed, not lost).
     pub tx_deferred: u64,
+    /// ICMP "fragmentation needed" / ICMPv6 "packet too big" messages that lowered a
+    /// connection's MSS (RFC 1191, RFC 8201).
+    pub pmtu_lowered: u64,
+    /// Path-MTU messages ignored: no such connection, the quoted sequence number not in flight
+    /// (RFC 5927), or no smaller MSS.
+    pub pmtu_ignored: u64,
     pub drops: [u64; TcpDrop::COUNT],
 }
 

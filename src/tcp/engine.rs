@@ -24,7 +24,7 @@ use std::time::Duration;
 use super::app::{App, ConnId, WakeQueue, Wakeups};
 use super::buffer::{RecvBuf, RecvMemory, SendBuf};
 use super::config::TcpConfig;
-use super::conn::{Conn, Ctx, Next, SynOptions, initial_window};
+use super::conn::{Conn, Ctx, Next, PmtuVerdict, SynOptions, initial_window};
 use super::counters::{TcpCounters, TcpDrop};
 use super::isn::IsnGenerator;
 use super::segment::{EMPTY, SegmentSink};
@@ -384,6 +384,41 @@ impl<A: App> Engine<A> {
             };
             self.after_event(now, id.slot, before, next);
         }
+    }
+
+    /// An ICMP "fragmentation needed" (RFC 1191) or ICMPv6 "packet too big" (RFC 8201) that
+    /// quotes a segment of ours: `tuple` is the connection as this host sees it (the quoted
+    /// datagram's source is our end), `quoted_seq` the quoted TCP sequence number, `mtu` the
+    /// MTU the router reported. See [`Conn::on_path_mtu`] for what is believed.
+    // The worker calls this once the wire layer parses ICMP (next commit).
+    #[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
+    pub fn on_packet_too_big<K: SegmentSink>(
+        &mut self,
+        now: Instant,
+        tuple: &FourTuple,
+        quoted_seq: SeqNumber,
+        mtu: u32,
+        sink: &mut K,
+    ) {
+        let Some(slot) = self.table.find(tuple) else {
+            self.counters.pmtu_ignored += 1;
+            return;
+        };
+        let Some(conn) = self.table.get_mut(slot) else {
+            self.counters.pmtu_ignored += 1;
+            return;
+        };
+        let before = conn.state();
+        let verdict = {
+            let mut cx = ctx!(self, now, sink);
+            conn.on_path_mtu(&mut cx, quoted_seq, mtu)
+        };
+        if verdict == PmtuVerdict::Lowered {
+            self.counters.pmtu_lowered += 1;
+        } else {
+            self.counters.pmtu_ignored += 1;
+        }
+        self.after_event(now, slot, before, Next::Keep);
     }
 
     /// A message from another worker for the application (`App::on_message`); the
