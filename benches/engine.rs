@@ -21,6 +21,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant as Clock};
 
 use bytes::Bytes;
@@ -89,11 +90,42 @@ impl SegmentSink for BenchSink {
     }
 }
 
+/// Rows run over IPv6 while this is set (the `..., IPv6` rows); IPv4 otherwise.
+static V6: AtomicBool = AtomicBool::new(false);
+/// The server's IPv6 address (fd00:198:18::1), served beside `SERVER`.
+const SERVER6: IpAddress = IpAddress::v6([0xfd, 0, 1, 0x98, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+
+fn server_ip() -> IpAddress {
+    if V6.load(Ordering::Relaxed) {
+        SERVER6
+    } else {
+        IpAddress::v4(SERVER)
+    }
+}
+
+/// Runs `f` with the rows' connections over IPv6.
+fn over_v6(f: impl Fn() -> Round) -> impl Fn() -> Round {
+    move || {
+        V6.store(true, Ordering::Relaxed);
+        let r = f();
+        V6.store(false, Ordering::Relaxed);
+        r
+    }
+}
+
 fn tuple(i: usize) -> FourTuple {
+    let host = 0x0a00_0000 | (i as u32 / 50_000);
+    let remote_ip = if V6.load(Ordering::Relaxed) {
+        let mut a = [0xfd, 0, 1, 0x98, 0, 0x19, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        a[12..].copy_from_slice(&host.to_be_bytes());
+        IpAddress::v6(a)
+    } else {
+        IpAddress::v4(host)
+    };
     FourTuple {
-        remote_ip: IpAddress::v4(0x0a00_0000 | (i as u32 / 50_000)),
+        remote_ip,
         remote_port: 10_000 + (i % 50_000) as u16,
-        local_ip: IpAddress::v4(SERVER),
+        local_ip: server_ip(),
         local_port: PORT,
     }
 }
@@ -217,6 +249,7 @@ fn config(cookies: SynCookieMode) -> EngineConfig {
         syn_cookies: cookies,
         max_conns: 1 << 17,
         syn_backlog: 1 << 17,
+        local_ips: vec![IpAddress::v4(SERVER), SERVER6],
         ..EngineConfig::default()
     }
 }
@@ -295,7 +328,7 @@ fn client_frame(
         src_mac: CLIENT_MAC,
         dst_mac: SERVER_MAC,
         src_ip: t.remote_ip,
-        dst_ip: IpAddress::v4(SERVER),
+        dst_ip: server_ip(),
         ttl: 64,
         ip_id: 0,
         src_port: t.remote_port,
@@ -681,12 +714,19 @@ fn parse_only() -> Round {
 }
 
 fn build_only() -> Round {
-    let payload = vec![b'x'; 1460];
+    let payload = vec![
+        b'x';
+        if V6.load(Ordering::Relaxed) {
+            1440
+        } else {
+            1460
+        }
+    ];
     let mut buf = vec![0u8; 2048];
     let mut spec = FrameSpec {
         src_mac: SERVER_MAC,
         dst_mac: CLIENT_MAC,
-        src_ip: IpAddress::v4(SERVER),
+        src_ip: server_ip(),
         dst_ip: tuple(0).remote_ip,
         ttl: 64,
         ip_id: 0,
@@ -790,6 +830,30 @@ fn main() {
             parse_only,
         ),
         row("wire: build_tcp_frame, 1460 B payload", "frame", build_only),
+        row(
+            "frame path: HTTP GET frame (HttpApp), IPv6",
+            "frame",
+            over_v6(move || {
+                let content = Arc::new(Content::fixed(&b"hello, world\n"[..], "text/plain"));
+                frame_path(
+                    HttpApp::new(
+                        HttpConfig::default(),
+                        synack::http::StaticFiles::new(content),
+                    ),
+                    http_req,
+                )
+            }),
+        ),
+        row(
+            "wire: parse_frame (IPv6+TCP checksum)",
+            "frame",
+            over_v6(parse_only),
+        ),
+        row(
+            "wire: build_tcp_frame IPv6, 1440 B payload",
+            "frame",
+            over_v6(build_only),
+        ),
     ];
     println!("synack engine microbenchmarks: {ROUNDS} rounds after a warm-up, one core");
     println!(
