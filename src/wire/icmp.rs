@@ -543,6 +543,92 @@ mod tests {
         icmp[3] = b;
     }
 
+    /// What a Linux 6.18 router (ip_forward on, 1280-byte MTU on the next hop) sent back for a
+    /// 1500-byte segment 198.18.0.1:8080 -> 198.19.0.2:58674 seq 0x12345678 with DF, and for
+    /// the same from fd00:198:18::1 to fd00:198:19::2: whole Ethernet frames, captured with
+    /// tests/data/capture_icmp_pmtu.sh.
+    const LINUX_FRAG_NEEDED: &[u8] =
+        include_bytes!("../../tests/data/linux-icmpv4-frag-needed.bin");
+    const LINUX_PACKET_TOO_BIG: &[u8] =
+        include_bytes!("../../tests/data/linux-icmpv6-packet-too-big.bin");
+
+    fn linux_quoted(v6: bool) -> QuotedTcp {
+        let (src, dst) = if v6 {
+            let mut dst = CLIENT6;
+            dst[5] = 0x19;
+            (SERVER6, dst)
+        } else {
+            (SERVER4, ipv4_mapped([198, 19, 0, 2]))
+        };
+        QuotedTcp {
+            src,
+            dst,
+            src_port: 8080,
+            dst_port: 58674,
+            seq: 0x1234_5678,
+        }
+    }
+
+    #[test]
+    fn parses_linux_frag_needed() {
+        let eth = ethernet::EthernetFrame::new_checked(LINUX_FRAG_NEEDED).unwrap();
+        assert_eq!(eth.ethertype(), ethernet::ETHERTYPE_IPV4);
+        let ip = crate::wire::ipv4::Ipv4Packet::new_checked(eth.payload()).unwrap();
+        assert!(ip.checksum_ok());
+        assert_eq!(ip.protocol(), PROTO_ICMPV4);
+        // Linux quotes up to 576 bytes in all (RFC 1812 4.3.2.3).
+        assert_eq!(ip.total_len(), 576);
+        let m = parse_icmpv4_pmtu(ip.payload()).unwrap();
+        assert_eq!(
+            m,
+            PmtuMessage {
+                mtu: 1280,
+                estimated: false,
+                quoted: linux_quoted(false)
+            }
+        );
+        // Our builder lays the message out as Linux does: same ICMP bytes, checksum included,
+        // when given the same quote.
+        let quote = &ip.payload()[HEADER_LEN..];
+        let ours = v4_frame(1280, quote);
+        assert_eq!(icmpv4_of(&ours), ip.payload());
+        // A zero MTU (a pre-RFC 1191 router) on the same message: the plateau below 1500.
+        let mut old = ip.payload().to_vec();
+        old[6] = 0;
+        old[7] = 0;
+        fix_v4_checksum(&mut old);
+        let m = parse_icmpv4_pmtu(&old).unwrap();
+        assert_eq!((m.mtu, m.estimated), (1492, true));
+    }
+
+    #[test]
+    fn parses_linux_packet_too_big() {
+        let eth = ethernet::EthernetFrame::new_checked(LINUX_PACKET_TOO_BIG).unwrap();
+        assert_eq!(eth.ethertype(), ipv6::ETHERTYPE_IPV6);
+        let ip = ipv6::Ipv6Packet::new_checked(eth.payload()).unwrap();
+        assert_eq!(ip.src(), &ROUTER6);
+        assert_eq!(ip.dst(), &SERVER6);
+        // Linux fills the packet up to the minimum MTU (RFC 4443 3.2).
+        assert_eq!(ip.payload_len() as u32 + ipv6::HEADER_LEN as u32, ipv6::MIN_MTU);
+        let u = ip.upper_layer().unwrap();
+        assert_eq!(u.protocol, PROTO_ICMPV6);
+        let m = parse_icmpv6_pmtu(u.payload, ip.src(), ip.dst()).unwrap();
+        assert_eq!(
+            m,
+            PmtuMessage {
+                mtu: 1280,
+                estimated: false,
+                quoted: linux_quoted(true)
+            }
+        );
+        let quote = &u.payload[HEADER_LEN..];
+        let ours = v6_frame(1280, quote);
+        assert_eq!(icmpv6_of(&ours), u.payload);
+        // And etherparse agrees that Linux's checksum is right.
+        let sliced = etherparse::Icmpv6Slice::from_slice(u.payload).unwrap();
+        assert!(sliced.is_checksum_valid(*ip.src(), *ip.dst()));
+    }
+
     #[test]
     fn icmpv4_round_trip() {
         let q = quoted(SERVER4, CLIENT4);
