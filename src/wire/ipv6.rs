@@ -49,6 +49,12 @@ pub const DEFAULT_HOP_LIMIT: u8 = 64;
 const OPT_PAD1: u8 = 0;
 /// PadN option type (RFC 8200 4.2).
 const OPT_PADN: u8 = 1;
+/// Router Alert option type (RFC 2711 2.1).
+const OPT_ROUTER_ALERT: u8 = 5;
+/// Routing Type of the RPL Source Route Header (RFC 6554 3).
+const ROUTING_TYPE_RPL: u8 = 3;
+/// Routing Type of the Segment Routing Header (RFC 8754 2).
+const ROUTING_TYPE_SEGMENT: u8 = 4;
 
 /// Why an IPv6 packet was refused. [`Ipv6Packet::new_checked`] returns the first three kinds,
 /// [`Ipv6Packet::upper_layer`] the others. Counters can be arrays indexed by `kind as usize`
@@ -73,16 +79,20 @@ pub enum Ipv6Error {
     BadOption,
     /// More than [`MAX_EXTENSION_HEADERS`] extension headers in a row.
     TooManyExtensionHeaders,
-    /// A Fragment header (RFC 8200 4.5): synack does not reassemble.
+    /// A Fragment header of a real fragment (RFC 8200 4.5: offset or M not zero): synack
+    /// does not reassemble.
     Fragment,
     /// A Routing header with Segments Left not zero (RFC 8200 4.4): the packet is not for this
     /// node yet (a host would forward it or drop it; it is never delivered here).
     RoutingSegmentsLeft,
+    /// A Routing header of type 3 (RPL, RFC 6554) or 4 (Segment Routing, RFC 8754), which
+    /// Linux drops unless told otherwise (`rpl_seg_enabled`, `seg6_enabled`).
+    RoutingType,
 }
 
 impl Ipv6Error {
     /// Every kind, in discriminant order: `ALL[e as usize] == e`.
-    pub const ALL: [Ipv6Error; 9] = [
+    pub const ALL: [Ipv6Error; 10] = [
         Ipv6Error::TooShort,
         Ipv6Error::BadVersion,
         Ipv6Error::BadPayloadLength,
@@ -92,6 +102,7 @@ impl Ipv6Error {
         Ipv6Error::TooManyExtensionHeaders,
         Ipv6Error::Fragment,
         Ipv6Error::RoutingSegmentsLeft,
+        Ipv6Error::RoutingType,
     ];
     /// Number of kinds.
     pub const COUNT: usize = Self::ALL.len();
@@ -108,6 +119,7 @@ impl Ipv6Error {
             Ipv6Error::TooManyExtensionHeaders => "too_many_extension_headers",
             Ipv6Error::Fragment => "fragment",
             Ipv6Error::RoutingSegmentsLeft => "routing_segments_left",
+            Ipv6Error::RoutingType => "routing_type",
         }
     }
 }
@@ -246,20 +258,25 @@ impl<'a> Ipv6Packet<'a> {
     ///   option within the header (else `BadOption`); runs of Pad1/PadN at most 7 bytes and
     ///   PadN's bytes zero (RFC 4942 2.1.9.5); at most [`MAX_OPTIONS`] other options; an
     ///   option whose type's two high-order bits are not `00` ("discard the packet" when the
-    ///   type is not recognized) is `BadOption`. Types with `00` (Router Alert, IOAM, Tunnel
+    ///   type is not recognized) is `BadOption`, and so is a Hop-by-Hop Router Alert whose
+    ///   length is not 2 (RFC 2711 2.1). Other types with `00` (Router Alert, IOAM, Tunnel
     ///   Encapsulation Limit, unknown ones) are skipped. That refuses the Jumbo Payload and
-    ///   Home Address options, which Linux knows but synack does not support.
-    /// - Routing (43) with Segments Left 0 is skipped whatever its type (RFC 8200 4.4);
-    ///   with Segments Left not 0: `RoutingSegmentsLeft`. Linux by default also drops
-    ///   Segment Routing (type 4, `seg6_enabled` 0) and RPL (type 3, `rpl_seg_enabled` 0)
-    ///   headers with Segments Left 0; such packets are taken here.
-    /// - Fragment (44): `Fragment` (no reassembly).
+    ///   Home Address options, which Linux may know but synack does not support.
+    /// - Routing (43) with Segments Left 0 is skipped (RFC 8200 4.4), except types 3 (RPL)
+    ///   and 4 (Segment Routing), which Linux drops by default: `RoutingType`. Segments Left
+    ///   not 0: `RoutingSegmentsLeft`.
+    /// - Fragment (44): an atomic fragment (offset 0, M 0) is skipped, as RFC 6946 4 asks
+    ///   and Linux does; a real fragment is `Fragment` (no reassembly).
     /// - Anything else ends the walk and is returned as the protocol: TCP (6), ICMPv6 (58),
     ///   No Next Header (59) with whatever bytes follow, the Authentication Header (51: IPsec
     ///   is not supported) and unknown protocols, for the caller to refuse.
     ///
     /// An extension header that runs past the payload is `TruncatedExtensionHeader`; more
-    /// than [`MAX_EXTENSION_HEADERS`] of them is `TooManyExtensionHeaders`.
+    /// than [`MAX_EXTENSION_HEADERS`] of them is `TooManyExtensionHeaders` (Linux has no such
+    /// bound and would take 9 Destination Options headers; RFC 8200 4.1 allows at most two).
+    ///
+    /// Tested against Linux 6.18 with its default sysctls, case by case (the `linux_*` unit
+    /// test, tests/data/linux_ipv6_exthdrs.sh). Addresses are not judged here.
     #[inline]
     pub fn upper_layer(&self) -> Result<UpperLayer<'a>, Ipv6Error> {
         let next = self.next_header();
@@ -307,19 +324,23 @@ pub(super) fn walk_extension_headers<const QUOTED: bool>(
                 (units as usize + 2) * 4
             }
             NEXT_FRAGMENT => {
-                if !QUOTED {
-                    return Err(Ipv6Error::Fragment);
-                }
-                // RFC 8200 4.5: the offset is the high 13 bits of bytes 2..4.
+                // RFC 8200 4.5: the offset is the high 13 bits of bytes 2..4, M the lowest.
                 let Some(&[_, _, o0, o1]) = rest.first_chunk::<4>() else {
                     return Err(Ipv6Error::TruncatedExtensionHeader);
                 };
-                if u16::from_be_bytes([o0, o1]) & !7 != 0 {
-                    return Ok(UpperLayer {
-                        protocol: next,
-                        payload: rest,
-                    });
+                let offset_and_m = u16::from_be_bytes([o0, o1]) & !6;
+                if QUOTED {
+                    if offset_and_m & !1 != 0 {
+                        return Ok(UpperLayer {
+                            protocol: next,
+                            payload: rest,
+                        });
+                    }
+                } else if offset_and_m != 0 {
+                    return Err(Ipv6Error::Fragment);
                 }
+                // An atomic fragment (offset 0, M 0) is a whole packet (RFC 6946 4), or the
+                // quoted first fragment holds the transport header.
                 8
             }
             _ => {
@@ -338,9 +359,18 @@ pub(super) fn walk_extension_headers<const QUOTED: bool>(
         if !QUOTED {
             match (next, header) {
                 (NEXT_HOP_BY_HOP, _) if walked != 0 => return Err(Ipv6Error::HopByHopNotFirst),
-                (NEXT_HOP_BY_HOP | NEXT_DEST_OPTS, [_, _, options @ ..]) => check_options(options)?,
-                (NEXT_ROUTING, [_, _, _routing_type, segments_left, ..]) if *segments_left != 0 => {
-                    return Err(Ipv6Error::RoutingSegmentsLeft);
+                (NEXT_HOP_BY_HOP | NEXT_DEST_OPTS, [_, _, options @ ..]) => {
+                    check_options(options, next == NEXT_HOP_BY_HOP)?
+                }
+                (NEXT_ROUTING, [_, _, routing_type, segments_left, ..]) => {
+                    if *segments_left != 0 {
+                        return Err(Ipv6Error::RoutingSegmentsLeft);
+                    }
+                    // Linux drops RPL (RFC 6554) and Segment Routing (RFC 8754) headers unless
+                    // `rpl_seg_enabled` / `seg6_enabled` is set, which it is not by default.
+                    if matches!(*routing_type, ROUTING_TYPE_RPL | ROUTING_TYPE_SEGMENT) {
+                        return Err(Ipv6Error::RoutingType);
+                    }
                 }
                 _ => {}
             }
@@ -357,7 +387,7 @@ pub(super) fn walk_extension_headers<const QUOTED: bool>(
 
 /// The checks Linux's `ip6_parse_tlv` makes on the options area of a Hop-by-Hop or Destination
 /// Options header (RFC 8200 4.2); see [`Ipv6Packet::upper_layer`].
-fn check_options(mut options: &[u8]) -> Result<(), Ipv6Error> {
+fn check_options(mut options: &[u8], hop_by_hop: bool) -> Result<(), Ipv6Error> {
     let mut padding = 0usize;
     let mut count = 0usize;
     while let Some((&kind, rest)) = options.split_first() {
@@ -387,6 +417,10 @@ fn check_options(mut options: &[u8]) -> Result<(), Ipv6Error> {
             // RFC 8200 4.2: the two high-order bits say what to do with an option the node does
             // not recognize; anything but 00 ("skip over this option") discards the packet.
             if count > MAX_OPTIONS || kind >> 6 != 0 {
+                return Err(Ipv6Error::BadOption);
+            }
+            // RFC 2711 2.1: Router Alert's length is 2 (Linux's `ipv6_hop_ra` drops others).
+            if hop_by_hop && kind == OPT_ROUTER_ALERT && len != 2 {
                 return Err(Ipv6Error::BadOption);
             }
         }
@@ -563,10 +597,12 @@ mod tests {
         assert_eq!(u.protocol, PROTO_TCP);
         assert_eq!(u.payload, &TCP_BYTES);
 
-        // Destination options twice (before and after routing, RFC 8200 4.1), then ICMPv6.
+        // Destination options twice (before and after routing, RFC 8200 4.1), an atomic
+        // fragment, then ICMPv6.
         let exts: Vec<u8> = [
             options_header(NEXT_ROUTING, &[]),
-            routing_header(NEXT_DEST_OPTS, 4, 0),
+            routing_header(NEXT_FRAGMENT, 0, 0),
+            fragment_header(NEXT_DEST_OPTS, 0, false),
             options_header(PROTO_ICMPV6, &[0x31, 0]),
         ]
         .concat();
@@ -592,14 +628,26 @@ mod tests {
                 Ipv6Error::Fragment,
             ),
             (
-                "atomic fragment",
+                "later fragment",
                 NEXT_DEST_OPTS,
                 [
                     options_header(NEXT_FRAGMENT, &[]),
-                    fragment_header(PROTO_TCP, 0, false),
+                    fragment_header(PROTO_TCP, 185, false),
                 ]
                 .concat(),
                 Ipv6Error::Fragment,
+            ),
+            (
+                "routing type 4",
+                NEXT_ROUTING,
+                routing_header(PROTO_TCP, 4, 0),
+                Ipv6Error::RoutingType,
+            ),
+            (
+                "router alert length 4",
+                NEXT_HOP_BY_HOP,
+                options_header(PROTO_TCP, &[5, 4, 0, 0, 0, 0]),
+                Ipv6Error::BadOption,
             ),
             (
                 "segments left",
@@ -719,6 +767,108 @@ mod tests {
             .collect();
         let p = packet(NEXT_DEST_OPTS, &exts, &TCP_BYTES);
         assert!(Ipv6Packet::new_checked(&p).unwrap().upper_layer().is_ok());
+    }
+
+    /// SYNs with these extension headers were sent to Linux 6.18 (default sysctls, no
+    /// listener: a delivered SYN is answered with a RST) by tests/data/linux_ipv6_exthdrs.sh;
+    /// `true` where Linux answered. `upper_layer` must find TCP exactly there, but for the
+    /// bound on the number of headers.
+    #[test]
+    fn linux_6_18_takes_the_same_packets() {
+        const T: u8 = PROTO_TCP;
+        const H: u8 = NEXT_HOP_BY_HOP;
+        const D: u8 = NEXT_DEST_OPTS;
+        const R: u8 = NEXT_ROUTING;
+        const F: u8 = NEXT_FRAGMENT;
+        let dst_chain = |n: usize| -> Vec<u8> {
+            (0..n)
+                .flat_map(|i| options_header(if i + 1 < n { D } else { T }, &[]))
+                .collect()
+        };
+        let cases: Vec<(&str, u8, Vec<u8>, bool)> = vec![
+            ("plain", T, vec![], true),
+            ("hbh", H, options_header(T, &[]), true),
+            ("dst", D, options_header(T, &[]), true),
+            (
+                "hbh dst rt0",
+                H,
+                [
+                    options_header(D, &[]),
+                    options_header(R, &[5, 2, 0, 0]),
+                    routing_header(T, 0, 0),
+                ]
+                .concat(),
+                true,
+            ),
+            (
+                "dst rt4 dst",
+                D,
+                [
+                    options_header(R, &[]),
+                    routing_header(D, 4, 0),
+                    options_header(T, &[0x31, 0]),
+                ]
+                .concat(),
+                false,
+            ),
+            (
+                "dst hbh",
+                D,
+                [options_header(H, &[]), options_header(T, &[])].concat(),
+                false,
+            ),
+            ("atomic fragment", F, fragment_header(T, 0, false), true),
+            ("first fragment", F, fragment_header(T, 0, true), false),
+            ("rt0 sl1", R, routing_header(T, 0, 1), false),
+            ("rt0 sl0", R, routing_header(T, 0, 0), true),
+            ("rt2 sl0", R, routing_header(T, 2, 0), true),
+            ("rt3 sl0", R, routing_header(T, 3, 0), false),
+            ("rt4 sl0", R, routing_header(T, 4, 0), false),
+            ("rt253 sl0", R, routing_header(T, 253, 0), true),
+            ("dst unknown 01", D, options_header(T, &[0x7e, 0]), false),
+            ("dst unknown 10", D, options_header(T, &[0xbe, 0]), false),
+            ("dst unknown 00", D, options_header(T, &[0x3e, 3, 1, 2, 3]), true),
+            ("dst ra", D, options_header(T, &[5, 2, 0, 0]), true),
+            ("hbh ra len2", H, options_header(T, &[5, 2, 0, 0]), true),
+            ("hbh ra len4", H, options_header(T, &[5, 4, 0, 0, 0, 0]), false),
+            ("hbh jumbo", H, options_header(T, &[0xc2, 4, 0, 1, 0, 0]), false),
+            ("8 options", D, options_header(T, &[0x3e, 0].repeat(8)), true),
+            ("9 options", D, options_header(T, &[0x3e, 0].repeat(9)), false),
+            (
+                "pad 7",
+                D,
+                vec![T, 1, 1, 5, 0, 0, 0, 0, 0, 0x3e, 0, 1, 3, 0, 0, 0],
+                true,
+            ),
+            (
+                "pad1 x8",
+                D,
+                [vec![T, 1, 0x3e, 0], vec![0; 8], vec![1, 2, 0, 0]].concat(),
+                false,
+            ),
+            ("padn 12", D, [vec![T, 1, 1, 12], vec![0; 12]].concat(), false),
+            ("padn nonzero", D, vec![T, 0, 1, 4, 0, 0, 1, 0], false),
+            ("option past end", D, vec![T, 0, 0x3e, 5, 0, 0, 0, 0], false),
+            ("8 dst", D, dst_chain(8), true),
+            (
+                "ah",
+                NEXT_AUTH,
+                vec![T, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2],
+                false,
+            ),
+        ];
+        for (name, first, exts, linux) in cases {
+            let p = packet(first, &exts, &TCP_BYTES);
+            let ours = Ipv6Packet::new_checked(&p).unwrap().upper_layer();
+            let tcp = matches!(ours, Ok(u) if u.protocol == PROTO_TCP && u.payload == TCP_BYTES);
+            assert_eq!(tcp, linux, "{name}: {ours:?}");
+        }
+        // The one difference: Linux walks any number of headers; this walk stops at 8.
+        let p = packet(D, &dst_chain(9), &TCP_BYTES);
+        assert_eq!(
+            Ipv6Packet::new_checked(&p).unwrap().upper_layer(),
+            Err(Ipv6Error::TooManyExtensionHeaders)
+        );
     }
 
     #[test]
