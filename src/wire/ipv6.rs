@@ -33,9 +33,9 @@ pub const NEXT_NONE: u8 = 59;
 /// Next Header value of the Destination Options header (RFC 8200 4.6).
 pub const NEXT_DEST_OPTS: u8 = 60;
 /// The most extension headers [`Ipv6Packet::upper_layer`] walks before giving up
-/// ([`Ipv6Error::TooManyExtensionHeaders`]). RFC 8200 4.1 allows each kind once (Destination
-/// Options twice), which is at most 6 of the kinds walked here; 8 leaves some slack while
-/// keeping the walk bounded, as the XDP program's must be.
+/// ([`Ipv6Error::TooManyExtensionHeaders`]). RFC 8200 4.1 wants each kind at most once
+/// (Destination Options twice), at most 6 headers with the Authentication Header; 8 leaves
+/// some slack while keeping the walk bounded, as the XDP program's must be.
 pub const MAX_EXTENSION_HEADERS: usize = 8;
 /// The most options other than padding one Hop-by-Hop or Destination Options header may hold:
 /// Linux's default `net.ipv6.max_hbh_opts_number` and `max_dst_opts_number`.
