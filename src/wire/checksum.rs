@@ -1,5 +1,5 @@
 //! The Internet checksum: RFC 1071 (computation), RFC 1624 (incremental update), and the IPv4
-//! pseudo-header that TCP covers (RFC 9293 3.1, "Checksum").
+//! and IPv6 pseudo-headers that TCP and ICMPv6 cover (RFC 9293 3.1 "Checksum", RFC 8200 8.1).
 //!
 //! The sum is accumulated over native-endian 64-bit words with end-around carry, 32 bytes per loop
 //! step in two independent accumulators. RFC 1071 2(B) (byte-order independence) and 2(C)
@@ -173,6 +173,42 @@ pub fn pseudo_header_v4(src: u32, dst: u32, protocol: u8, len: u16) -> Checksum 
     c
 }
 
+/// The sum of the IPv6 pseudo-header (RFC 8200 8.1): source, destination, the 32-bit
+/// upper-layer packet length, three zero bytes and the next-header value. `next_header` is the
+/// upper-layer protocol (TCP 6, ICMPv6 58), not the IPv6 header's Next Header when extension
+/// headers follow it; `upper_len` is the upper-layer header plus data (RFC 8200 8.1: the
+/// Payload Length minus the extension headers). For a packet with a Routing header `dst` is
+/// the final destination; synack neither sends nor accepts such packets with segments left.
+///
+/// Five native 64-bit words added with end-around carry: the same cost as the IPv4 one plus
+/// three additions, no loop and no byte-order fix-up per field.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // until parse_frame uses it
+#[inline]
+pub fn pseudo_header_v6(
+    src: &[u8; 16],
+    dst: &[u8; 16],
+    next_header: u8,
+    upper_len: u32,
+) -> Checksum {
+    // A 128-bit native load split into its two native 64-bit halves: which half is which
+    // depends on the target's byte order, but the sum of the two does not.
+    let s = u128::from_ne_bytes(*src);
+    let d = u128::from_ne_bytes(*dst);
+    let [l0, l1, l2, l3] = upper_len.to_be_bytes();
+    // Length, then zero, zero, zero, next header: bytes 32..40 of the pseudo-header.
+    let last = u64::from_ne_bytes([l0, l1, l2, l3, 0, 0, 0, next_header]);
+    let acc = add_carry(
+        add_carry(
+            add_carry(s as u64, (s >> 64) as u64),
+            add_carry(d as u64, (d >> 64) as u64),
+        ),
+        last,
+    );
+    let mut c = Checksum::new();
+    c.add_native(acc, 40);
+    c
+}
+
 /// RFC 1624 3, eqn. 3: the new checksum `HC' = ~(~HC + ~m + m')` after a 16-bit field changes
 /// from `old` (m) to `new` (m'). All values in host order.
 #[cfg(any(test, feature = "internals"))]
@@ -269,6 +305,50 @@ mod tests {
         assert_eq!(pseudo_header_v4(src, dst, 6, len).fold(), naive_sum(&bytes));
     }
 
+    /// The pseudo-header of RFC 8200 8.1 laid out byte by byte.
+    fn pseudo_v6_bytes(src: &[u8; 16], dst: &[u8; 16], nh: u8, len: u32) -> Vec<u8> {
+        let mut b = Vec::with_capacity(40);
+        b.extend_from_slice(src);
+        b.extend_from_slice(dst);
+        b.extend_from_slice(&len.to_be_bytes());
+        b.extend_from_slice(&[0, 0, 0, nh]);
+        b
+    }
+
+    #[test]
+    fn pseudo_header_v6_matches_bytes() {
+        let src = [
+            0xfd, 0x00, 0x01, 0x98, 0x00, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+        ];
+        let dst = [
+            0xfd, 0x00, 0x01, 0x98, 0x00, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+        ];
+        for (nh, len) in [(6u8, 40u32), (58, 1240), (6, 0), (255, u32::MAX), (0, 0x1_0000)] {
+            let bytes = pseudo_v6_bytes(&src, &dst, nh, len);
+            assert_eq!(
+                pseudo_header_v6(&src, &dst, nh, len).fold(),
+                naive_sum(&bytes),
+                "nh {nh} len {len}"
+            );
+        }
+        // All ones: every adder carries.
+        let ones = [0xff; 16];
+        let bytes = pseudo_v6_bytes(&ones, &ones, 0xff, u32::MAX);
+        assert_eq!(pseudo_header_v6(&ones, &ones, 0xff, u32::MAX).fold(), naive_sum(&bytes));
+    }
+
+    #[test]
+    fn pseudo_header_v6_is_not_v4_mapped_sum() {
+        // A change in any byte of either address must change the sum (no half is dropped).
+        let base = pseudo_header_v6(&[0; 16], &[0; 16], 6, 20).fold();
+        for i in 0..16 {
+            let mut a = [0u8; 16];
+            a[i] = 1;
+            assert_ne!(pseudo_header_v6(&a, &[0; 16], 6, 20).fold(), base, "src byte {i}");
+            assert_ne!(pseudo_header_v6(&[0; 16], &a, 6, 20).fold(), base, "dst byte {i}");
+        }
+    }
+
     #[test]
     fn rfc1624_update_examples() {
         // RFC 1624 4: HC = dd2f, m = 5555 -> m' = 3285 gives HC' = 0000 by eqn. 3
@@ -287,6 +367,51 @@ mod tests {
             let theirs = u16::from_be_bytes(internet_checksum::checksum(&data));
             prop_assert_eq!(checksum(&data), theirs);
             prop_assert_eq!(!checksum(&data), naive_sum(&data));
+        }
+
+        #[test]
+        fn pseudo_header_v6_agrees_with_bytes_and_crates(
+            src in any::<[u8; 16]>(),
+            dst in any::<[u8; 16]>(),
+            nh in any::<u8>(),
+            len in any::<u32>(),
+            odd_prefix in any::<bool>(),
+        ) {
+            let bytes = pseudo_v6_bytes(&src, &dst, nh, len);
+            prop_assert_eq!(pseudo_header_v6(&src, &dst, nh, len).fold(), naive_sum(&bytes));
+            let theirs = u16::from_be_bytes(internet_checksum::checksum(&bytes));
+            prop_assert_eq!(pseudo_header_v6(&src, &dst, nh, len).finish(), theirs);
+            // Added after an odd number of bytes it must follow the byte-swap rule like any
+            // other piece.
+            if odd_prefix {
+                let mut c = Checksum::new();
+                c.add_bytes(&[0xa5]);
+                c.add_checksum(pseudo_header_v6(&src, &dst, nh, len));
+                let mut joined = vec![0xa5];
+                joined.extend_from_slice(&bytes);
+                prop_assert_eq!(c.finish(), checksum(&joined));
+            }
+        }
+
+        #[test]
+        fn pseudo_header_v6_tcp_checksum_agrees_with_etherparse(
+            src in any::<[u8; 16]>(),
+            dst in any::<[u8; 16]>(),
+            sport in any::<u16>(),
+            dport in any::<u16>(),
+            seq in any::<u32>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let tcp = etherparse::TcpHeader::new(sport, dport, seq, 1000);
+            let theirs = tcp.calc_checksum_ipv6_raw(src, dst, &payload).unwrap();
+            let mut header = tcp.to_bytes();
+            header[16] = 0;
+            header[17] = 0;
+            let len = (header.len() + payload.len()) as u32;
+            let mut c = pseudo_header_v6(&src, &dst, 6, len);
+            c.add_bytes(&header);
+            c.add_bytes(&payload);
+            prop_assert_eq!(c.finish(), theirs);
         }
 
         #[test]

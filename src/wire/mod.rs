@@ -11,7 +11,9 @@
 
 pub mod checksum;
 pub mod ethernet;
+pub mod icmp;
 pub mod ipv4;
+pub mod ipv6;
 pub mod segment;
 pub mod seq;
 pub mod tcp;
