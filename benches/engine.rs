@@ -515,7 +515,13 @@ fn bulk() -> Round {
     }
     let d = t0.elapsed();
     r.clean();
-    assert_eq!(data_segments as usize, BULK_CONNS * BULK.div_ceil(1460));
+    // Full segments, but for a partial one where the application's send limit (256 KiB)
+    // ends what is queued at the time: a few per connection at most.
+    let full = BULK_CONNS * BULK.div_ceil(1460);
+    assert!(
+        (full..full + 4 * BULK_CONNS).contains(&(data_segments as usize)),
+        "{data_segments} data segments for {full} full ones"
+    );
     (data_segments, d)
 }
 

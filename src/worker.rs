@@ -99,7 +99,7 @@ pub struct FrameCounters {
     pub worker_drops: [u64; WorkerDrop::COUNT],
 }
 
-/// Writes the engine's segments as Ethernet/IPv4/TCP frames into TX frames.
+/// Writes the engine's segments as Ethernet/IP/TCP frames into TX frames.
 struct FrameSink<'a> {
     tx: &'a mut dyn TxQueue,
     addr: &'a mut Addressing,
@@ -233,6 +233,40 @@ impl Steering {
     }
 }
 
+/// A frame that is not TCP: a path-MTU message about one of our connections (see
+/// [`wire::parse_pmtu_frame`]) goes to the engine, or to the worker that owns the connection;
+/// anything else is a counted drop.
+#[cold]
+fn on_icmp<A: App>(
+    engine: &mut Engine<A>,
+    steering: Option<&Steering>,
+    frame: &[u8],
+    now: Instant,
+    sink: &mut FrameSink<'_>,
+) {
+    let msg = match wire::parse_pmtu_frame(frame) {
+        Ok(m) => m,
+        Err(why) => {
+            sink.counters.wire_drops[why as usize] += 1;
+            return;
+        }
+    };
+    if let Some(st) = steering
+        && !engine.knows(&msg.tuple)
+        && let Some(owner) = st.directory.owner(&msg.tuple)
+        && owner != st.me
+    {
+        match st.peers[owner as usize].try_send(frame.into()) {
+            Ok(()) => sink.counters.forwarded_out += 1,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                sink.counters.worker_drops[WorkerDrop::ForwardFull as usize] += 1
+            }
+        }
+        return;
+    }
+    engine.on_packet_too_big(now, &msg.tuple, msg.seq, msg.mtu, sink);
+}
+
 /// Frames taken from the inbox per loop iteration.
 const INBOX_BATCH: usize = 256;
 
@@ -327,6 +361,13 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             }
             let parsed = match wire::parse_frame(frame) {
                 Ok(p) => p,
+                Err(DropReason::NotTcp) => {
+                    // The XDP program steers ICMP only when it says "too big" about a segment
+                    // of ours (RFC 1191, RFC 8201): the cold path.
+                    let mut sink = addr.sink(tx, counters, capture);
+                    on_icmp(engine, steering, frame, now, &mut sink);
+                    return;
+                }
                 Err(why) => {
                     counters.wire_drops[why as usize] += 1;
                     return;
@@ -360,12 +401,12 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             if let Some(st) = steering {
                 for frame in st.inbox.try_iter().take(INBOX_BATCH) {
                     counters.forwarded_in += 1;
-                    let Ok(parsed) = wire::parse_frame(&frame) else {
-                        continue;
-                    };
-                    let seg = parsed.to_segment_in();
                     let mut sink = addr.sink(tx, counters, capture);
-                    engine.on_segment(now, &seg, &mut sink);
+                    match wire::parse_frame(&frame) {
+                        Ok(parsed) => engine.on_segment(now, &parsed.to_segment_in(), &mut sink),
+                        Err(DropReason::NotTcp) => on_icmp(engine, None, &frame, now, &mut sink),
+                        Err(_) => {}
+                    }
                 }
             }
             // Messages for the application, a bounded number per iteration.

@@ -546,6 +546,96 @@ fn http_get_connection_close_server_closes_first_for(mut c: Client) {
     assert_eq!(rig.dp.engine.time_wait_len(), 0);
 }
 
+/// RFC 1191 / RFC 8201 through the whole frame path: a router between the client and the
+/// server answers the first segments of a large response with "fragmentation needed" /
+/// "packet too big" (MTU 1280), quoting the frames the server sent. The worker hands them to
+/// the connection, which resends what was in flight in segments that fit; a message quoting a
+/// segment that is not in flight (RFC 5927) or another connection changes nothing, and a
+/// corrupted one is a counted drop.
+#[test]
+fn a_routers_packet_too_big_lowers_the_mss_of_its_connection() {
+    for mut c in Client::both(9, 41000) {
+        let b = body(20_000);
+        let mut rig = Rig::new(b, 64);
+        rig.handshake(&mut c);
+        let req = c.send(GET);
+        let first = rig.deliver(vec![req]);
+        assert!(first.len() >= 10, "an initial window of full segments");
+        let full = parse(&first[0]).payload.len();
+        assert_eq!(full, c.server_mss() as usize);
+        // Only the frames that fit 1280 bytes passed the router: none of them here.
+        let router = [0x02, 0, 0, 0, 9, 9];
+        let spec = |mtu: u32| synack::wire::icmp::IcmpFrameSpec {
+            src_mac: router,
+            dst_mac: SERVER_MAC,
+            src_ip: if c.ip.is_v4() {
+                *IpAddress::v4(u32::from_be_bytes([198, 18, 255, 1])).octets()
+            } else {
+                [0xfd, 0, 1, 0x98, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 1]
+            },
+            dst_ip: *c.server.octets(),
+            mtu,
+        };
+        let too_big = |frame: &[u8], mtu: u32| {
+            let mut buf = vec![0u8; 2048];
+            let n = if c.ip.is_v4() {
+                synack::wire::icmp::build_frag_needed_frame(&mut buf, &spec(mtu), &frame[14..])
+            } else {
+                synack::wire::icmp::build_packet_too_big_frame(&mut buf, &spec(mtu), &frame[14..])
+            }
+            .unwrap();
+            buf.truncate(n);
+            buf
+        };
+        // A message quoting a sequence number beyond what was sent (RFC 5927) is ignored.
+        let mut beyond = first[0].clone();
+        let l4 = if c.ip.is_v4() { 14 + 20 } else { 14 + 40 };
+        beyond[l4 + 4..l4 + 8].copy_from_slice(&(parse(&first[0]).seq + 1_000_000).to_be_bytes());
+        assert!(rig.deliver(vec![too_big(&beyond, 1280)]).is_empty());
+        assert_eq!(rig.dp.engine.counters().pmtu_ignored, 1);
+        // A corrupted message is dropped and counted.
+        let mut bad = too_big(&first[0], 1280);
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(rig.deliver(vec![bad]).is_empty());
+        assert_eq!(rig.wire_drops(DropReason::BadIcmp), 1);
+        // The real one: everything in flight comes again, at most 1280 bytes a frame.
+        let again = rig.deliver(vec![too_big(&first[0], 1280)]);
+        assert!(!again.is_empty(), "resent at once");
+        let got: Vec<Got> = again.iter().map(|f| parse(f)).collect();
+        assert_eq!(got[0].seq, parse(&first[0]).seq, "from SND.UNA");
+        for (f, g) in again.iter().zip(&got) {
+            assert!(
+                f.len() - 14 <= 1280,
+                "an IP datagram of {} bytes",
+                f.len() - 14
+            );
+            assert_eq!(g.dst_ip, c.ip);
+        }
+        let tcp = rig.dp.engine.counters().clone();
+        assert_eq!(tcp.pmtu_lowered, 1);
+        // The same message again (the MTU is no lower now) changes nothing.
+        assert!(rig.deliver(vec![too_big(&first[0], 1280)]).is_empty());
+        assert_eq!(rig.dp.engine.counters().pmtu_ignored, 2);
+        // The client got none of the first frames (the router dropped them) and takes the
+        // resends; the rest of the response fits the path too.
+        c.take(&again);
+        for _ in 0..20 {
+            if c.received.len() >= b.len() {
+                break;
+            }
+            let ack = c.ack();
+            let out = rig.deliver(vec![ack]);
+            for f in &out {
+                assert!(f.len() - 14 <= 1280, "after the message every frame fits");
+            }
+            c.take(&out);
+        }
+        check_response(&c.received, b, false);
+        assert_eq!(rig.dp.engine.counters().rto_expirations, 0);
+    }
+}
+
 /// A frame whose TCP checksum is wrong never reaches the engine; a wrong IPv4 header
 /// checksum is counted under its own reason.
 #[test]

@@ -543,9 +543,10 @@ fn opts_header(next: u8) -> [u8; 8] {
     [next, 0, 1, 4, 0, 0, 0, 0]
 }
 
-/// A Routing header of type 4 (segment routing) with `left` segments left and one address.
+/// A Routing header of type 0 with `left` segments left and one address (types 3 and 4, RPL
+/// and segment routing, Linux drops by default whatever Segments Left says).
 fn routing_header(next: u8, left: u8) -> Vec<u8> {
-    let mut h = vec![next, 2, 4, left, 0, 0, 0, 0];
+    let mut h = vec![next, 2, 0, left, 0, 0, 0, 0];
     h.extend_from_slice(&SERVER6);
     h
 }
@@ -631,11 +632,28 @@ fn ipv6_extension_headers_are_walked_as_linux_does() {
         dropped(&with_extensions(&syn, DSTOPTS, &late_hbh)),
         Some(DropReason::BadIpv6Extension)
     );
-    // A fragment header, even an atomic one (offset 0, M clear).
-    let frag = [TCP, 0, 0, 0, 0, 0, 0, 1];
+    // A fragment (M set): no reassembly. An atomic fragment (offset 0, M clear) is skipped,
+    // as RFC 6946 4 asks and Linux does.
+    let frag = [TCP, 0, 0, 1, 0, 0, 0, 1];
     assert_eq!(
         dropped(&with_extensions(&syn, FRAGMENT, &frag)),
         Some(DropReason::Fragment)
+    );
+    let atomic = [TCP, 0, 0, 0, 0, 0, 0, 1];
+    assert_eq!(served(&with_extensions(&syn, FRAGMENT, &atomic)), Ok(()));
+    // Segment routing (type 4), even with no segments left: dropped as Linux does.
+    let mut srh = routing_header(TCP, 0);
+    srh[2] = 4;
+    assert_eq!(
+        dropped(&with_extensions(&syn, ROUTING, &srh)),
+        Some(DropReason::BadIpv6Extension)
+    );
+    // An option whose type says "discard if unknown" (high bits 01).
+    let mut discard = opts_header(TCP);
+    discard[2] = 0x40;
+    assert_eq!(
+        dropped(&with_extensions(&syn, DSTOPTS, &discard)),
+        Some(DropReason::BadIpv6Extension)
     );
     // No Next Header, ICMPv6, UDP: not TCP.
     for nh in [59u8, 58, 17] {
@@ -712,7 +730,7 @@ fn drop_reasons_index_counters() {
     for (i, r) in DropReason::ALL.iter().enumerate() {
         assert_eq!(*r as usize, i);
     }
-    assert_eq!(DropReason::COUNT, 13);
+    assert_eq!(DropReason::COUNT, 14);
     assert_eq!(DropReason::BadTcpChecksum.as_str(), "bad_tcp_checksum");
     let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
     names.sort_unstable();

@@ -24,6 +24,7 @@ use super::segment::{EMPTY, PayloadSource, SegmentSink};
 use super::state::State;
 use crate::time::Instant;
 use crate::wire::segment::{FourTuple, LinkAddr, SegmentIn, SegmentOut};
+use crate::wire::ipv6;
 use crate::wire::seq::SeqNumber;
 use crate::wire::tcp::{SackBlock, TcpFlags, TcpOptions};
 
@@ -1656,7 +1657,7 @@ impl<S> Conn<S> {
             return PmtuVerdict::NotInFlight;
         }
         let v4 = self.tuple.is_v4();
-        let (floor, headers) = if v4 { (552, 40) } else { (1280, 60) };
+        let (floor, headers) = if v4 { (552, 40) } else { (ipv6::MIN_MTU, 60) };
         let options = if self.ts_enabled { 12 } else { 0 };
         let mss = mtu.max(floor) - headers - options;
         if mss >= self.mss {

@@ -390,8 +390,6 @@ impl<A: App> Engine<A> {
     /// quotes a segment of ours: `tuple` is the connection as this host sees it (the quoted
     /// datagram's source is our end), `quoted_seq` the quoted TCP sequence number, `mtu` the
     /// MTU the router reported. See [`Conn::on_path_mtu`] for what is believed.
-    // The worker calls this once the wire layer parses ICMP (next commit).
-    #[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
     pub fn on_packet_too_big<K: SegmentSink>(
         &mut self,
         now: Instant,

@@ -182,7 +182,6 @@ pub fn pseudo_header_v4(src: u32, dst: u32, protocol: u8, len: u16) -> Checksum 
 ///
 /// Five native 64-bit words added with end-around carry: the same cost as the IPv4 one plus
 /// three additions, no loop and no byte-order fix-up per field.
-#[cfg_attr(not(feature = "internals"), allow(dead_code))] // until parse_frame uses it
 #[inline]
 pub fn pseudo_header_v6(
     src: &[u8; 16],

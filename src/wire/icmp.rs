@@ -12,9 +12,6 @@
 //! the 8 bytes RFC 792 promises (`QuotedNotTcp`, `Truncated`). Policy (is the MTU plausible,
 //! below the minimum, larger than the current one) is the caller's.
 
-// Until parse_frame and the engine call into this module (issue 10, the lead's part), only the
-// tests and the `internals` feature use it.
-#![cfg_attr(not(feature = "internals"), allow(dead_code))]
 
 use super::checksum::{self, Checksum};
 use super::ipv4::PROTO_TCP;
@@ -62,6 +59,7 @@ pub enum IcmpError {
 
 impl IcmpError {
     /// Every kind, in discriminant order: `ALL[e as usize] == e`.
+    #[cfg(any(test, feature = "internals"))]
     pub const ALL: [IcmpError; 5] = [
         IcmpError::NotPmtu,
         IcmpError::Truncated,
@@ -70,6 +68,7 @@ impl IcmpError {
         IcmpError::QuotedNotTcp,
     ];
     /// Number of kinds.
+    #[cfg(any(test, feature = "internals"))]
     pub const COUNT: usize = Self::ALL.len();
 
     /// A snake_case name for logs and metrics.
@@ -376,7 +375,7 @@ mod builders {
         let (ip, icmp) = rest
             .split_first_chunk_mut::<{ ipv6::HEADER_LEN }>()
             .ok_or(too_small)?;
-        ethernet::write_header(eth, spec.dst_mac, spec.src_mac, ipv6::ETHERTYPE_IPV6);
+        ethernet::write_header(eth, spec.dst_mac, spec.src_mac, ethernet::ETHERTYPE_IPV6);
         ipv6::write_header(
             ip,
             &spec.src_ip,
@@ -604,7 +603,7 @@ mod tests {
     #[test]
     fn parses_linux_packet_too_big() {
         let eth = ethernet::EthernetFrame::new_checked(LINUX_PACKET_TOO_BIG).unwrap();
-        assert_eq!(eth.ethertype(), ipv6::ETHERTYPE_IPV6);
+        assert_eq!(eth.ethertype(), ethernet::ETHERTYPE_IPV6);
         let ip = ipv6::Ipv6Packet::new_checked(eth.payload()).unwrap();
         assert_eq!(ip.src(), &ROUTER6);
         assert_eq!(ip.dst(), &SERVER6);

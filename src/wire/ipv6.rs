@@ -8,16 +8,11 @@
 //! delivered, and a packet it refuses is one the kernel would have dropped or treated as
 //! something other than TCP. See [`Ipv6Packet::upper_layer`].
 
-// Until parse_frame and the engine call into this module (issue 10, the lead's part), only the
-// tests and the `internals` feature use it.
-#![cfg_attr(not(feature = "internals"), allow(dead_code))]
 
 use super::ipv4::PROTO_TCP;
 
 /// Length of the fixed IPv6 header (RFC 8200 3).
 pub const HEADER_LEN: usize = 40;
-/// EtherType of IPv6 (RFC 2464 3).
-pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// Next Header value of ICMPv6 (RFC 4443 1).
 pub const PROTO_ICMPV6: u8 = 58;
 /// Next Header value of the Hop-by-Hop Options header (RFC 8200 4.3).
@@ -29,6 +24,7 @@ pub const NEXT_FRAGMENT: u8 = 44;
 /// Next Header value of the Authentication Header (RFC 4302 2.1).
 pub const NEXT_AUTH: u8 = 51;
 /// "No Next Header" (RFC 8200 4.7).
+#[cfg(any(test, feature = "internals"))]
 pub const NEXT_NONE: u8 = 59;
 /// Next Header value of the Destination Options header (RFC 8200 4.6).
 pub const NEXT_DEST_OPTS: u8 = 60;
@@ -43,6 +39,7 @@ pub const MAX_OPTIONS: usize = 8;
 /// The IPv6 minimum link MTU (RFC 8200 5).
 pub const MIN_MTU: u32 = 1280;
 /// The hop limit Linux uses by default (`net.ipv6.conf.*.hop_limit`).
+#[cfg(any(test, feature = "internals"))]
 pub const DEFAULT_HOP_LIMIT: u8 = 64;
 
 /// Pad1 option type (RFC 8200 4.2).
@@ -92,6 +89,7 @@ pub enum Ipv6Error {
 
 impl Ipv6Error {
     /// Every kind, in discriminant order: `ALL[e as usize] == e`.
+    #[cfg(any(test, feature = "internals"))]
     pub const ALL: [Ipv6Error; 10] = [
         Ipv6Error::TooShort,
         Ipv6Error::BadVersion,
@@ -105,6 +103,7 @@ impl Ipv6Error {
         Ipv6Error::RoutingType,
     ];
     /// Number of kinds.
+    #[cfg(any(test, feature = "internals"))]
     pub const COUNT: usize = Self::ALL.len();
 
     /// A snake_case name for logs and metrics.
@@ -192,24 +191,28 @@ impl<'a> Ipv6Packet<'a> {
         })
     }
 
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn version(&self) -> u8 {
         self.fixed[0] >> 4
     }
 
     /// Traffic Class (DSCP and ECN).
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn traffic_class(&self) -> u8 {
         (self.fixed[0] << 4) | (self.fixed[1] >> 4)
     }
 
     /// The 20-bit Flow Label (RFC 6437).
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn flow_label(&self) -> u32 {
         u32::from_be_bytes([0, self.fixed[1] & 0x0f, self.fixed[2], self.fixed[3]])
     }
 
     /// Payload Length: the bytes after the fixed header, extension headers included.
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn payload_len(&self) -> u16 {
         u16::from_be_bytes([self.fixed[4], self.fixed[5]])
@@ -241,6 +244,7 @@ impl<'a> Ipv6Packet<'a> {
 
     /// Everything after the fixed header, cut at Payload Length: extension headers, then the
     /// upper-layer header and data.
+    #[cfg(any(test, feature = "internals"))]
     #[inline]
     pub fn payload(&self) -> &'a [u8] {
         self.payload

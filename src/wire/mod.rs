@@ -21,6 +21,7 @@ pub mod tcp;
 use checksum::Checksum;
 use ethernet::EthernetFrame;
 use ipv4::Ipv4Packet;
+use ipv6::{Ipv6Error, Ipv6Packet};
 #[cfg(any(test, feature = "internals"))]
 use segment::SegmentOut;
 pub use segment::IpAddress;
@@ -58,6 +59,9 @@ pub enum DropReason {
     /// An IPv6 source or destination that is IPv4-mapped (`::ffff:0:0/96`) or multicast: not a
     /// TCP peer (Linux's tcp_v6_rcv and ip6_rcv_core drop them too).
     BadIpv6Address,
+    /// An ICMP or ICMPv6 message that the XDP program steered here but that is not a usable
+    /// path-MTU message: truncated, a bad checksum, a quote that is not one of our TCP segments.
+    BadIcmp,
     /// TCP Data Offset below 5 or past the end of the IPv4 payload.
     BadTcpHeaderLength,
     /// The TCP checksum (with the pseudo-header) does not verify.
@@ -68,7 +72,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in discriminant order: `ALL[r as usize] == r`.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::TooShort,
         DropReason::NotIp,
         DropReason::BadIpVersion,
@@ -79,6 +83,7 @@ impl DropReason {
         DropReason::NotTcp,
         DropReason::BadIpv6Extension,
         DropReason::BadIpv6Address,
+        DropReason::BadIcmp,
         DropReason::BadTcpHeaderLength,
         DropReason::BadTcpChecksum,
         DropReason::BadTcpOptions,
@@ -99,6 +104,7 @@ impl DropReason {
             DropReason::NotTcp => "not_tcp",
             DropReason::BadIpv6Extension => "bad_ipv6_extension",
             DropReason::BadIpv6Address => "bad_ipv6_address",
+            DropReason::BadIcmp => "bad_icmp",
             DropReason::BadTcpHeaderLength => "bad_tcp_header_length",
             DropReason::BadTcpChecksum => "bad_tcp_checksum",
             DropReason::BadTcpOptions => "bad_tcp_options",
@@ -284,15 +290,16 @@ pub fn parse_frame(frame: &[u8]) -> Result<ParsedFrame<'_>, DropReason> {
 /// The IPv6 half of [`parse_frame`], out of line so the IPv4 path stays small.
 #[inline(never)]
 fn parse_ipv6(eth: EthernetFrame<'_>) -> Result<ParsedFrame<'_>, DropReason> {
-    let v6 = Ipv6View::new_checked(eth.payload())?;
-    let upper = ipv6_upper_layer(v6.next_header, v6.payload)?;
-    if upper.0 != ipv4::PROTO_TCP {
+    let v6 = Ipv6Packet::new_checked(eth.payload()).map_err(DropReason::from)?;
+    check_ipv6_addresses(v6.src(), v6.dst())?;
+    let upper = v6.upper_layer().map_err(DropReason::from)?;
+    if upper.protocol != ipv4::PROTO_TCP {
         return Err(DropReason::NotTcp);
     }
-    let tcp = TcpSegmentView::new_checked(upper.1)?;
+    let tcp = TcpSegmentView::new_checked(upper.payload)?;
     // RFC 8200 8.1: the pseudo-header's Upper-Layer Packet Length is the TCP length (here at
     // most 65535: it lies within the Payload Length).
-    let pseudo = pseudo_header_v6(&v6.src, &v6.dst, ipv4::PROTO_TCP, tcp.len() as u32);
+    let pseudo = checksum::pseudo_header_v6(v6.src(), v6.dst(), ipv4::PROTO_TCP, tcp.len() as u32);
     if !tcp.checksum_ok_with(pseudo) {
         return Err(DropReason::BadTcpChecksum);
     }
@@ -300,124 +307,113 @@ fn parse_ipv6(eth: EthernetFrame<'_>) -> Result<ParsedFrame<'_>, DropReason> {
     Ok(ParsedFrame {
         eth,
         ipv4: None,
-        src: IpAddress::v6(v6.src),
-        dst: IpAddress::v6(v6.dst),
-        hop_limit: v6.hop_limit,
+        src: IpAddress::v6(*v6.src()),
+        dst: IpAddress::v6(*v6.dst()),
+        hop_limit: v6.hop_limit(),
         tcp,
         options,
     })
 }
 
-/// The fixed IPv6 header (RFC 8200 3), checked: version 6, Payload Length within the buffer
-/// (bytes after it are Ethernet padding), addresses usable by TCP.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Ipv6View<'a> {
-    pub(crate) src: [u8; 16],
-    pub(crate) dst: [u8; 16],
-    pub(crate) next_header: u8,
-    pub(crate) hop_limit: u8,
-    /// Everything after the fixed header, cut at Payload Length.
-    pub(crate) payload: &'a [u8],
+/// Multicast (ff00::/8) is never a TCP peer; IPv4-mapped addresses would alias IPv4
+/// connections in the tuple (Linux's tcp_v6_rcv drops them).
+#[inline]
+fn check_ipv6_addresses(src: &[u8; 16], dst: &[u8; 16]) -> Result<(), DropReason> {
+    for a in [src, dst] {
+        if a[0] == 0xff || IpAddress::v6(*a).is_v4() {
+            return Err(DropReason::BadIpv6Address);
+        }
+    }
+    Ok(())
 }
 
-impl<'a> Ipv6View<'a> {
-    #[inline]
-    pub(crate) fn new_checked(buf: &'a [u8]) -> Result<Self, DropReason> {
-        let Some((h, rest)) = buf.split_first_chunk::<IPV6_HEADER_LEN>() else {
-            return Err(DropReason::TooShort);
-        };
-        if h[0] >> 4 != 6 {
-            return Err(DropReason::BadIpVersion);
+impl From<Ipv6Error> for DropReason {
+    fn from(e: Ipv6Error) -> Self {
+        match e {
+            Ipv6Error::TooShort => DropReason::TooShort,
+            Ipv6Error::BadVersion => DropReason::BadIpVersion,
+            Ipv6Error::BadPayloadLength => DropReason::BadIpTotalLength,
+            Ipv6Error::Fragment => DropReason::Fragment,
+            Ipv6Error::TruncatedExtensionHeader
+            | Ipv6Error::HopByHopNotFirst
+            | Ipv6Error::BadOption
+            | Ipv6Error::TooManyExtensionHeaders
+            | Ipv6Error::RoutingSegmentsLeft
+            | Ipv6Error::RoutingType => DropReason::BadIpv6Extension,
         }
-        let payload_len = u16::from_be_bytes([h[4], h[5]]) as usize;
-        // A zero Payload Length with a Hop-by-Hop Jumbo Payload option (RFC 2675) is not
-        // accepted either: no link here carries jumbograms.
-        let Some(payload) = rest.get(..payload_len) else {
-            return Err(DropReason::BadIpTotalLength);
-        };
-        let mut src = [0u8; 16];
-        let mut dst = [0u8; 16];
-        src.copy_from_slice(&h[8..24]);
-        dst.copy_from_slice(&h[24..40]);
-        // Multicast (ff00::/8) is never a TCP peer; IPv4-mapped addresses would alias IPv4
-        // connections in the tuple (Linux's tcp_v6_rcv drops them).
-        for a in [&src, &dst] {
-            if a[0] == 0xff || IpAddress::v6(*a).is_v4() {
-                return Err(DropReason::BadIpv6Address);
-            }
-        }
-        Ok(Ipv6View {
-            src,
-            dst,
-            next_header: h[6],
-            hop_limit: h[7],
-            payload,
-        })
     }
 }
 
-/// Length of the fixed IPv6 header.
-pub const IPV6_HEADER_LEN: usize = 40;
-/// IPv6 Next Header values of the extension headers [`ipv6_upper_layer`] skips.
-const NH_HOP_BY_HOP: u8 = 0;
-const NH_ROUTING: u8 = 43;
-const NH_FRAGMENT: u8 = 44;
-const NH_DEST_OPTS: u8 = 60;
-/// The longest chain of extension headers walked before giving up.
-const MAX_EXTENSION_HEADERS: usize = 8;
-
-/// Walks the extension headers after an IPv6 header (RFC 8200 4) as Linux does for TCP and
-/// returns the upper-layer protocol and its bytes: Hop-by-Hop Options only first (RFC 8200
-/// 4.1), Destination Options, and Routing headers with Segments Left 0 (a Routing header with
-/// segments left would forward the packet, which an endpoint here does not do) are skipped;
-/// a Fragment header is `Fragment`. Any other Next Header ends the walk and is returned (TCP,
-/// ICMPv6, No Next Header...). Options inside the skipped headers are not interpreted: the
-/// XDP program passes to the kernel any packet whose chain it does not fully understand, so
-/// what reaches here carries only these three kinds.
-#[inline]
-pub(crate) fn ipv6_upper_layer(mut next: u8, mut rest: &[u8]) -> Result<(u8, &[u8]), DropReason> {
-    for i in 0..MAX_EXTENSION_HEADERS {
-        match next {
-            NH_HOP_BY_HOP if i == 0 => {}
-            NH_DEST_OPTS => {}
-            NH_ROUTING => {
-                if rest.get(3).is_none_or(|&left| left != 0) {
-                    return Err(DropReason::BadIpv6Extension);
-                }
-            }
-            NH_FRAGMENT => return Err(DropReason::Fragment),
-            NH_HOP_BY_HOP => return Err(DropReason::BadIpv6Extension),
-            _ => return Ok((next, rest)),
-        }
-        // RFC 8200 4.3-4.6: Hdr Ext Len counts 8-octet units, not including the first 8.
-        let Some(&[nh, len]) = rest.first_chunk::<2>() else {
-            return Err(DropReason::BadIpv6Extension);
-        };
-        let Some(after) = rest.get((len as usize + 1) * 8..) else {
-            return Err(DropReason::BadIpv6Extension);
-        };
-        next = nh;
-        rest = after;
-    }
-    Err(DropReason::BadIpv6Extension)
+/// An ICMP "fragmentation needed" (RFC 1191) or ICMPv6 "packet too big" (RFC 8201) about a
+/// TCP segment this host sent, as [`parse_pmtu_frame`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PmtuFrame {
+    /// The connection as this host sees it: local = the quoted source (us), remote = the
+    /// quoted destination.
+    pub tuple: FourTuple,
+    /// The quoted segment's sequence number.
+    pub seq: SeqNumber,
+    /// The MTU the router reported (or RFC 1191's estimate, see [`icmp::PmtuMessage`]).
+    pub mtu: u32,
 }
 
-/// The sum of the IPv6 pseudo-header (RFC 8200 8.1: source, destination, Upper-Layer Packet
-/// Length as 32 bits, three zero bytes, Next Header).
-#[inline]
-pub(crate) fn pseudo_header_v6(src: &[u8; 16], dst: &[u8; 16], next_header: u8, len: u32) -> Checksum {
-    let mut c = Checksum::new();
-    c.add_bytes(src);
-    c.add_bytes(dst);
-    c.add_u32(len);
-    c.add_u32(next_header as u32);
-    c
+/// Parses a frame that [`parse_frame`] found not to be TCP as a path-MTU message: Ethernet,
+/// an IPv4 header (checked as for TCP) carrying ICMP type 3 code 4, or an IPv6 header
+/// (extension headers walked as for TCP) carrying ICMPv6 type 2, each with a valid checksum
+/// and quoting a TCP segment whose source is the outer destination (this host sent it).
+/// Anything else is `BadIcmp`, or the reason `parse_frame` would give.
+pub fn parse_pmtu_frame(frame: &[u8]) -> Result<PmtuFrame, DropReason> {
+    let eth = EthernetFrame::new_checked(frame)?;
+    let (msg, outer_dst) = match eth.ethertype() {
+        ethernet::ETHERTYPE_IPV4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload())?;
+            if !ip.checksum_ok() {
+                return Err(DropReason::BadIpChecksum);
+            }
+            if ip.is_fragment() {
+                return Err(DropReason::Fragment);
+            }
+            if ip.protocol() != icmp::PROTO_ICMPV4 {
+                return Err(DropReason::NotTcp);
+            }
+            let msg = icmp::parse_icmpv4_pmtu(ip.payload()).map_err(|_| DropReason::BadIcmp)?;
+            (msg, IpAddress::v4(ip.dst()))
+        }
+        ethernet::ETHERTYPE_IPV6 => {
+            let v6 = Ipv6Packet::new_checked(eth.payload()).map_err(DropReason::from)?;
+            check_ipv6_addresses(v6.src(), v6.dst())?;
+            let upper = v6.upper_layer().map_err(DropReason::from)?;
+            if upper.protocol != ipv6::PROTO_ICMPV6 {
+                return Err(DropReason::NotTcp);
+            }
+            let msg = icmp::parse_icmpv6_pmtu(upper.payload, v6.src(), v6.dst())
+                .map_err(|_| DropReason::BadIcmp)?;
+            (msg, IpAddress::v6(*v6.dst()))
+        }
+        _ => return Err(DropReason::NotIp),
+    };
+    let q = msg.quoted;
+    let local = IpAddress::v6(q.src);
+    // RFC 5927 4: the quote must be of a datagram this host sent to where it says.
+    if local != outer_dst || local.is_v4() != IpAddress::v6(q.dst).is_v4() {
+        return Err(DropReason::BadIcmp);
+    }
+    Ok(PmtuFrame {
+        tuple: FourTuple {
+            remote_ip: IpAddress::v6(q.dst),
+            remote_port: q.dst_port,
+            local_ip: local,
+            local_port: q.src_port,
+        },
+        seq: SeqNumber::new(q.seq),
+        mtu: msg.mtu,
+    })
 }
 
 /// Ethernet + IPv4 + TCP header bytes without options.
 pub const MIN_HEADERS_LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp::HEADER_LEN;
 /// Ethernet + IPv6 + TCP header bytes without options (no extension headers).
-pub const MIN_HEADERS_LEN_V6: usize = ethernet::HEADER_LEN + IPV6_HEADER_LEN + tcp::HEADER_LEN;
+pub const MIN_HEADERS_LEN_V6: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + tcp::HEADER_LEN;
 
 /// Everything [`build_tcp_frame`] needs to write the headers of one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -443,8 +439,8 @@ pub struct FrameSpec {
 }
 
 impl FrameSpec {
-    /// The TTL Linux uses by default (`net.ipv4.ip_default_ttl`; IPv6's hop limit defaults to
-    /// 64 as well).
+    /// The TTL Linux uses by default (`net.ipv4.ip_default_ttl`; IPv6's hop limit,
+    /// [`ipv6::DEFAULT_HOP_LIMIT`], is the same).
     pub const DEFAULT_TTL: u8 = 64;
 
     /// The frame for a segment the engine emitted: from the tuple's local end to its remote end.
@@ -647,7 +643,7 @@ fn build_v6(
         .split_first_chunk_mut::<{ ethernet::HEADER_LEN }>()
         .ok_or(too_small)?;
     let (ip_h, rest) = rest
-        .split_first_chunk_mut::<IPV6_HEADER_LEN>()
+        .split_first_chunk_mut::<{ ipv6::HEADER_LEN }>()
         .ok_or(too_small)?;
     let (tcp_h, rest) = rest
         .split_first_chunk_mut::<{ tcp::HEADER_LEN }>()
@@ -655,15 +651,17 @@ fn build_v6(
     let (opts, payload) = rest.split_at_mut_checked(options_len).ok_or(too_small)?;
 
     ethernet::write_header(eth_h, spec.dst_mac, spec.src_mac, ethernet::ETHERTYPE_IPV6);
-    // RFC 8200 3: version 6, traffic class 0, flow label 0, Payload Length, Next Header TCP,
-    // Hop Limit, addresses.
-    ip_h[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
-    ip_h[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
-    ip_h[6] = ipv4::PROTO_TCP;
-    ip_h[7] = spec.ttl;
-    ip_h[8..24].copy_from_slice(spec.src_ip.octets());
-    ip_h[24..40].copy_from_slice(spec.dst_ip.octets());
-    let pseudo = pseudo_header_v6(
+    // RFC 8200 3: traffic class 0, flow label 0 (RFC 6437 allows it), no extension headers.
+    ipv6::write_header(
+        ip_h,
+        spec.src_ip.octets(),
+        spec.dst_ip.octets(),
+        ipv4::PROTO_TCP,
+        spec.ttl,
+        tcp_len as u16,
+        0,
+    );
+    let pseudo = checksum::pseudo_header_v6(
         spec.src_ip.octets(),
         spec.dst_ip.octets(),
         ipv4::PROTO_TCP,
