@@ -16,6 +16,10 @@
 #                       --root, requested as /bench.txt
 #   --queues N          veth queues, and synack --queues (default 1)
 #   --synack-args ARGS  more arguments for `synack serve` (one string, split on spaces)
+#   --family 4|6        the address family the clients use (default 4). 6: both ends of the bed
+#                       get IPv6 addresses, nginx listens on [fd00:198:18::1], synack serves it,
+#                       wrk connects to it; xgen (IPv4 only) is skipped. The report's name ends
+#                       in -ipv6
 #   --access-log        both servers write an access log into the raw directory: nginx with
 #                       `access_log FILE combined`, synack with --access-log FILE (combined plus the
 #                       request time); the report's name ends in -access-log
@@ -43,7 +47,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CMDLINE="$0$(printf ' %q' "$@")"
 rounds=3 secs=10 conns=64 only='' clients=wrk,xgen workloads=keepalive,close
 body='hello from synack' body_size='' queues=1 synack_args='' warmup=1 pause=1 out="$ROOT/bench/results"
-access_log=no
+access_log=no family=4
 
 usage() {
 	sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -56,7 +60,7 @@ need_arg() { [[ $# -ge 2 && -n $2 ]] || {
 while (($#)); do
 	case $1 in
 	--rounds | --duration | --connections | --only | --clients | --workloads | --body | --body-size | \
-		--queues | --synack-args | --warmup | --pause | --out) need_arg "$@" ;;&
+		--queues | --synack-args | --warmup | --pause | --out | --family) need_arg "$@" ;;&
 	--rounds) rounds=$2 ;;
 	--duration) secs=$2 ;;
 	--connections) conns=$2 ;;
@@ -70,6 +74,7 @@ while (($#)); do
 	--warmup) warmup=$2 ;;
 	--pause) pause=$2 ;;
 	--out) out=$2 ;;
+	--family) family=$2 ;;
 	--access-log)
 		access_log=yes
 		shift
@@ -101,6 +106,7 @@ if [[ -z $body_size && ( -z $body || $body =~ [\"\\\$\{\}\;] || $body == *$'\n'*
 	die "--body: give a non-empty text without \" \\ \$ { } ; or newlines (or use --body-size)"
 fi
 case $only in '' | nginx | synack) ;; *) die "--only: nginx or synack" ;; esac
+case $family in 4 | 6) ;; *) die "--family: 4 or 6" ;; esac
 IFS=, read -r -a CLIENTS <<<"$clients"
 IFS=, read -r -a WORKLOADS <<<"$workloads"
 for c in "${CLIENTS[@]}"; do [[ $c == wrk || $c == xgen ]] || die "--clients: wrk and/or xgen"; done
@@ -133,6 +139,11 @@ XGEN_BIN=
 XGEN_NOTE=
 for c in "${CLIENTS[@]}"; do
 	[[ $c == xgen ]] || continue
+	if [[ $family == 6 ]]; then
+		XGEN_NOTE="xgen skipped: it speaks IPv4 only (--family 6)"
+		echo "vs-nginx: $XGEN_NOTE" >&2
+		continue
+	fi
 	if ! XGEN_BIN=$(xgen_binary 2>"${TMPDIR:-/tmp}/vs-nginx-xgen.$$"); then
 		XGEN_NOTE="xgen skipped: $(cat "${TMPDIR:-/tmp}/vs-nginx-xgen.$$")"
 		echo "vs-nginx: $XGEN_NOTE" >&2
@@ -160,6 +171,7 @@ base="$out/$(date -u +%Y-%m-%d)-$commit"
 [[ $only == nginx ]] && base+="-nginx-only"
 [[ $only == synack ]] && base+="-synack-only"
 [[ $access_log == yes ]] && base+="-access-log"
+[[ $family == 6 ]] && base+="-ipv6"
 report=$base
 for ((i = 2; i < 100; i++)); do
 	[[ -e $report.md ]] || break
@@ -182,6 +194,7 @@ trap 'exit 143' TERM
 P=$(tb_unique_prefix vsn) || exit 1
 tb_names "$P"
 tb_up "$P" "$queues" >/dev/null || exit 1
+h_family "$family" || exit 1
 
 # --- the body, the same bytes for both servers
 WWW="$RAW/www"
@@ -230,11 +243,13 @@ h_nginx_conf "$NGINX_DIR" "$body" "$NGINX_WWW" "$NGINX_ACCESS_LOG"
 	printf 'connections\t%s\n' "$conns"
 	printf 'queues\t%s\n' "$queues"
 	printf 'access_log\t%s\n' "$access_log"
+	printf 'family\t%s\n' "$family"
+	printf 'server_addr\t%s\n' "$(h_srv_addr)"
 	printf 'path\t%s\n' "$REQ_PATH"
 	printf 'body_bytes\t%s\n' "$(stat -c %s "$EXPECTED")"
 	printf 'server_cpu\t%s\n' "$H_SERVER_CPU"
 	printf 'client_cpu\t%s\n' "$H_CLIENT_CPU"
-	printf 'synack_args\t%s\n' "serve --iface $TB_SRV_IF --ip $TB_SRV_IP --port $H_PORT ${SYNACK_BODY_ARGS[*]} --queues $queues --cores $H_SERVER_CPU${SYNACK_LOG_ARGS[*]:+ ${SYNACK_LOG_ARGS[*]}}${SYNACK_EXTRA[*]:+ ${SYNACK_EXTRA[*]}}"
+	printf 'synack_args\t%s\n' "serve --iface $TB_SRV_IF --ip $(h_srv_addr) --port $H_PORT ${SYNACK_BODY_ARGS[*]} --queues $queues --cores $H_SERVER_CPU${SYNACK_LOG_ARGS[*]:+ ${SYNACK_LOG_ARGS[*]}}${SYNACK_EXTRA[*]:+ ${SYNACK_EXTRA[*]}}"
 	printf 'nginx_conf\t%s\n' "$NGINX_DIR/nginx.conf"
 	printf 'raw\t%s\n' "$RAW"
 	printf 'loadavg_start\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -251,13 +266,13 @@ start_server() {
 	case $s in
 	nginx) h_start_nginx "$NGINX_DIR" "$RAW/nginx-r$r.log" || return 1 ;;
 	synack)
-		h_start_synack "$RAW/synack-r$r.log" --iface "$TB_SRV_IF" --ip "$TB_SRV_IP" --port "$H_PORT" \
+		h_start_synack "$RAW/synack-r$r.log" --iface "$TB_SRV_IF" --ip "$(h_srv_addr)" --port "$H_PORT" \
 			"${SYNACK_BODY_ARGS[@]}" --queues "$queues" --cores "$H_SERVER_CPU" "${SYNACK_LOG_ARGS[@]}" \
 			"${SYNACK_EXTRA[@]}" || return 1
 		;;
 	esac
 	local head_file="$RAW/response-$s.head" got="$RAW/response-$s.body"
-	if ! ip netns exec "$TB_CLI_NS" curl -sS -m 5 -D "$head_file" -o "$got" "http://$TB_SRV_IP:$H_PORT$REQ_PATH"; then
+	if ! ip netns exec "$TB_CLI_NS" curl -sS -m 5 -D "$head_file" -o "$got" "http://$(h_srv_host):$H_PORT$REQ_PATH"; then
 		echo "vs-nginx: $s: the check request failed" >&2
 		return 1
 	fi

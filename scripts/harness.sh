@@ -10,6 +10,10 @@ H_SERVER_CPU=${H_SERVER_CPU:-1}
 H_CLIENT_CPU=${H_CLIENT_CPU:-0}
 H_PORT=${H_PORT:-8080}
 H_READY_LINE='synack: serving'
+# The server address the clients use, and its form in a URL (IPv6 in brackets). Default: the
+# bed's IPv4 address (after tb_names). h_family 6 switches to the bed's IPv6 address.
+H_SRV_ADDR=${H_SRV_ADDR:-}
+H_SRV_HOST=${H_SRV_HOST:-}
 H_PIDS=()     # every background PID we started; h_stop_all stops the ones still alive
 H_LAST_PID=   # the PID of the last h_start_bg
 
@@ -87,6 +91,41 @@ h_wait_http() {
 	return 1
 }
 
+# h_srv_addr / h_srv_host: the server address the clients use (H_SRV_ADDR, else the bed's
+# IPv4 address) and its URL form.
+h_srv_addr() { printf '%s' "${H_SRV_ADDR:-$TB_SRV_IP}"; }
+h_srv_host() { printf '%s' "${H_SRV_HOST:-${H_SRV_ADDR:-$TB_SRV_IP}}"; }
+
+# h_family 4|6: which family the clients use. 6 gives both ends of the bed their IPv6 address
+# (TB_SRV_IP6 / TB_CLI_IP6, without duplicate address detection: usable at once) and points
+# H_SRV_ADDR at the server's. Call after tb_up.
+h_family() {
+	case $1 in
+	4)
+		H_SRV_ADDR=$TB_SRV_IP H_SRV_HOST=$TB_SRV_IP
+		;;
+	6)
+		local ns ifc a
+		for ns in "$TB_SRV_NS" "$TB_CLI_NS"; do
+			ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 \
+				net.ipv6.conf.default.disable_ipv6=0 || return 1
+		done
+		ip netns exec "$TB_SRV_NS" sysctl -qw "net.ipv6.conf.$TB_SRV_IF.disable_ipv6=0" || return 1
+		ip netns exec "$TB_CLI_NS" sysctl -qw "net.ipv6.conf.$TB_CLI_IF.disable_ipv6=0" || return 1
+		for a in "$TB_SRV_NS $TB_SRV_IF ${TB_SRV_IP6:-fd00:198:18::1}" "$TB_CLI_NS $TB_CLI_IF ${TB_CLI_IP6:-fd00:198:18::2}"; do
+			read -r ns ifc a <<<"$a"
+			ip -n "$ns" addr replace "$a/64" dev "$ifc" nodad || return 1
+		done
+		H_SRV_ADDR=${TB_SRV_IP6:-fd00:198:18::1}
+		H_SRV_HOST="[$H_SRV_ADDR]"
+		;;
+	*)
+		h_log "h_family: 4 or 6"
+		return 1
+		;;
+	esac
+}
+
 # h_start_synack LOG ARGS...: start `synack serve ARGS...` in the server namespace on H_SERVER_CPU
 # and wait (up to 20 s) for its ready line. Sets H_SYNACK_PID. On failure, says why (with the end
 # of LOG) and returns 1.
@@ -111,7 +150,7 @@ h_start_synack() {
 }
 
 # h_nginx_conf DIR BODY_TEXT WWW|"" [ACCESS_LOG]: write DIR/nginx.conf for one worker on
-# 198.18.0.1:PORT. With WWW: files from WWW; else `return 200 "BODY_TEXT"` on every path. With
+# the server address (h_srv_host):PORT. With WWW: files from WWW; else `return 200 "BODY_TEXT"` on every path. With
 # ACCESS_LOG: `access_log ACCESS_LOG combined;` (else no access log).
 h_nginx_conf() {
 	local dir=$1 text=$2 www=$3 access=${4:-} loc log="access_log off;"
@@ -147,7 +186,7 @@ http {
     uwsgi_temp_path $dir/uwsgi;
     scgi_temp_path $dir/scgi;
     server {
-        listen $TB_SRV_IP:$H_PORT;
+        listen $(h_srv_host):$H_PORT;
         location / {
             $loc
         }
@@ -174,7 +213,7 @@ h_start_nginx() {
 	h_start_bg "$log" ip netns exec "$TB_SRV_NS" taskset -c "$H_SERVER_CPU" \
 		nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf"
 	H_NGINX_PID=$H_LAST_PID
-	if ! h_wait_http "$TB_CLI_NS" "http://$TB_SRV_IP:$H_PORT/" 10 || ! h_alive "$H_NGINX_PID"; then
+	if ! h_wait_http "$TB_CLI_NS" "http://$(h_srv_host):$H_PORT/" 10 || ! h_alive "$H_NGINX_PID"; then
 		h_log "nginx did not come up; its output and error log:"
 		tail -n 20 "$log" "$dir/error.log" 2>/dev/null | sed 's/^/    /' >&2
 		h_stop "$H_NGINX_PID" 5 || true
@@ -215,7 +254,7 @@ h_run_wrk() {
 	local hdr=()
 	[[ $mode == close ]] && hdr=(-H 'Connection: close')
 	timeout -k 5 $((secs + 20)) ip netns exec "$TB_CLI_NS" taskset -c "$H_CLIENT_CPU" \
-		wrk -t1 -c"$conns" -d"${secs}s" --latency "${hdr[@]}" "http://$TB_SRV_IP:$H_PORT$path" >"$out" 2>&1
+		wrk -t1 -c"$conns" -d"${secs}s" --latency "${hdr[@]}" "http://$(h_srv_host):$H_PORT$path" >"$out" 2>&1
 }
 
 # h_run_xgen XGEN OUT SECONDS CONNS MODE PATH: xgen from the client namespace on H_CLIENT_CPU.
