@@ -401,6 +401,10 @@ struct TimeText {
     local: Vec<u8>,
     /// `2026-12-03T06:54:19+00:00`
     iso: Vec<u8>,
+    /// The last peer address formatted (a client's requests come in runs: keep-alive,
+    /// pipelining), so `Display` for an address runs once per change, not per line.
+    peer: Option<std::net::IpAddr>,
+    peer_text: Vec<u8>,
 }
 
 const MONTHS: [&[u8; 3]; 12] = [
@@ -408,6 +412,16 @@ const MONTHS: [&[u8; 3]; 12] = [
 ];
 
 impl TimeText {
+    /// The text of `ip`, formatted once per change of address.
+    fn peer(&mut self, ip: std::net::IpAddr) -> &[u8] {
+        if self.peer != Some(ip) {
+            self.peer = Some(ip);
+            self.peer_text.clear();
+            let _ = write!(self.peer_text, "{ip}");
+        }
+        &self.peer_text
+    }
+
     fn set(&mut self, secs: u64) {
         if self.secs == Some(secs) {
             return;
@@ -428,6 +442,22 @@ impl TimeText {
             self.iso.extend_from_slice(part);
         }
     }
+}
+
+/// Appends `n` in decimal (what `write!` does, without its formatting machinery: two fields
+/// of every line).
+fn decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Appends `b` as nginx escapes logged values: `"`, `\`, control bytes and bytes from 0x7F
@@ -469,7 +499,8 @@ fn seconds(out: &mut Vec<u8>, us: u64) {
 /// nginx's `combined`, then `$request_time`.
 fn combined(out: &mut Vec<u8>, r: &Record, clock: &mut TimeText) {
     clock.set(r.unix_secs);
-    let _ = write!(out, "{} - - [", r.peer.ip());
+    out.extend_from_slice(clock.peer(r.peer.ip()));
+    out.extend_from_slice(b" - - [");
     out.extend_from_slice(&clock.local);
     out.extend_from_slice(b"] \"");
     if r.version.is_none() && r.method.len == 0 {
@@ -481,7 +512,11 @@ fn combined(out: &mut Vec<u8>, r: &Record, clock: &mut TimeText) {
         out.push(b' ');
         out.extend_from_slice(version_text(r.version));
     }
-    let _ = write!(out, "\" {} {} \"", r.status, r.body_bytes);
+    out.extend_from_slice(b"\" ");
+    decimal(out, r.status as u64);
+    out.push(b' ');
+    decimal(out, r.body_bytes);
+    out.extend_from_slice(b" \"");
     field_nginx(out, &r.referer);
     out.extend_from_slice(b"\" \"");
     field_nginx(out, &r.agent);
@@ -565,6 +600,21 @@ mod tests {
         r.target.set(b"/a?b=c");
         r.agent.set("x\"y \\ \u{e9}\n".as_bytes());
         r
+    }
+
+    #[test]
+    fn decimals_and_cached_peers_read_as_display_does() {
+        for n in [0u64, 7, 10, 200, 304, 65535, 1 << 40, u64::MAX] {
+            let mut out = Vec::new();
+            decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+        let mut t = TimeText::default();
+        let a: std::net::IpAddr = "fd00:198:18::2".parse().unwrap();
+        let b: std::net::IpAddr = "198.18.0.2".parse().unwrap();
+        assert_eq!(t.peer(a), b"fd00:198:18::2");
+        assert_eq!(t.peer(b), b"198.18.0.2");
+        assert_eq!(t.peer(a), b"fd00:198:18::2");
     }
 
     #[test]
