@@ -28,15 +28,7 @@ pub(crate) struct Resources {
 
 impl Resources {
     pub fn acquire(a: &ServerArgs, plan: &Plan) -> Result<Resources, ServeError> {
-        let v4 = a
-            .ip
-            .iter()
-            .find_map(|ip| match ip {
-                std::net::IpAddr::V4(v) => Some(*v),
-                _ => None,
-            })
-            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
-        let mut program = xdp::Program::load_and_attach(&a.iface, v4, &a.port, plan.mode)?;
+        let mut program = xdp::Program::load_and_attach(&a.iface, &a.ip, &a.port, plan.mode)?;
         if let Some(w) = program.warning() {
             log::warn!("synack: {w}");
         }

@@ -2,13 +2,13 @@
 //! attaches it through a `bpf_link`, so that it detaches by itself when the process dies,
 //! even by SIGKILL.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
 use aya::Ebpf;
 #[cfg(any(test, feature = "internals"))]
 use aya::maps::PerCpuArray;
-use aya::maps::{Array, XskMap};
+use aya::maps::{Array, HashMap, XskMap};
 use aya::programs::{Xdp, XdpMode as AyaMode};
 
 use super::{XdpError, XdpMode};
@@ -16,10 +16,13 @@ use super::{XdpError, XdpMode};
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/steer.bpf.o"));
 
 /// Config map layout (bpf/steer.bpf.c).
-const CFG_ADDR: u32 = 0;
-const CFG_NPORTS: u32 = 1;
-const CFG_PORT0: u32 = 2;
+const CFG_NADDR4: u32 = 0;
+const CFG_ADDR4: u32 = 1;
+const CFG_NPORTS: u32 = 2;
+const CFG_PORT0: u32 = 3;
 pub const MAX_PORTS: usize = 8;
+/// Entries of the program's address maps (`addrs4`, `addrs6`), each.
+pub const MAX_ADDRS: usize = 64;
 
 /// The XDP program's per-CPU counters, summed.
 #[cfg(any(test, feature = "internals"))]
@@ -29,6 +32,8 @@ pub struct ProgramCounters {
     pub passed: u64,
     pub malformed: u64,
     pub no_socket: u64,
+    /// ICMP "fragmentation needed" / ICMPv6 "packet too big" about our connections.
+    pub icmp_steered: u64,
 }
 
 pub struct Program {
@@ -81,15 +86,35 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 impl Program {
-    /// Loads the program, sets the address and ports, and attaches it to `iface`.
+    /// Loads the program, sets the addresses (either family) and ports, and attaches it to
+    /// `iface`.
     pub fn load_and_attach(
         iface: &str,
-        ip: Ipv4Addr,
+        addrs: &[IpAddr],
         ports: &[u16],
         mode: XdpMode,
     ) -> Result<Program, XdpError> {
         if ports.is_empty() || ports.len() > MAX_PORTS {
             return Err(XdpError::Config(format!("serve 1 to {MAX_PORTS} ports")));
+        }
+        let v4: Vec<Ipv4Addr> = addrs
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let v6: Vec<[u8; 16]> = addrs
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V6(a) => Some(a.octets()),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        if addrs.is_empty() || v4.len() > MAX_ADDRS || v6.len() > MAX_ADDRS {
+            return Err(XdpError::Config(format!(
+                "serve 1 to {MAX_ADDRS} addresses of each family"
+            )));
         }
         let mut ebpf = Ebpf::load(OBJECT).map_err(|e| {
             // The cause (e.g. EPERM creating a map) is in the source chain, not the message.
@@ -107,14 +132,39 @@ impl Program {
             )
             .map_err(|e| XdpError::Load(e.to_string()))?;
             // The program compares against the address as it sits in the packet (network order).
-            let addr = u32::from_ne_bytes(ip.octets());
-            cfg.set(CFG_ADDR, addr, 0)
+            cfg.set(CFG_NADDR4, v4.len() as u32, 0)
                 .map_err(|e| XdpError::Load(e.to_string()))?;
+            if let [one] = v4[..] {
+                cfg.set(CFG_ADDR4, u32::from_ne_bytes(one.octets()), 0)
+                    .map_err(|e| XdpError::Load(e.to_string()))?;
+            }
             cfg.set(CFG_NPORTS, ports.len() as u32, 0)
                 .map_err(|e| XdpError::Load(e.to_string()))?;
             for (i, p) in ports.iter().enumerate() {
                 cfg.set(CFG_PORT0 + i as u32, *p as u32, 0)
                     .map_err(|e| XdpError::Load(e.to_string()))?;
+            }
+        }
+        {
+            let mut map: HashMap<_, u32, u8> = HashMap::try_from(
+                ebpf.map_mut("addrs4")
+                    .ok_or_else(|| XdpError::Load("no addrs4 map".into()))?,
+            )
+            .map_err(|e| XdpError::Load(e.to_string()))?;
+            for a in &v4 {
+                map.insert(u32::from_ne_bytes(a.octets()), 1, 0)
+                    .map_err(|e| XdpError::Load(format!("addrs4: {e}")))?;
+            }
+        }
+        {
+            let mut map: HashMap<_, [u8; 16], u8> = HashMap::try_from(
+                ebpf.map_mut("addrs6")
+                    .ok_or_else(|| XdpError::Load("no addrs6 map".into()))?,
+            )
+            .map_err(|e| XdpError::Load(e.to_string()))?;
+            for a in &v6 {
+                map.insert(*a, 1, 0)
+                    .map_err(|e| XdpError::Load(format!("addrs6: {e}")))?;
             }
         }
         let prog: &mut Xdp = ebpf
@@ -201,6 +251,7 @@ impl Program {
             passed: get(1),
             malformed: get(2),
             no_socket: get(3),
+            icmp_steered: get(4),
         }
     }
 
@@ -233,7 +284,8 @@ impl Program {
 
 /// Tries to attach the program in native mode and detaches at once (for `synack check`).
 pub fn probe_native_xdp(iface: &str) -> Result<(), String> {
-    let mut p = Program::load_and_attach(iface, Ipv4Addr::new(127, 0, 0, 1), &[9], XdpMode::Native)
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut p = Program::load_and_attach(iface, &[lo], &[9], XdpMode::Native)
         .map_err(|e| e.to_string())?;
     p.detach();
     Ok(())
