@@ -167,7 +167,7 @@ pub fn summary(t: &Totals) -> String {
     for r in t.last.iter().flatten() {
         let _ = writeln!(
             s,
-            "  worker {} (queue {}, core {}): rx {} tx {} frames, established {}, resets sent {}, retransmits {}, syn cookies {}/{} (sent/valid), tx waits {}, rto expirations {}, tlp probes {}",
+            "  worker {} (queue {}, core {}): rx {} tx {} frames, established {}, resets sent {}, retransmits {}, syn cookies {}/{} (sent/valid), tx waits {}, rto expirations {}, tlp probes {}, path mtu lowered {}/{} (lowered/ignored)",
             r.worker,
             r.queue,
             r.core.map_or("-".to_string(), |c| c.to_string()),
@@ -181,6 +181,8 @@ pub fn summary(t: &Totals) -> String {
             r.tcp.tx_deferred,
             r.tcp.rto_expirations,
             r.tcp.tlp_probes,
+            r.tcp.pmtu_lowered,
+            r.tcp.pmtu_ignored,
         );
         let drops: Vec<String> = r
             .drops()
