@@ -4,7 +4,9 @@
 use std::process::Command;
 
 use crate::cli::CheckArgs;
-use crate::netdev::NetDev;
+use std::net::IpAddr;
+
+use crate::netdev::{IfAddr, NetDev};
 
 /// How one check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -409,25 +411,7 @@ pub fn findings(args: &CheckArgs) -> Vec<Finding> {
             format!("{}: serve with --frame-size 4096", dev.mtu),
         ));
     }
-    if let Some(ip) = args.ip {
-        let addrs = dev.ipv4_addrs();
-        if addrs.contains(&ip) {
-            v.push(finding(
-                Verdict::Ok,
-                "address",
-                format!("{ip} is configured on {}", dev.name),
-            ));
-        } else {
-            v.push(finding(
-                Verdict::Fail,
-                "address",
-                format!(
-                    "{ip} is not on {}: `ip addr add {ip}/24 dev {}`",
-                    dev.name, dev.name
-                ),
-            ));
-        }
-    }
+    v.extend(address_findings(&dev.name, &args.ip, &dev.addrs(), ipv6_disabled(&dev.name)));
     if let Some(p) = dev.attached_xdp() {
         v.push(finding(
             Verdict::Fail,
@@ -476,6 +460,83 @@ pub fn findings(args: &CheckArgs) -> Vec<Finding> {
     v
 }
 
+/// Whether IPv6 is off on `iface` (`/proc/sys/net/ipv6/conf/IF/disable_ipv6`, or no IPv6 in
+/// the kernel at all).
+fn ipv6_disabled(iface: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{iface}/disable_ipv6"))
+        .map(|s| s.trim() == "1")
+        .unwrap_or(true)
+}
+
+/// One finding per address asked about: configured on the interface, and for IPv6 enabled on
+/// it and past duplicate address detection (the kernel answers neighbour solicitations for
+/// it only then).
+fn address_findings(
+    iface: &str,
+    asked: &[IpAddr],
+    configured: &[IfAddr],
+    v6_disabled: bool,
+) -> Vec<Finding> {
+    let mut v = Vec::new();
+    for ip in asked {
+        let found = configured.iter().find(|c| c.addr == *ip);
+        let f = match (ip, found) {
+            (IpAddr::V6(_), _) if v6_disabled => finding(
+                Verdict::Fail,
+                "address",
+                format!(
+                    "IPv6 is disabled on {iface}: `sysctl -w net.ipv6.conf.{iface}.disable_ipv6=0`, \
+                     then `ip addr add {ip}/64 dev {iface}`"
+                ),
+            ),
+            (_, None) => {
+                let (len, what) = if ip.is_ipv4() {
+                    ("24", "ARP")
+                } else {
+                    ("64", "neighbour discovery")
+                };
+                finding(
+                    Verdict::Fail,
+                    "address",
+                    format!(
+                        "{ip} is not on {iface}: `ip addr add {ip}/{len} dev {iface}` (the kernel \
+                         answers {what} for it)"
+                    ),
+                )
+            }
+            (_, Some(c)) if c.dadfailed => finding(
+                Verdict::Fail,
+                "address",
+                format!(
+                    "{ip} failed duplicate address detection on {iface}: another host has it; \
+                     pick another (`ip addr del {ip}/64 dev {iface}`)"
+                ),
+            ),
+            (_, Some(c)) if c.tentative => finding(
+                Verdict::Fail,
+                "address",
+                format!(
+                    "{ip} on {iface} is tentative: duplicate address detection is still running \
+                     (a second or two) and the kernel does not answer neighbour solicitations for \
+                     it yet; check again, or add it with `nodad`"
+                ),
+            ),
+            (IpAddr::V6(_), Some(_)) => finding(
+                Verdict::Ok,
+                "address",
+                format!("{ip} is configured on {iface}, past duplicate address detection"),
+            ),
+            (IpAddr::V4(_), Some(_)) => finding(
+                Verdict::Ok,
+                "address",
+                format!("{ip} is configured on {iface}"),
+            ),
+        };
+        v.push(f);
+    }
+    v
+}
+
 /// Prints the findings; fails if any check failed.
 pub fn run(args: &CheckArgs) -> Result<(), String> {
     let f = findings(args);
@@ -503,6 +564,41 @@ pub fn run(args: &CheckArgs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_of_both_families_are_judged() {
+        let a = |t: &str, tentative, dadfailed| IfAddr {
+            addr: t.parse().unwrap(),
+            tentative,
+            dadfailed,
+        };
+        let configured = [
+            a("192.0.2.1", false, false),
+            a("2001:db8::1", false, false),
+            a("2001:db8::2", true, false),
+            a("2001:db8::3", true, true),
+        ];
+        let ask = |t: &[&str], off| {
+            let asked: Vec<IpAddr> = t.iter().map(|s| s.parse().unwrap()).collect();
+            address_findings("eth1", &asked, &configured, off)
+        };
+        let f = ask(&["192.0.2.1", "2001:db8::1"], false);
+        assert!(f.iter().all(|f| f.verdict == Verdict::Ok));
+        let f = &ask(&["2001:db8::2"], false)[0];
+        assert_eq!(f.verdict, Verdict::Fail);
+        assert!(f.detail.contains("tentative") && f.detail.contains("nodad"), "{}", f.detail);
+        let f = &ask(&["2001:db8::3"], false)[0];
+        assert!(f.detail.contains("failed duplicate address detection"), "{}", f.detail);
+        let f = &ask(&["2001:db8::9"], false)[0];
+        assert!(f.detail.contains("`ip addr add 2001:db8::9/64 dev eth1`"), "{}", f.detail);
+        let f = &ask(&["192.0.2.9"], false)[0];
+        assert!(f.detail.contains("`ip addr add 192.0.2.9/24 dev eth1`"), "{}", f.detail);
+        let f = &ask(&["2001:db8::1"], true)[0];
+        assert_eq!(f.verdict, Verdict::Fail);
+        assert!(f.detail.contains("disable_ipv6=0"), "{}", f.detail);
+        // IPv4 does not care whether IPv6 is on.
+        assert_eq!(ask(&["192.0.2.1"], true)[0].verdict, Verdict::Ok);
+    }
 
     #[test]
     fn versions_and_features_parse() {

@@ -1,6 +1,6 @@
 //! The command line (clap). `main.rs` only dispatches; the flags and their help live here.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -240,9 +240,10 @@ pub struct CheckArgs {
     /// Interface to check.
     #[arg(long, value_name = "IF")]
     pub iface: String,
-    /// Also check that this address is configured on the interface.
+    /// Also check that this address (IPv4 or IPv6; repeat for several) is configured on the
+    /// interface, and for IPv6 that it is usable (DAD done, IPv6 enabled).
     #[arg(long, value_name = "ADDR")]
-    pub ip: Option<Ipv4Addr>,
+    pub ip: Vec<IpAddr>,
     /// Queues `synack serve` will serve (for the locked memory their UMEMs need).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub queues: u32,

@@ -1,7 +1,6 @@
 //! What synack needs to know about a network interface, read from sysfs and `ip` at start-up
-//! (never on the datapath): index, MAC, MTU, queue count, IPv4 addresses, attached XDP.
+//! (never on the datapath): index, MAC, MTU, queue count, addresses of both families, attached XDP.
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -75,17 +74,6 @@ impl NetDev {
     /// Queues an AF_XDP socket can bind: each needs an RX and a TX queue.
     pub fn queue_count(&self) -> u32 {
         self.rx_queues.min(self.tx_queues)
-    }
-
-    /// The IPv4 addresses configured on the interface (from `ip -4 -o addr show`).
-    pub fn ipv4_addrs(&self) -> Vec<Ipv4Addr> {
-        let out = Command::new("ip")
-            .args(["-4", "-o", "addr", "show", "dev", &self.name])
-            .output();
-        let Ok(out) = out else {
-            return Vec::new();
-        };
-        parse_ip_addr_output(&String::from_utf8_lossy(&out.stdout))
     }
 
     /// The addresses of both families configured on the interface (from `ip -o addr show`),
@@ -162,23 +150,6 @@ pub fn parse_ip_addrs(text: &str) -> Vec<IfAddr> {
     v
 }
 
-/// Parses the `inet A.B.C.D/N` fields of `ip -4 -o addr show` output.
-pub fn parse_ip_addr_output(text: &str) -> Vec<Ipv4Addr> {
-    let mut v = Vec::new();
-    for line in text.lines() {
-        let mut words = line.split_whitespace();
-        while let Some(w) = words.next() {
-            if w == "inet"
-                && let Some(a) = words.next().and_then(|a| a.split('/').next())
-                && let Ok(ip) = a.parse()
-            {
-                v.push(ip);
-            }
-        }
-    }
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,10 +180,9 @@ mod tests {
         );
         assert_eq!(parse_mac("0a:1b"), None);
         let out = "2: eth0    inet 198.18.0.1/24 brd 198.18.0.255 scope global eth0\\       valid_lft forever\n";
-        assert_eq!(
-            parse_ip_addr_output(out),
-            vec![Ipv4Addr::new(198, 18, 0, 1)]
-        );
+        let a = parse_ip_addrs(out);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].addr.to_string(), "198.18.0.1");
     }
 
     #[test]
