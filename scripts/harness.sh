@@ -96,27 +96,20 @@ h_wait_http() {
 h_srv_addr() { printf '%s' "${H_SRV_ADDR:-$TB_SRV_IP}"; }
 h_srv_host() { printf '%s' "${H_SRV_HOST:-${H_SRV_ADDR:-$TB_SRV_IP}}"; }
 
-# h_family 4|6: which family the clients use. 6 gives both ends of the bed their IPv6 address
-# (TB_SRV_IP6 / TB_CLI_IP6, without duplicate address detection: usable at once) and points
-# H_SRV_ADDR at the server's. Call after tb_up.
+# h_family 4|6: which family the clients use: 6 points H_SRV_ADDR at the bed's IPv6 address
+# (TB_SRV_IP6). Call after tb_up.
 h_family() {
 	case $1 in
 	4)
 		H_SRV_ADDR=$TB_SRV_IP H_SRV_HOST=$TB_SRV_IP
 		;;
 	6)
-		local ns ifc a
-		for ns in "$TB_SRV_NS" "$TB_CLI_NS"; do
-			ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 \
-				net.ipv6.conf.default.disable_ipv6=0 || return 1
-		done
-		ip netns exec "$TB_SRV_NS" sysctl -qw "net.ipv6.conf.$TB_SRV_IF.disable_ipv6=0" || return 1
-		ip netns exec "$TB_CLI_NS" sysctl -qw "net.ipv6.conf.$TB_CLI_IF.disable_ipv6=0" || return 1
-		for a in "$TB_SRV_NS $TB_SRV_IF ${TB_SRV_IP6:-fd00:198:18::1}" "$TB_CLI_NS $TB_CLI_IF ${TB_CLI_IP6:-fd00:198:18::2}"; do
-			read -r ns ifc a <<<"$a"
-			ip -n "$ns" addr replace "$a/64" dev "$ifc" nodad || return 1
-		done
-		H_SRV_ADDR=${TB_SRV_IP6:-fd00:198:18::1}
+		# scripts/testbed.sh gives both ends their IPv6 address; check it is there.
+		if ! ip -n "$TB_SRV_NS" -6 addr show dev "$TB_SRV_IF" | grep -q "inet6 $TB_SRV_IP6/"; then
+			h_log "h_family 6: $TB_SRV_IF has no $TB_SRV_IP6 (scripts/testbed.sh up adds it)"
+			return 1
+		fi
+		H_SRV_ADDR=$TB_SRV_IP6
 		H_SRV_HOST="[$H_SRV_ADDR]"
 		;;
 	*)

@@ -53,7 +53,7 @@ say() { printf 'setup: %s\n' "$*"; }
 # prometheus: for its promtool (`promtool check metrics`, tests/metrics.rs); Debian ships no
 # promtool-only package (about 100 MB installed). Its service is kept from starting too, and
 # is disabled if this install enabled it.
-PACKAGES=(clang llvm libbpf-dev libxdp-dev bpftool wrk nginx-light hping3 tcpdump ethtool iproute2
+PACKAGES=(clang llvm libbpf-dev libxdp-dev bpftool wrk apache2-utils nginx-light hping3 tcpdump ethtool iproute2
 	python3 python3-scapy curl linux-perf gcc make pkg-config git util-linux procps shellcheck
 	memcached libmemcached-tools prometheus)
 
@@ -177,7 +177,7 @@ install_python_modules() {
 
 check_commands() {
 	local c missing=()
-	for c in ip ethtool taskset curl wrk nginx python3 clang hping3 tcpdump shellcheck memcached memcslap promtool; do
+	for c in ip ethtool taskset curl wrk ab nginx python3 clang hping3 tcpdump shellcheck memcached memcslap promtool; do
 		command -v "$c" >/dev/null 2>&1 || missing+=("$c")
 	done
 	if ((${#missing[@]})); then

@@ -5,8 +5,9 @@
 #   scripts/testbed.sh down PREFIX            remove them (idempotent)
 #   scripts/testbed.sh show PREFIX            print the names and addresses
 #
-#   PREFIX-srv: veth PREFIXs0, 198.18.0.1/24, route 198.19.89.0/24 via 198.18.0.2 (xgen's spoofed net)
-#   PREFIX-cli: veth PREFIXc0, 198.18.0.2/24
+#   PREFIX-srv: veth PREFIXs0, 198.18.0.1/24 and fd00:198:18::1/64, route 198.19.89.0/24 via
+#               198.18.0.2 (xgen's spoofed net)
+#   PREFIX-cli: veth PREFIXc0, 198.18.0.2/24 and fd00:198:18::2/64
 #
 # PREFIX: 1-13 characters [a-z0-9], so that "PREFIXs0" fits IFNAMSIZ (15 characters).
 # QUEUES: TX/RX queues on each end of the veth pair (default 1); one AF_XDP socket binds one queue.
@@ -21,15 +22,23 @@
 # XDP program of its own (TESTBED.md). AF_XDP transmit (copy mode) goes through the skb path and is
 # not affected; turn it on if synack ever answers with XDP_TX.
 #
+# IPv6 is on, without duplicate address detection, router solicitations or autoconfiguration: the
+# addresses are usable at once and the kernel answers neighbour discovery for them.
+#
 # Nothing listens in the server namespace, so its kernel answers SYNs to any port with RST,ACK. While
-# synack runs, its XDP program steers TCP for 198.18.0.1:PORT away from the kernel; once synack exits
-# (its bpf_link goes with it), the kernel answers with RST again.
+# synack runs, its XDP program steers TCP for 198.18.0.1:PORT (and [fd00:198:18::1]:PORT when it
+# serves that too) away from the kernel; once synack exits (its bpf_link goes with it), the kernel
+# answers with RST again.
 #
 # The file can also be sourced: it then only defines the tb_* functions and variables below.
 
 TB_SRV_IP=198.18.0.1
 TB_CLI_IP=198.18.0.2
 TB_PREFIXLEN=24
+# IPv6 on the same veth pair (ULA, RFC 4193), added without duplicate address detection so
+# that it is usable at once.
+TB_SRV_IP6=fd00:198:18::1
+TB_CLI_IP6=fd00:198:18::2
 TB_XGEN_NET=198.19.89.0/24   # xgen --src-net: client addresses xgen spoofs; routed to the client side
 
 tb_log() { printf 'testbed: %s\n' "$*" >&2; }
@@ -128,11 +137,11 @@ tb_up() {
 		tb_down "$p"
 		return 1
 	fi
-	tb_log "up: $TB_SRV_NS ($TB_SRV_IF $TB_SRV_IP) <-> $TB_CLI_NS ($TB_CLI_IF $TB_CLI_IP), $q queue(s)"
+	tb_log "up: $TB_SRV_NS ($TB_SRV_IF $TB_SRV_IP $TB_SRV_IP6) <-> $TB_CLI_NS ($TB_CLI_IF $TB_CLI_IP $TB_CLI_IP6), $q queue(s)"
 }
 
 tb_build() {
-	local q=$1 ns
+	local q=$1 ns ifc
 	ip netns add "$TB_SRV_NS" || return
 	ip netns add "$TB_CLI_NS" || return
 	# Created inside the server namespace, so the names never clash in the root namespace.
@@ -140,12 +149,24 @@ tb_build() {
 		peer name "$TB_CLI_IF" netns "$TB_CLI_NS" numtxqueues "$q" numrxqueues "$q" || return
 	for ns in "$TB_SRV_NS" "$TB_CLI_NS"; do
 		ip -n "$ns" link set lo up || return
-		# No IPv6: no DAD or router solicitations on the wire the server's XDP program looks at.
-		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 \
-			>/dev/null 2>&1 || true
+		# IPv6 without the chatter a LAN host makes: no DAD (the addresses are ours), no router
+		# solicitations, no autoconfiguration. The kernel still answers neighbour discovery.
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+			net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.default.dad_transmits=0 \
+			net.ipv6.conf.default.router_solicitations=0 net.ipv6.conf.default.accept_ra=0 \
+			net.ipv6.conf.default.autoconf=0 >/dev/null 2>&1 || true
 	done
 	ip -n "$TB_SRV_NS" addr add "$TB_SRV_IP/$TB_PREFIXLEN" dev "$TB_SRV_IF" || return
 	ip -n "$TB_CLI_NS" addr add "$TB_CLI_IP/$TB_PREFIXLEN" dev "$TB_CLI_IF" || return
+	local end
+	for end in "$TB_SRV_NS $TB_SRV_IF" "$TB_CLI_NS $TB_CLI_IF"; do
+		read -r ns ifc <<<"$end"
+		ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$ifc.disable_ipv6=0" "net.ipv6.conf.$ifc.accept_dad=0" \
+			"net.ipv6.conf.$ifc.dad_transmits=0" "net.ipv6.conf.$ifc.router_solicitations=0" \
+			"net.ipv6.conf.$ifc.accept_ra=0" "net.ipv6.conf.$ifc.autoconf=0" >/dev/null || return
+	done
+	ip -n "$TB_SRV_NS" addr add "$TB_SRV_IP6/64" dev "$TB_SRV_IF" nodad || return
+	ip -n "$TB_CLI_NS" addr add "$TB_CLI_IP6/64" dev "$TB_CLI_IF" nodad || return
 	tb_offloads_off "$TB_SRV_NS" "$TB_SRV_IF" || return
 	tb_offloads_off "$TB_CLI_NS" "$TB_CLI_IF" || return
 	if [[ ${TB_CLIENT_GRO:-off} == on ]]; then
@@ -192,6 +213,8 @@ SRV_IF=$TB_SRV_IF
 CLI_IF=$TB_CLI_IF
 SRV_IP=$TB_SRV_IP
 CLI_IP=$TB_CLI_IP
+SRV_IP6=$TB_SRV_IP6
+CLI_IP6=$TB_CLI_IP6
 XGEN_SRC_NET=$TB_XGEN_NET
 # e.g.: ip netns exec $TB_CLI_NS curl -v http://$TB_SRV_IP:8080/
 #       ip netns exec $TB_CLI_NS xgen -i $TB_CLI_IF --dst-ip $TB_SRV_IP --dst-port 8080 --src-net $TB_XGEN_NET
@@ -218,7 +241,7 @@ tb_main() {
 }
 
 tb_usage() {
-	sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 

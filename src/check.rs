@@ -411,7 +411,12 @@ pub fn findings(args: &CheckArgs) -> Vec<Finding> {
             format!("{}: serve with --frame-size 4096", dev.mtu),
         ));
     }
-    v.extend(address_findings(&dev.name, &args.ip, &dev.addrs(), ipv6_disabled(&dev.name)));
+    v.extend(address_findings(
+        &dev.name,
+        &args.ip,
+        &dev.addrs(),
+        ipv6_disabled(&dev.name),
+    ));
     if let Some(p) = dev.attached_xdp() {
         v.push(finding(
             Verdict::Fail,
@@ -586,13 +591,29 @@ mod tests {
         assert!(f.iter().all(|f| f.verdict == Verdict::Ok));
         let f = &ask(&["2001:db8::2"], false)[0];
         assert_eq!(f.verdict, Verdict::Fail);
-        assert!(f.detail.contains("tentative") && f.detail.contains("nodad"), "{}", f.detail);
+        assert!(
+            f.detail.contains("tentative") && f.detail.contains("nodad"),
+            "{}",
+            f.detail
+        );
         let f = &ask(&["2001:db8::3"], false)[0];
-        assert!(f.detail.contains("failed duplicate address detection"), "{}", f.detail);
+        assert!(
+            f.detail.contains("failed duplicate address detection"),
+            "{}",
+            f.detail
+        );
         let f = &ask(&["2001:db8::9"], false)[0];
-        assert!(f.detail.contains("`ip addr add 2001:db8::9/64 dev eth1`"), "{}", f.detail);
+        assert!(
+            f.detail.contains("`ip addr add 2001:db8::9/64 dev eth1`"),
+            "{}",
+            f.detail
+        );
         let f = &ask(&["192.0.2.9"], false)[0];
-        assert!(f.detail.contains("`ip addr add 192.0.2.9/24 dev eth1`"), "{}", f.detail);
+        assert!(
+            f.detail.contains("`ip addr add 192.0.2.9/24 dev eth1`"),
+            "{}",
+            f.detail
+        );
         let f = &ask(&["2001:db8::1"], true)[0];
         assert_eq!(f.verdict, Verdict::Fail);
         assert!(f.detail.contains("disable_ipv6=0"), "{}", f.detail);

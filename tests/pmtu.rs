@@ -368,5 +368,8 @@ fn an_upload_completes_when_the_server_link_has_the_smaller_mtu() {
     }
     let (st, log) = server.stop();
     assert!(st.success(), "synack exit: {st:?}\n{log}");
-    assert!(log.contains("(MTU 1280,"), "the MTU comes from the interface:\n{log}");
+    assert!(
+        log.contains("(MTU 1280,"),
+        "the MTU comes from the interface:\n{log}"
+    );
 }

@@ -20,7 +20,7 @@ mod testbed;
 
 use std::time::{Duration, Instant};
 
-use testbed::{Bed, PORT, SRV_IP, Server, TempDir, ok, sha256_file, text, write_seeded};
+use testbed::{Bed, Family, PORT, SRV_IP, Server, TempDir, ok, sha256_file, text, write_seeded};
 
 /// The sizes the downloads must get exactly right: empty, one byte, one full segment (MSS 1460)
 /// and one byte more, a buffer's worth, and two sizes that need many windows.
@@ -35,12 +35,25 @@ fn curl_download(
     max_secs: u64,
     extra: &[&str],
 ) -> (String, String) {
+    curl_download_on(bed, Family::V4, out_dir, name, path, max_secs, extra)
+}
+
+/// [`curl_download`] over `family`.
+fn curl_download_on(
+    bed: &Bed,
+    family: Family,
+    out_dir: &TempDir,
+    name: &str,
+    path: &str,
+    max_secs: u64,
+    extra: &[&str],
+) -> (String, String) {
     let out = out_dir.join(name);
     let out_s = out.to_str().unwrap().to_string();
     let mut args = vec!["-o", out_s.as_str(), "-w", "%{http_code}"];
     args.extend_from_slice(extra);
-    let o = bed.curl(max_secs, &args, path);
-    let code = ok(&o, &format!("curl {path}"));
+    let o = bed.curl_on(family, max_secs, &args, path);
+    let code = ok(&o, &format!("curl {} {path}", family.name()));
     // curl creates the output file also for an empty body; a missing file is a failure.
     assert!(
         out.exists(),
@@ -74,35 +87,47 @@ fn downloads_are_byte_exact() {
         expected.push((name, len, sha256_file(&p)));
     }
     let server = Server::start(bed, &["--root", root.as_str()]);
-    for (name, len, digest) in &expected {
-        let (code, got) = curl_download(bed, &outs, name, &format!("/{name}"), 60, &[]);
-        assert_eq!(code, "200", "GET /{name}");
-        let size = std::fs::metadata(outs.join(name)).unwrap().len();
-        assert_eq!(size, *len as u64, "size of /{name}");
-        assert_eq!(&got, digest, "sha256 of /{name} ({len} bytes)");
-    }
-    // All of them again on one keep-alive connection (one curl, several URLs).
-    let mut args: Vec<String> = vec!["curl".into(), "-sS".into(), "-m".into(), "60".into()];
-    for (name, _, _) in &expected {
-        args.push("-o".into());
-        args.push(outs.join(&format!("ka-{name}")).to_str().unwrap().into());
-        args.push(format!("http://{SRV_IP}:{PORT}/{name}"));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&bed.client(70, &args), "curl, all files on one connection");
-    for (name, _, digest) in &expected {
-        assert_eq!(
-            &sha256_file(&outs.join(&format!("ka-{name}"))),
-            digest,
-            "sha256 of /{name} on a keep-alive connection"
+    for fam in Family::BOTH {
+        let f = fam.name();
+        for (name, len, digest) in &expected {
+            let out = format!("{f}-{name}");
+            let (code, got) = curl_download_on(bed, fam, &outs, &out, &format!("/{name}"), 60, &[]);
+            assert_eq!(code, "200", "{f} GET /{name}");
+            let size = std::fs::metadata(outs.join(&out)).unwrap().len();
+            assert_eq!(size, *len as u64, "{f}: size of /{name}");
+            assert_eq!(&got, digest, "{f}: sha256 of /{name} ({len} bytes)");
+        }
+        // All of them again on one keep-alive connection (one curl, several URLs).
+        let mut args: Vec<String> = vec!["curl".into(), "-sS".into(), "-m".into(), "60".into()];
+        for (name, _, _) in &expected {
+            args.push("-o".into());
+            args.push(
+                outs.join(&format!("ka-{f}-{name}"))
+                    .to_str()
+                    .unwrap()
+                    .into(),
+            );
+            args.push(fam.url(&format!("/{name}")));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(
+            &bed.client(70, &args),
+            &format!("{f} curl, all files on one connection"),
         );
+        for (name, _, digest) in &expected {
+            assert_eq!(
+                &sha256_file(&outs.join(&format!("ka-{f}-{name}"))),
+                digest,
+                "{f}: sha256 of /{name} on a keep-alive connection"
+            );
+        }
     }
     let (st, log) = server.stop();
     assert!(st.success(), "synack exit: {st:?}\n{log}");
     assert!(
-        log.contains(&format!("requests {} (", 2 * expected.len())),
+        log.contains(&format!("requests {} (", 4 * expected.len())),
         "the server should count {} requests:\n{log}",
-        2 * expected.len()
+        4 * expected.len()
     );
 }
 
@@ -116,19 +141,19 @@ fn head_has_headers_but_no_body_and_missing_path_is_404() {
     write_seeded(&root, "page", 5000, 7);
     write_seeded(&root, "small", 3, 8);
     let _server = Server::start(bed, &["--root", root.as_str()]);
+    for fam in Family::BOTH {
+        // curl -I: a 200 with the length of the file.
+        let head = ok(&bed.curl_on(fam, 10, &["-I"], "/page"), "curl -I /page");
+        let lower = head.to_ascii_lowercase();
+        assert!(head.starts_with("HTTP/1.1 200"), "HEAD /page:\n{head}");
+        assert!(
+            lower.contains("\r\ncontent-length: 5000\r\n"),
+            "HEAD /page:\n{head}"
+        );
 
-    // curl -I: a 200 with the length of the file.
-    let head = ok(&bed.curl(10, &["-I"], "/page"), "curl -I /page");
-    let lower = head.to_ascii_lowercase();
-    assert!(head.starts_with("HTTP/1.1 200"), "HEAD /page:\n{head}");
-    assert!(
-        lower.contains("\r\ncontent-length: 5000\r\n"),
-        "HEAD /page:\n{head}"
-    );
-
-    // A raw HEAD followed by a GET on the same connection: the GET's response must follow the
-    // HEAD's headers immediately, so the HEAD sent no body.
-    let script = r#"
+        // A raw HEAD followed by a GET on the same connection: the GET's response must follow the
+        // HEAD's headers immediately, so the HEAD sent no body.
+        let script = r#"
 s = socket.create_connection(SRV, timeout=10)
 s.sendall(b"HEAD /page HTTP/1.1\r\nHost: t\r\n\r\nGET /small HTTP/1.1\r\nHost: t\r\n\r\n")
 r = Reader(s)
@@ -138,32 +163,37 @@ print(st1, h1.get("content-length"), len(b1))
 print(st2, h2.get("content-length"), sha(b2))
 s.close()
 "#;
-    let out = ok(&bed.python(30, script, &[]), "HEAD then GET");
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
-    assert_eq!(lines[0], "HTTP/1.1 200 OK 5000 0", "HEAD response:\n{out}");
-    let small = sha256_file(&root.join("small"));
-    assert_eq!(
-        lines[1],
-        format!("HTTP/1.1 200 OK 3 {small}"),
-        "the GET after the HEAD: a body from the HEAD would show up here"
-    );
+        let out = ok(&bed.python_on(fam, 30, script, &[]), "HEAD then GET");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert_eq!(lines[0], "HTTP/1.1 200 OK 5000 0", "HEAD response:\n{out}");
+        let small = sha256_file(&root.join("small"));
+        assert_eq!(
+            lines[1],
+            format!("HTTP/1.1 200 OK 3 {small}"),
+            "the GET after the HEAD: a body from the HEAD would show up here"
+        );
 
-    // Missing paths: 404 for GET and HEAD.
-    let get = ok(
-        &bed.curl(
-            10,
-            &["-o", "/dev/null", "-w", "%{http_code}"],
-            "/no/such/file",
-        ),
-        "curl missing",
-    );
-    assert_eq!(get, "404", "GET of a missing path");
-    let head404 = ok(&bed.curl(10, &["-I"], "/missing"), "curl -I missing");
-    assert!(
-        head404.starts_with("HTTP/1.1 404"),
-        "HEAD of a missing path:\n{head404}"
-    );
+        // Missing paths: 404 for GET and HEAD.
+        let get = ok(
+            &bed.curl_on(
+                fam,
+                10,
+                &["-o", "/dev/null", "-w", "%{http_code}"],
+                "/no/such/file",
+            ),
+            "curl missing",
+        );
+        assert_eq!(get, "404", "GET of a missing path");
+        let head404 = ok(
+            &bed.curl_on(fam, 10, &["-I"], "/missing"),
+            "curl -I missing",
+        );
+        assert!(
+            head404.starts_with("HTTP/1.1 404"),
+            "HEAD of a missing path:\n{head404}"
+        );
+    }
 }
 
 #[test]
@@ -178,9 +208,10 @@ fn pipelined_requests_are_answered_in_order() {
         write_seeded(&root, name, *len, 50 + i as u64);
     }
     let _server = Server::start(bed, &["--root", root.as_str()]);
-    // Four GETs (a large one in the middle, then a missing path) in one send.
-    let order = ["b", "a", "nope", "c", "d"];
-    let script = r#"
+    for fam in Family::BOTH {
+        // Four GETs (a large one in the middle, then a missing path) in one send.
+        let order = ["b", "a", "nope", "c", "d"];
+        let script = r#"
 paths = sys.argv[1:]
 s = socket.create_connection(SRV, timeout=10)
 s.sendall(b"".join(b"GET /%s HTTP/1.1\r\nHost: t\r\n\r\n" % p.encode() for p in paths))
@@ -190,24 +221,25 @@ for p in paths:
     print(p, st.split(" ")[1], len(b), sha(b))
 s.close()
 "#;
-    let out = ok(&bed.python(30, script, &order), "pipelined GETs");
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), order.len(), "{out}");
-    for (line, name) in lines.iter().zip(order) {
-        let f: Vec<&str> = line.split(' ').collect();
-        assert_eq!(f[0], name, "{out}");
-        if name == "nope" {
-            assert_eq!(f[1], "404", "response to /nope:\n{out}");
-            continue;
+        let out = ok(&bed.python_on(fam, 30, script, &order), "pipelined GETs");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), order.len(), "{out}");
+        for (line, name) in lines.iter().zip(order) {
+            let f: Vec<&str> = line.split(' ').collect();
+            assert_eq!(f[0], name, "{out}");
+            if name == "nope" {
+                assert_eq!(f[1], "404", "response to /nope:\n{out}");
+                continue;
+            }
+            let len = sizes.iter().find(|s| s.0 == name).unwrap().1;
+            assert_eq!(f[1], "200", "response for /{name}:\n{out}");
+            assert_eq!(f[2], len.to_string(), "length for /{name}:\n{out}");
+            assert_eq!(
+                f[3],
+                sha256_file(&root.join(name)),
+                "body for /{name} (out of order?):\n{out}"
+            );
         }
-        let len = sizes.iter().find(|s| s.0 == name).unwrap().1;
-        assert_eq!(f[1], "200", "response for /{name}:\n{out}");
-        assert_eq!(f[2], len.to_string(), "length for /{name}:\n{out}");
-        assert_eq!(
-            f[3],
-            sha256_file(&root.join(name)),
-            "body for /{name} (out of order?):\n{out}"
-        );
     }
 }
 
@@ -222,13 +254,13 @@ fn http_1_0_is_served_and_closed() {
     let p = write_seeded(&root, "doc", 100_000, 3);
     let digest = sha256_file(&p);
     let _server = Server::start(bed, &["--root", root.as_str()]);
+    for fam in Family::BOTH {
+        let (code, got) = curl_download_on(bed, fam, &outs, "doc", "/doc", 20, &["--http1.0"]);
+        assert_eq!(code, "200");
+        assert_eq!(got, digest, "curl --http1.0 body");
 
-    let (code, got) = curl_download(bed, &outs, "doc", "/doc", 20, &["--http1.0"]);
-    assert_eq!(code, "200");
-    assert_eq!(got, digest, "curl --http1.0 body");
-
-    // A raw HTTP/1.0 request without Host: the answer, then the server closes the connection.
-    let script = r#"
+        // A raw HTTP/1.0 request without Host: the answer, then the server closes the connection.
+        let script = r#"
 s = socket.create_connection(SRV, timeout=10)
 t0 = time.monotonic()
 s.sendall(b"GET /doc HTTP/1.0\r\nUser-Agent: raw\r\n\r\n")
@@ -239,20 +271,21 @@ print(st.split(" ")[1], len(b), sha(b))
 print("eof" if rest is not None else "open", 0 if rest is None else len(rest), "%.3f" % (time.monotonic() - t0))
 s.close()
 "#;
-    let out = ok(&bed.python(30, script, &[]), "raw HTTP/1.0");
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
-    assert_eq!(
-        lines[0],
-        format!("200 100000 {digest}"),
-        "HTTP/1.0 response:\n{out}"
-    );
-    let f: Vec<&str> = lines[1].split(' ').collect();
-    assert_eq!(
-        f[0], "eof",
-        "the server must close an HTTP/1.0 connection after the response:\n{out}"
-    );
-    assert_eq!(f[1], "0", "bytes after the response:\n{out}");
+        let out = ok(&bed.python_on(fam, 30, script, &[]), "raw HTTP/1.0");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert_eq!(
+            lines[0],
+            format!("200 100000 {digest}"),
+            "HTTP/1.0 response:\n{out}"
+        );
+        let f: Vec<&str> = lines[1].split(' ').collect();
+        assert_eq!(
+            f[0], "eof",
+            "the server must close an HTTP/1.0 connection after the response:\n{out}"
+        );
+        assert_eq!(f[1], "0", "bytes after the response:\n{out}");
+    }
 }
 
 #[test]
@@ -299,16 +332,21 @@ for i in range(N):
         first = first or "%d: %r" % (i, e)
 print("ok=%d failures=%r seconds=%.1f first=%s" % (ok, failures, time.monotonic() - t0, first))
 "#;
-    let n = 5000;
-    let out = ok(
-        &bed.python(150, script, &[&n.to_string()]),
-        "5000 connections",
-    );
-    eprintln!("sequential connections: {}", out.trim());
-    assert!(
-        out.starts_with(&format!("ok={n} failures={{}}")),
-        "all {n} connections must succeed: {out}"
-    );
+    // 2,500 over each family, one after the other.
+    let n = 2500;
+    for fam in Family::BOTH {
+        let out = ok(
+            &bed.python_on(fam, 150, script, &[&n.to_string()]),
+            &format!("{n} connections over {}", fam.name()),
+        );
+        eprintln!("sequential connections, {}: {}", fam.name(), out.trim());
+        assert!(
+            out.starts_with(&format!("ok={n} failures={{}}")),
+            "all {n} connections over {} must succeed: {out}",
+            fam.name()
+        );
+    }
+    let n = 2 * n;
     let (st, log) = server.stop();
     assert!(st.success(), "synack exit: {st:?}\n{log}");
     assert!(
@@ -317,9 +355,11 @@ print("ok=%d failures=%r seconds=%.1f first=%s" % (ok, failures, time.monotonic(
     );
 }
 
-/// Runs wrk in the client namespace on [`testbed::CLIENT_CORE`]; returns its output.
-fn wrk(bed: &Bed, extra: &[&str]) -> String {
-    let url = format!("http://{SRV_IP}:{PORT}/");
+/// Runs wrk in the client namespace on [`testbed::CLIENT_CORE`] for `duration` against the
+/// server's address of `family`; returns its output.
+fn wrk_on(bed: &Bed, family: Family, duration: &str, extra: &[&str]) -> String {
+    let url = family.url("/");
+    let d = format!("-d{duration}");
     let mut args = vec![
         "taskset",
         "-c",
@@ -327,13 +367,13 @@ fn wrk(bed: &Bed, extra: &[&str]) -> String {
         "wrk",
         "-t1",
         "-c64",
-        "-d10s",
+        &d,
         "--timeout",
         "5s",
     ];
     args.extend_from_slice(extra);
     args.push(&url);
-    ok(&bed.client(40, &args), "wrk")
+    ok(&bed.client(40, &args), &format!("wrk {}", family.name()))
 }
 
 /// From wrk's output: (requests, socket errors line, non-2xx line).
@@ -359,20 +399,110 @@ fn wrk_keepalive_and_close_without_errors() {
     };
     let bed = &env.bed;
     let server = Server::start(bed, &["--body", "hi"]);
-    for (label, extra) in [
-        ("keep-alive", &[][..]),
-        ("close", &["-H", "Connection: close"][..]),
-    ] {
-        let out = wrk(bed, extra);
-        eprintln!("wrk {label}:\n{out}");
-        let (requests, socket_errors, non2xx) = wrk_summary(&out);
-        assert!(requests > 0, "wrk {label}: no requests:\n{out}");
-        assert_eq!(socket_errors, None, "wrk {label}: socket errors:\n{out}");
-        assert_eq!(non2xx, None, "wrk {label}: non-2xx responses:\n{out}");
+    for fam in Family::BOTH {
+        for (label, extra) in [
+            ("keep-alive", &[][..]),
+            ("close", &["-H", "Connection: close"][..]),
+        ] {
+            let label = format!("{label} over {}", fam.name());
+            let out = wrk_on(bed, fam, "6s", extra);
+            eprintln!("wrk {label}:\n{out}");
+            let (requests, socket_errors, non2xx) = wrk_summary(&out);
+            assert!(requests > 0, "wrk {label}: no requests:\n{out}");
+            assert_eq!(socket_errors, None, "wrk {label}: socket errors:\n{out}");
+            assert_eq!(non2xx, None, "wrk {label}: non-2xx responses:\n{out}");
+        }
     }
     let (st, log) = server.stop();
     assert!(st.success(), "synack exit: {st:?}\n{log}");
     eprintln!("{log}");
+}
+
+/// One server, clients of both families at once: wrk over IPv4 and over IPv6 at the same time
+/// (keep-alive and close), then ApacheBench over each. Zero errors everywhere, and the
+/// server's count of requests is the sum of what the clients got.
+#[test]
+fn ipv4_and_ipv6_clients_at_once() {
+    let Some(env) = testbed::setup("dual") else {
+        return;
+    };
+    let bed = &env.bed;
+    let server = Server::start(bed, &["--body", "hello from synack\n"]);
+    let mut answered = 0u64;
+    for extra in [&[][..], &["-H", "Connection: close"][..]] {
+        let runs: Vec<_> = Family::BOTH
+            .iter()
+            .map(|&fam| {
+                let url = fam.url("/");
+                let mut args = vec!["wrk", "-t1", "-c32", "-d5s", "--timeout", "5s"];
+                args.extend_from_slice(extra);
+                args.push(&url);
+                (fam, bed.client_spawn(30, &args))
+            })
+            .collect();
+        for (fam, child) in runs {
+            let o = child.wait_with_output().expect("wait for wrk");
+            let out = ok(&o, &format!("wrk {} {extra:?}", fam.name()));
+            let (requests, socket_errors, non2xx) = wrk_summary(&out);
+            eprintln!(
+                "wrk {} {extra:?} alongside the other family:\n{out}",
+                fam.name()
+            );
+            assert!(
+                requests > 1000,
+                "{} {extra:?}: few requests:\n{out}",
+                fam.name()
+            );
+            assert_eq!(socket_errors, None, "{} {extra:?}:\n{out}", fam.name());
+            assert_eq!(non2xx, None, "{} {extra:?}:\n{out}", fam.name());
+            answered += requests;
+        }
+    }
+    for fam in Family::BOTH {
+        for keepalive in [false, true] {
+            let url = fam.url("/");
+            let mut args = vec!["ab", "-q", "-n", "3000", "-c", "16", "-s", "5"];
+            if keepalive {
+                args.push("-k");
+            }
+            args.push(&url);
+            let out = ok(&bed.client(60, &args), &format!("ab {}", fam.name()));
+            let field = |name: &str| {
+                out.lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_else(|| panic!("no {name} in ab's output:\n{out}"))
+            };
+            assert_eq!(
+                field("Complete requests"),
+                "3000",
+                "ab {}:\n{out}",
+                fam.name()
+            );
+            assert_eq!(field("Failed requests"), "0", "ab {}:\n{out}", fam.name());
+            assert!(
+                !out.contains("Non-2xx responses"),
+                "ab {}: non-2xx:\n{out}",
+                fam.name()
+            );
+            answered += 3000;
+        }
+    }
+    let (st, log) = server.stop();
+    assert!(st.success(), "synack exit: {st:?}\n{log}");
+    // wrk counts the requests whose responses came back; a request in flight when it stops
+    // may be answered by the server and not counted by wrk (at most one per connection).
+    let served = log
+        .lines()
+        .find_map(|l| l.split(" requests ").nth(1))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no request count in the final statistics:\n{log}"));
+    assert!(
+        (answered..=answered + 4 * 32).contains(&served),
+        "the server answered {served}, the clients counted {answered}:\n{log}"
+    );
 }
 
 #[test]
@@ -493,14 +623,23 @@ fn lossy_download_is_byte_exact() {
     let outs = TempDir::new("out");
     let digest = sha256_file(&write_seeded(&root, "big", 16 << 20, 99));
     let server = Server::start(bed, &["--root", root.as_str(), "--inject-drop", "0.05"]);
-    let t0 = Instant::now();
-    let (code, got) = curl_download(bed, &outs, "big", "/big", 120, &[]);
-    eprintln!(
-        "16 MiB with 5% of received frames dropped: {:?}",
-        t0.elapsed()
-    );
-    assert_eq!(code, "200");
-    assert_eq!(got, digest, "sha256 of 16 MiB with 5% loss");
+    for fam in Family::BOTH {
+        let t0 = Instant::now();
+        let name = format!("big-{}", fam.name());
+        let (code, got) = curl_download_on(bed, fam, &outs, &name, "/big", 120, &[]);
+        eprintln!(
+            "16 MiB over {} with 5% of received frames dropped: {:?}",
+            fam.name(),
+            t0.elapsed()
+        );
+        assert_eq!(code, "200");
+        assert_eq!(
+            got,
+            digest,
+            "sha256 of 16 MiB over {} with 5% loss",
+            fam.name()
+        );
+    }
     let (st, log) = server.stop();
     assert!(st.success(), "synack exit: {st:?}\n{log}");
     eprintln!("{log}");
@@ -563,15 +702,18 @@ except Exception as e:
 print("ok=%d first=%s seconds=%.1f" % (ok, first, time.monotonic() - t0))
 "#;
     let n = 400;
-    let out = ok(
-        &bed.python(120, script, &[root.as_str(), &n.to_string()]),
-        "lossy pipelined requests",
-    );
-    eprintln!("lossy pipelined upload: {}", out.trim());
-    assert!(
-        out.starts_with(&format!("ok={n} first=None")),
-        "all {n} responses in order despite 5% loss: {out}"
-    );
+    for fam in Family::BOTH {
+        let out = ok(
+            &bed.python_on(fam, 120, script, &[root.as_str(), &n.to_string()]),
+            &format!("lossy pipelined requests over {}", fam.name()),
+        );
+        eprintln!("lossy pipelined upload over {}: {}", fam.name(), out.trim());
+        assert!(
+            out.starts_with(&format!("ok={n} first=None")),
+            "all {n} responses over {} in order despite 5% loss: {out}",
+            fam.name()
+        );
+    }
     // Requests were lost on the way in: the client's kernel had to send them again.
     let retransmits = bed.client_retransmits();
     eprintln!("client retransmitted {retransmits} segments");

@@ -22,6 +22,58 @@ use std::time::{Duration, Instant};
 /// The server's and the client's addresses in every test bed (scripts/testbed.sh).
 pub const SRV_IP: &str = "198.18.0.1";
 pub const CLI_IP: &str = "198.18.0.2";
+/// The same hosts' IPv6 addresses (no duplicate address detection: usable at once).
+pub const SRV_IP6: &str = "fd00:198:18::1";
+pub const CLI_IP6: &str = "fd00:198:18::2";
+
+/// The address family a client uses. [`Server::start`] serves both at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// Both, IPv4 first: what the tests loop over.
+    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    /// The server's address.
+    pub fn srv_ip(self) -> &'static str {
+        match self {
+            Family::V4 => SRV_IP,
+            Family::V6 => SRV_IP6,
+        }
+    }
+
+    /// The client's address.
+    pub fn cli_ip(self) -> &'static str {
+        match self {
+            Family::V4 => CLI_IP,
+            Family::V6 => CLI_IP6,
+        }
+    }
+
+    /// The server's address as a URL host: `198.18.0.1` or `[fd00:198:18::1]`.
+    pub fn host(self) -> String {
+        match self {
+            Family::V4 => SRV_IP.to_string(),
+            Family::V6 => format!("[{SRV_IP6}]"),
+        }
+    }
+
+    /// `http://HOST:PORT` + `path`.
+    pub fn url(self, path: &str) -> String {
+        format!("http://{}:{PORT}{path}", self.host())
+    }
+
+    /// "IPv4" or "IPv6", for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
 /// The port the tests serve.
 pub const PORT: u16 = 8080;
 /// Cores: the server on one, the load generator on the other (TESTBED.md).
@@ -89,7 +141,7 @@ pub const BED_TOOLS: [&str; 8] = [
 ];
 
 /// The commands the tests of tests/veth.rs call besides [`BED_TOOLS`].
-const VETH_TOOLS: [&str; 5] = ["tc", "clang", "curl", "wrk", "sha256sum"];
+const VETH_TOOLS: [&str; 6] = ["tc", "clang", "curl", "wrk", "ab", "sha256sum"];
 
 /// The first executable file named `tool` in a directory of `PATH`, the way `Command` and
 /// `ip netns exec` will look for it (so `PATH=... cargo test` can hide a tool).
@@ -385,7 +437,15 @@ impl Bed {
 
     /// A Python script (the HTTP helpers of [`PY_PRELUDE`] come first) in the client namespace.
     pub fn python(&self, secs: u64, script: &str, args: &[&str]) -> Output {
-        let code = format!("{PY_PRELUDE}\n{script}");
+        self.python_on(Family::V4, secs, script, args)
+    }
+
+    /// [`Bed::python`] with the prelude's `SRV` the server's address of `family`.
+    pub fn python_on(&self, family: Family, secs: u64, script: &str, args: &[&str]) -> Output {
+        let code = format!(
+            "{PY_PRELUDE}\nSRV = ({:?}, {PORT})\n{script}",
+            family.srv_ip()
+        );
         let mut all = vec!["python3", "-c", &code];
         all.extend_from_slice(args);
         self.client(secs, &all)
@@ -394,7 +454,12 @@ impl Bed {
     /// `curl -sS` in the client namespace with a `-m` limit, the arguments, then the URL of
     /// `path` on the server. Its `-w` output (if asked) is in stdout.
     pub fn curl(&self, max_secs: u64, args: &[&str], path: &str) -> Output {
-        let url = format!("http://{SRV_IP}:{PORT}{path}");
+        self.curl_on(Family::V4, max_secs, args, path)
+    }
+
+    /// [`Bed::curl`] to the server's address of `family`.
+    pub fn curl_on(&self, family: Family, max_secs: u64, args: &[&str], path: &str) -> Output {
+        let url = family.url(path);
         let m = max_secs.to_string();
         let mut all = vec!["curl", "-sS", "-m", &m];
         all.extend_from_slice(args);
@@ -651,7 +716,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `synack serve --iface SRV_IF --ip SRV_IP --port PORT --cores 1 --quiet ARGS...`
+    /// Starts `synack serve --iface SRV_IF --ip SRV_IP --ip SRV_IP6 --port PORT --cores 1 --quiet
+    /// ARGS...` (both families)
     /// (pinned with taskset to core 1 as well)
     /// and waits (bounded) for its ready line. Panics with its stderr if it does not get ready.
     pub fn start(bed: &Bed, args: &[&str]) -> Server {
@@ -681,7 +747,16 @@ impl Server {
             .args(["netns", "exec", &bed.srv_ns, "taskset", "-c", cores])
             .arg(bin)
             .args(subcommand)
-            .args(["--iface", &bed.srv_if, "--ip", SRV_IP, "--port", &port])
+            .args([
+                "--iface",
+                &bed.srv_if,
+                "--ip",
+                SRV_IP,
+                "--ip",
+                SRV_IP6,
+                "--port",
+                &port,
+            ])
             .args(["--cores", cores, "--quiet"])
             .args(args)
             .stdin(Stdio::null())
