@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 const SYNACK: &str = env!("CARGO_BIN_EXE_synack");
 const SRV_IP: &str = "198.18.0.1";
 const CLI_IP: &str = "198.18.0.2";
+/// The server's IPv6 address on the bed (scripts/testbed.sh); every server here serves it too.
+const SRV_IP6: &str = "fd00:198:18::1";
 const PORT: &str = "8080";
 const BODY: &str = "hello";
 const METRICS_ADDR: &str = "127.0.0.1:9100";
@@ -252,7 +254,16 @@ impl Server {
         let f = File::create(&log).expect("create server log");
         let child = Command::new("ip")
             .args(["netns", "exec", &tb.srv_ns(), SYNACK, "serve"])
-            .args(["--iface", &tb.srv_if(), "--ip", SRV_IP, "--port", PORT])
+            .args([
+                "--iface",
+                &tb.srv_if(),
+                "--ip",
+                SRV_IP,
+                "--ip",
+                SRV_IP6,
+                "--port",
+                PORT,
+            ])
             .args(["--body", BODY, "--grace", "1"])
             .args(extra)
             .stdin(Stdio::null())
@@ -394,18 +405,19 @@ impl Drop for Background {
 
 /// One GET with curl from the client namespace; true if it got status 200 and the body.
 fn curl_ok(tb: &Testbed, max_secs: &str) -> Result<(), String> {
+    curl_url_ok(tb, max_secs, &url())
+}
+
+/// [`curl_ok`] over IPv6.
+fn curl6_ok(tb: &Testbed, max_secs: &str) -> Result<(), String> {
+    curl_url_ok(tb, max_secs, &format!("http://[{SRV_IP6}]:{PORT}/"))
+}
+
+fn curl_url_ok(tb: &Testbed, max_secs: &str, url: &str) -> Result<(), String> {
     let out = run_in(
         &tb.cli_ns(),
         10,
-        &[
-            "curl",
-            "-sS",
-            "-m",
-            max_secs,
-            "-w",
-            "\n%{http_code}",
-            &url(),
-        ],
+        &["curl", "-sS", "-m", max_secs, "-w", "\n%{http_code}", url],
     );
     let body = text(&out.stdout);
     if out.status.success() && body == format!("{BODY}\n200") {
@@ -1802,6 +1814,70 @@ fn syn_flood_is_absorbed_by_cookies() {
         "a request after the flood failed"
     );
 
+    // The same over IPv6. hping3 speaks IPv4 only: a Python sender writes SYN frames from
+    // 256 spoofed addresses of fd00:198:18::/64 straight onto the client's veth (AF_PACKET),
+    // at most 20,000 per second, 60,000 in all, while IPv6 requests must still be served.
+    let cookies_v4 = scrape(&tb).1;
+    let cookies_before = parse_exposition(&cookies_v4)
+        .ok()
+        .and_then(|e| e.find("synack_syn_cookies_sent_total", &[("worker", "0")]))
+        .unwrap_or(0.0);
+    let srv_mac = text(
+        &run_in(
+            &tb.srv_ns(),
+            5,
+            &["cat", &format!("/sys/class/net/{}/address", tb.srv_if())],
+        )
+        .stdout,
+    )
+    .trim()
+    .to_string();
+    let flood6 = Command::new("ip")
+        .args([
+            "netns", "exec", &cli_ns, "taskset", "-c", "0", "python3", "-c", SYN_FLOOD6,
+        ])
+        .args([&tb.cli_if(), &srv_mac, SRV_IP6, PORT, "60000", "20000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the IPv6 SYN sender");
+    let mut flood = Background {
+        children: vec![flood6],
+    };
+    let mut times6 = Vec::new();
+    let mut tx = tb.cli_tx_packets();
+    for i in 0..4 {
+        tx = tb
+            .await_cli_tx(tx, FLOOD_STEP, Duration::from_secs(10))
+            .unwrap_or_else(|| {
+                panic!("the IPv6 flood sent fewer than {FLOOD_STEP} frames in 10 s")
+            });
+        assert!(
+            flood.running() > 0,
+            "the IPv6 flood ended before request {i}"
+        );
+        let t = Instant::now();
+        if let Err(e) = curl6_ok(&tb, "1") {
+            panic!("IPv6 request {i} during the IPv6 flood failed: {e}");
+        }
+        times6.push(t.elapsed());
+        max_rss = max_rss.max(srv.rss_kib());
+    }
+    let during6 = scrape_until(&tb, "IPv6 SYN cookies sent", |e| {
+        e.find("synack_syn_cookies_sent_total", &[("worker", "0")])
+            .is_some_and(|v| v > cookies_before + 1000.0)
+    });
+    let killed6 = flood.finish(Duration::from_secs(15));
+    println!(
+        "  IPv6: requests during the flood took {times6:?}; cookies sent {} in all; {killed6} killed at the end",
+        during6.get("synack_syn_cookies_sent_total", &[("worker", "0")])
+    );
+    assert!(
+        curl6_ok(&tb, "1").is_ok(),
+        "an IPv6 request after the flood failed"
+    );
+
     let (st, log) = srv.stop();
     assert!(st.success(), "synack exited with {st}:\n{log}");
     let w = parse_worker_lines(&log);
@@ -1819,14 +1895,51 @@ fn syn_flood_is_absorbed_by_cookies() {
         "no connection opened from a SYN cookie: {w:?}"
     );
     assert!(
-        w.established >= 8,
-        "the 8 requests were not all established: {w:?}"
+        w.established >= 13,
+        "the 13 requests (8 IPv4, 5 IPv6) were not all established: {w:?}"
     );
     assert!(
         max_rss <= rss0 + 64 * 1024,
         "RSS grew from {rss0} KiB to {max_rss} KiB during the flood"
     );
 }
+
+/// SYN frames over IPv6 from spoofed addresses, written to an AF_PACKET socket:
+/// argv = IF DST_MAC DST_IP6 PORT COUNT RATE.
+const SYN_FLOOD6: &str = r#"
+import socket, struct, sys, time
+ifc, mac, dst, port, count, rate = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+dmac = bytes(int(x, 16) for x in mac.split(":"))
+dip = socket.inet_pton(socket.AF_INET6, dst)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifc, 0))
+smac = s.getsockname()[4][:6]
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16: t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+frames = []
+for i in range(256):
+    sip = socket.inet_pton(socket.AF_INET6, "fd00:198:18::%x:%x" % (0x100 + i, i + 1))
+    for sport in range(20000, 20000 + 64):
+        opts = struct.pack("!BBH", 2, 4, 1440)
+        tcp = struct.pack("!HHIIBBHHH", sport, port, i * 7919 + sport, 0, (6 << 4), 0x02, 64800, 0, 0) + opts
+        c = csum(sip + dip + struct.pack("!IxxxB", len(tcp), 6) + tcp)
+        tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+        ip6 = struct.pack("!IHBB", 6 << 28, len(tcp), 6, 64) + sip + dip
+        frames.append(dmac + smac + b"\x86\xdd" + ip6 + tcp)
+sent = 0
+t0 = time.monotonic()
+while sent < count:
+    s.send(frames[sent % len(frames)])
+    sent += 1
+    if sent % 100 == 0:
+        ahead = sent / rate - (time.monotonic() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+print("sent", sent)
+"#;
 
 // ------------------------------------------------------------------------------------------------
 // The parsers themselves (no root needed): they must reject what they are there to catch.
