@@ -95,11 +95,11 @@ if ! ip netns exec "$TB_SRV_NS" "$BIN" check --iface "$TB_SRV_IF" 2>&1 | sed 's/
 	echo "  (synack check reported a problem; trying to serve anyway)"
 fi
 
-step "synack serve on $TB_SRV_IP:$H_PORT, CPU $H_SERVER_CPU"
+step "synack serve on $TB_SRV_IP and [$TB_SRV_IP6], port $H_PORT, CPU $H_SERVER_CPU"
 # Serve a small site from memory (--root), so that a missing page gets its 404.
 mkdir -p "$TMP/www"
 printf '%s' "$BODY" >"$TMP/www/index.html"
-h_start_synack "$TMP/synack.log" --iface "$TB_SRV_IF" --ip "$TB_SRV_IP" --port "$H_PORT" --root "$TMP/www" ||
+h_start_synack "$TMP/synack.log" --iface "$TB_SRV_IF" --ip "$TB_SRV_IP" --ip "$TB_SRV_IP6" --port "$H_PORT" --root "$TMP/www" ||
 	fail "synack did not start"
 echo "  pid $H_SYNACK_PID: $(grep -F -m1 "$H_READY_LINE" "$TMP/synack.log")"
 
@@ -108,7 +108,7 @@ echo "  pid $H_SYNACK_PID: $(grep -F -m1 "$H_READY_LINE" "$TMP/synack.log")"
 # (scripts/test_loadgen.py runs this function on its own.)
 demo_verdict() {
 	local k bad=0
-	for k in get head 404 wrk-keepalive wrk-close exit; do
+	for k in get get-ipv6 head 404 wrk-keepalive wrk-close exit; do
 		printf '  %-14s %s\n' "$k" "${RESULT[$k]:-not run}"
 		case $k in
 		wrk-*) [[ ${RESULT[$k]:-} == *", 0 errors" ]] || bad=1 ;;
@@ -127,6 +127,12 @@ got=$(cli curl -sS -v -m 5 "$URL/" 2>"$TMP/curl-v.err") || true
 sed -n 's/^\([<>*]\)/  \1/p' "$TMP/curl-v.err" | grep -v '^  \* *$' || true
 printf '  body: %s\n' "$got"
 if [[ $got == "$BODY" ]]; then RESULT[get]=ok; else RESULT[get]="FAILED (body '${got:0:60}')"; fi
+
+URL6="http://[$TB_SRV_IP6]:$H_PORT"
+step "curl $URL6/ (IPv6, same server)"
+got6=$(cli curl -sS -m 5 "$URL6/" 2>&1) || true
+printf '  body: %s\n' "$got6"
+if [[ $got6 == "$BODY" ]]; then RESULT[get-ipv6]=ok; else RESULT[get-ipv6]="FAILED (body '${got6:0:60}')"; fi
 
 step "curl --head $URL/"
 head_out=$(cli curl -sS -I -m 5 "$URL/" 2>&1) || true

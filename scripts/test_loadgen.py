@@ -153,7 +153,7 @@ class Summarize(unittest.TestCase):
 class DemoVerdict(unittest.TestCase):
     """scripts/demo.sh's demo_verdict: every check it prints counts in the verdict."""
 
-    GOOD = {"get": "ok", "head": "ok", "404": "ok", "wrk-keepalive": "9000 requests/s, 0 errors",
+    GOOD = {"get": "ok", "get-ipv6": "ok", "head": "ok", "404": "ok", "wrk-keepalive": "9000 requests/s, 0 errors",
             "wrk-close": "8000 requests/s, 0 errors", "exit": "ok"}
 
     def verdict(self, results):
@@ -169,7 +169,7 @@ class DemoVerdict(unittest.TestCase):
         self.assertIn("404            ok", out)
 
     def test_each_failed_check_fails_the_verdict(self):
-        bad = {"get": "FAILED (body 'x')", "head": "FAILED", "404": "got '200', expected 404",
+        bad = {"get": "FAILED (body 'x')", "get-ipv6": "FAILED (body '')", "head": "FAILED", "404": "got '200', expected 404",
                "wrk-keepalive": "9000 requests/s, 3 errors", "wrk-close": "FAILED (wrk)",
                "exit": "exit status 1 (expected 0)"}
         for k, v in bad.items():

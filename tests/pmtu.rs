@@ -22,8 +22,9 @@ use std::process::Command;
 
 use testbed::{Bed, PORT, SRV_IP, Server, TempDir, ok, sha256_file, text, write_seeded};
 
-const SRV_IP6: &str = "fd00:198:18::1";
-const ROUTER_IP6: &str = "fd00:198:18::2";
+/// The bed's IPv6 addresses (scripts/testbed.sh): the client end becomes the router.
+const SRV_IP6: &str = testbed::SRV_IP6;
+const ROUTER_IP6: &str = testbed::CLI_IP6;
 /// The client's link: behind the router.
 const CLIENT_NET: &str = "203.0.113.0/24";
 const CLIENT_IP: &str = "203.0.113.2";
@@ -44,35 +45,6 @@ fn ns_sysctl(ns: &str, settings: &[&str]) {
     let mut args = vec!["ip", "netns", "exec", ns, "sysctl", "-qw"];
     args.extend_from_slice(settings);
     run(&args);
-}
-
-/// IPv6 on both ends of the bed (scripts/testbed.sh turns it off), with the server's and the
-/// other end's addresses, usable at once (no duplicate address detection).
-fn bed_ipv6(bed: &Bed, other_end: &str) {
-    for (ns, ifc, addr) in [
-        (&bed.srv_ns, &bed.srv_if, SRV_IP6),
-        (&bed.cli_ns, &bed.cli_if, other_end),
-    ] {
-        ns_sysctl(
-            ns,
-            &[
-                "net.ipv6.conf.all.disable_ipv6=0",
-                "net.ipv6.conf.default.disable_ipv6=0",
-                &format!("net.ipv6.conf.{ifc}.disable_ipv6=0"),
-            ],
-        );
-        run(&[
-            "ip",
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{addr}/64"),
-            "dev",
-            ifc,
-            "nodad",
-        ]);
-    }
 }
 
 /// A client host behind the bed's client namespace, which becomes a router. Removed in `Drop`.
@@ -269,12 +241,11 @@ fn downloads_cross_a_1280_byte_link_over_both_families() {
         return;
     };
     let bed = &env.bed;
-    bed_ipv6(bed, ROUTER_IP6);
     let client = RoutedClient::behind(bed, 1280);
     let root = TempDir::new("pmtu-root");
     let outs = TempDir::new("pmtu-out");
     let digest = sha256_file(&write_seeded(&root, "big.bin", 1 << 20, 1280));
-    let server = Server::start(bed, &["--ip", SRV_IP6, "--root", root.as_str()]);
+    let server = Server::start(bed, &["--root", root.as_str()]);
     for (i, host) in [SRV_IP.to_string(), format!("[{SRV_IP6}]")]
         .iter()
         .enumerate()
@@ -305,7 +276,6 @@ fn an_upload_completes_when_the_server_link_has_the_smaller_mtu() {
         return;
     };
     let bed = &env.bed;
-    bed_ipv6(bed, "fd00:198:18::2");
     // The server's end carries 1280 bytes, the client's 1500: only the MSS synack announces
     // keeps the client's segments small enough.
     run(&[
@@ -322,17 +292,7 @@ fn an_upload_completes_when_the_server_link_has_the_smaller_mtu() {
     let body = write_seeded(&files, "up.bin", 1 << 20, 1200);
     let root = TempDir::new("pmtu-root2");
     std::fs::write(root.join("index.html"), "up\n").unwrap();
-    let server = Server::start(
-        bed,
-        &[
-            "--ip",
-            SRV_IP6,
-            "--root",
-            root.as_str(),
-            "--max-body",
-            "2097152",
-        ],
-    );
+    let server = Server::start(bed, &["--root", root.as_str(), "--max-body", "2097152"]);
     for host in [SRV_IP.to_string(), format!("[{SRV_IP6}]")] {
         let url = format!("http://{host}:{PORT}/");
         let data = format!("@{}", body.display());
