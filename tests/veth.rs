@@ -986,6 +986,76 @@ fn lost_data_segments_are_retransmitted_byte_exact() {
     );
 }
 
+/// The last data segment of every response is lost once (tests/data/drop_tail_once.bpf.c on
+/// the client's ingress), over IPv4 and IPv6 from one server: nothing the client sends can
+/// bring a lost tail back, only synack's timers (tail loss probe, retransmission timeout).
+/// Per family, one keep-alive curl downloads 3 files; each must arrive byte-exact, and the
+/// server must have fired at least one timer per lost tail.
+#[test]
+fn lost_response_tails_are_recovered_by_timers_over_both_families() {
+    let Some(env) = testbed::setup("tl6") else {
+        return;
+    };
+    let bed = &env.bed;
+    const FILES: usize = 3;
+    let root = TempDir::new("root");
+    let outs = TempDir::new("out");
+    let digests: Vec<String> = (0..FILES)
+        .map(|f| {
+            sha256_file(&write_seeded(
+                &root,
+                &format!("f{f}"),
+                256 << 10,
+                900 + f as u64,
+            ))
+        })
+        .collect();
+    let obj = testbed::compile_bpf("drop_tail_once.bpf.c", &outs);
+    bed.client_ingress_filter(&obj);
+    let server = Server::start(bed, &["--root", root.as_str()]);
+    for fam in Family::BOTH {
+        let t0 = Instant::now();
+        let mut args: Vec<String> = ["-w", "%{http_code}\\n"].map(String::from).to_vec();
+        for f in 0..FILES {
+            args.push("-o".into());
+            args.push(
+                outs.join(&format!("{}-f{f}", fam.name()))
+                    .to_str()
+                    .unwrap()
+                    .into(),
+            );
+            if f + 1 < FILES {
+                args.push(fam.url(&format!("/f{f}")));
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = bed.curl_on(fam, 60, &args, &format!("/f{}", FILES - 1));
+        let codes = ok(
+            &o,
+            &format!("curl over {} with every tail lost once", fam.name()),
+        );
+        eprintln!(
+            "{FILES} x 256 KiB over {}, every tail lost once: {:?}",
+            fam.name(),
+            t0.elapsed()
+        );
+        assert_eq!(codes, "200\n".repeat(FILES), "over {}", fam.name());
+        for (f, digest) in digests.iter().enumerate() {
+            let got = sha256_file(&outs.join(&format!("{}-f{f}", fam.name())));
+            assert_eq!(&got, digest, "file {f} over {}", fam.name());
+        }
+    }
+    let (st, log) = server.stop();
+    assert!(st.success(), "synack exit: {st:?}\n{log}");
+    let probes = final_counter(&log, "tlp probes ");
+    let rtos = final_counter(&log, "rto expirations ");
+    eprintln!("{probes} tail loss probes, {rtos} RTOs");
+    assert!(
+        probes + rtos >= (2 * FILES) as u64,
+        "fewer timer-driven sends than lost tails: {probes} probes, {rtos} RTOs\n{log}"
+    );
+}
+
 #[test]
 fn a_slow_reader_keeps_its_keepalive_connection() {
     let Some(env) = testbed::setup("slow") else {

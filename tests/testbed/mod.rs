@@ -491,7 +491,7 @@ impl Bed {
     }
 
     /// Attaches the tc program in `obj` (section "tc", direct action) to the ingress of the
-    /// client's veth end, for IPv4 frames. It goes away with the namespaces.
+    /// client's veth end, for frames of both families. It goes away with the namespaces.
     pub fn client_ingress_filter(&self, obj: &Path) {
         let obj = obj.to_str().expect("utf-8 path");
         ok(
@@ -508,8 +508,9 @@ impl Bed {
                     "dev",
                     &self.cli_if,
                     "ingress",
+                    // Both families: with "protocol ip" the program never saw IPv6.
                     "protocol",
-                    "ip",
+                    "all",
                     "bpf",
                     "da",
                     "obj",
