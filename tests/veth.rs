@@ -26,19 +26,8 @@ use testbed::{Bed, Family, PORT, SRV_IP, Server, TempDir, ok, sha256_file, text,
 /// and one byte more, a buffer's worth, and two sizes that need many windows.
 const DOWNLOAD_SIZES: [usize; 7] = [0, 1, 1460, 1461, 64 << 10, 1 << 20, 16 << 20];
 
-/// Downloads `path` with curl into `out_dir/name` and returns (HTTP status, sha256 of the file).
-fn curl_download(
-    bed: &Bed,
-    out_dir: &TempDir,
-    name: &str,
-    path: &str,
-    max_secs: u64,
-    extra: &[&str],
-) -> (String, String) {
-    curl_download_on(bed, Family::V4, out_dir, name, path, max_secs, extra)
-}
-
-/// [`curl_download`] over `family`.
+/// Downloads `path` with curl over `family` into `out_dir/name` and returns (HTTP status,
+/// sha256 of the file).
 fn curl_download_on(
     bed: &Bed,
     family: Family,
