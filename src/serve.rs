@@ -181,6 +181,14 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         }
         None => None,
     };
+    if let Some(log) = &access_log {
+        // The logger thread formats and writes every line: off the workers' cores when the
+        // machine has another (on a busy worker's core it takes its time slices).
+        let (allowed, workers) = crate::server::worker_cores(&args.server)?;
+        if let Some(core) = allowed.iter().find(|c| !workers.contains(c)) {
+            log.run_on_core(*core);
+        }
+    }
     let (mailbox_tx, mailbox_rx) = crossbeam::channel::bounded(1);
     let reload = Reload {
         access_log: access_log.as_ref().map(AccessLog::reopener),

@@ -3,10 +3,12 @@
 //!
 //! Workers never write: when a response has been handed whole to the send queue (nginx logs
 //! when the last byte is written to the socket), [`HttpApp`](super::HttpApp) copies what the
-//! line needs into a fixed-size [`Record`] (byte fields inline, truncated) and pushes it into
-//! its worker's own bounded lock-free queue (crossbeam's `ArrayQueue`, allocated when the
-//! worker starts). A full queue drops the record and counts it (`access_log_dropped`); the
-//! datapath never blocks, locks or allocates for the log. One logger thread drains every
+//! line needs into a fixed-size [`Record`] (byte fields inline, truncated) of its own pool,
+//! allocated when the worker starts, and passes the record's box to the logger through a
+//! bounded lock-free queue (crossbeam's `ArrayQueue`); the logger hands it back through a
+//! second one. With no box back yet the record is dropped and counted
+//! (`access_log_dropped`); the datapath never blocks, locks or allocates for the log. One
+//! logger thread (on a core the workers do not use, when there is one) drains every
 //! queue, formats, and writes through a `BufWriter`, flushed when the queues run dry and at
 //! least once a second. [`AccessLogReopen::reopen`] (SIGHUP in `synack serve`) makes it
 //! reopen the file by name, as logrotate's `postrotate` expects.
@@ -15,7 +17,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as WallInstant};
@@ -114,11 +116,20 @@ const PARKED: usize = 64;
 /// Slot of no parked record.
 pub(crate) const NO_SLOT: u32 = u32::MAX;
 
-/// One worker's side of the access log: its queue, the record being filled for the current
+/// A worker's pair of queues: records go to the logger in `full` and come back, written, in
+/// `free`. Only boxes move through them (a pointer each), never the 900 bytes of a record:
+/// the worker writes the bytes a request uses into a record it owns and the logger reads
+/// just those, so a line costs a few cache lines between the two cores, not fifteen.
+struct Queues {
+    full: ArrayQueue<Box<Record>>,
+    free: ArrayQueue<Box<Record>>,
+}
+
+/// One worker's side of the access log: its queues, the record being filled for the current
 /// request, and the records of responses still being sent. Owned by the worker's `HttpApp`.
 pub(crate) struct LogState {
-    queue: Arc<ArrayQueue<Record>>,
-    /// The request being answered (its fields set by `begin`).
+    queues: Arc<Queues>,
+    /// The request being answered (its fields set by `begin`); a box of the worker's pool.
     pub(crate) current: Box<Record>,
     parked: Vec<Record>,
     free: Vec<u32>,
@@ -129,8 +140,12 @@ pub(crate) struct LogState {
 impl LogState {
     pub(crate) fn new(sink: AccessLogSink) -> LogState {
         LogState {
-            queue: sink.queue,
-            current: Box::new(Record::EMPTY),
+            current: sink
+                .queues
+                .free
+                .pop()
+                .unwrap_or_else(|| Box::new(Record::EMPTY)),
+            queues: sink.queues,
             parked: vec![Record::EMPTY; PARKED],
             free: (0..PARKED as u32).rev().collect(),
             dropped: 0,
@@ -185,7 +200,19 @@ impl LogState {
         wall: u64,
     ) {
         finish(&mut self.current, started, now, sent, wall);
-        push(&self.queue, &mut self.dropped, &self.current);
+        // The filled box goes to the logger and a written one takes its place; with none
+        // back yet (the logger is behind by the whole pool) the record is dropped, counted,
+        // and its box filled again by the next request.
+        match self.queues.free.pop() {
+            Some(next) => {
+                let full = std::mem::replace(&mut self.current, next);
+                if let Err(back) = self.queues.full.push(full) {
+                    self.dropped += 1;
+                    let _ = self.queues.free.push(back);
+                }
+            }
+            None => self.dropped += 1,
+        }
     }
 
     /// The current response waits for room: its record is parked until [`complete`]
@@ -215,7 +242,16 @@ impl LogState {
         };
         let started = Instant::from_micros(r.request_us);
         finish(r, started, now, sent, wall);
-        push(&self.queue, &mut self.dropped, r);
+        match self.queues.free.pop() {
+            Some(mut b) => {
+                *b = *r;
+                if let Err(back) = self.queues.full.push(b) {
+                    self.dropped += 1;
+                    let _ = self.queues.free.push(back);
+                }
+            }
+            None => self.dropped += 1,
+        }
         self.free.push(slot);
     }
 }
@@ -226,24 +262,20 @@ fn finish(r: &mut Record, started: Instant, now: Instant, sent: u64, wall: u64) 
     r.unix_secs = wall;
 }
 
-fn push(q: &ArrayQueue<Record>, dropped: &mut u64, r: &Record) {
-    if q.push(*r).is_err() {
-        *dropped += 1;
-    }
-}
-
 /// One worker's queue into the access log ([`AccessLog::sink`]); give it to that worker's
 /// [`HttpApp::with_access_log`](super::HttpApp::with_access_log).
 pub struct AccessLogSink {
-    queue: Arc<ArrayQueue<Record>>,
+    queues: Arc<Queues>,
 }
 
 /// What the logger thread and the handles share.
 struct Shared {
-    queues: Mutex<Vec<Arc<ArrayQueue<Record>>>>,
+    queues: Mutex<Vec<Arc<Queues>>>,
     reopen: AtomicBool,
     stop: AtomicBool,
     capacity: usize,
+    /// A core the logger thread should move to (`usize::MAX`: none asked for).
+    pin: AtomicUsize,
 }
 
 /// The access log: the file, the logger thread that writes it, and the workers' queues.
@@ -288,6 +320,7 @@ impl AccessLog {
             reopen: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             capacity: usize::try_from(queue_capacity).unwrap_or(usize::MAX).max(1),
+            pin: AtomicUsize::new(usize::MAX),
         });
         let path = path.to_path_buf();
         let s = shared.clone();
@@ -310,13 +343,28 @@ impl AccessLog {
     /// A new queue for one worker. Call it once per worker, off the datapath (in the
     /// server's factory, say): the queue is allocated here.
     pub fn sink(&self) -> AccessLogSink {
-        let queue = Arc::new(ArrayQueue::new(self.shared.capacity));
+        // One box is the worker's current record; the others circulate.
+        let n = self.shared.capacity + 1;
+        let queues = Arc::new(Queues {
+            full: ArrayQueue::new(n),
+            free: ArrayQueue::new(n),
+        });
+        for _ in 0..n {
+            let _ = queues.free.push(Box::new(Record::EMPTY));
+        }
         self.shared
             .queues
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(queue.clone());
-        AccessLogSink { queue }
+            .push(queues.clone());
+        AccessLogSink { queues }
+    }
+
+    /// Runs the logger thread on `core` from now on: one the workers do not use, so that
+    /// formatting and writing the log never takes time from a worker (`synack serve` gives it
+    /// the first core not in `--cores`, when there is one).
+    pub fn run_on_core(&self, core: usize) {
+        self.shared.pin.store(core, Ordering::Release);
     }
 
     /// A handle that makes the logger reopen the file (for a signal thread).
@@ -353,6 +401,11 @@ fn writer_loop(
         // Read before draining: the workers had stopped when it was set, so this drain
         // sees everything they pushed.
         let stopping = shared.stop.load(Ordering::Acquire);
+        let core = shared.pin.swap(usize::MAX, Ordering::AcqRel);
+        if core != usize::MAX && !core_affinity::set_for_current(core_affinity::CoreId { id: core })
+        {
+            log::warn!("synack: the access log thread could not move to core {core}");
+        }
         if shared.reopen.swap(false, Ordering::AcqRel) {
             out.flush()?;
             match open_file(path) {
@@ -367,12 +420,13 @@ fn writer_loop(
         {
             let queues = shared.queues.lock().unwrap_or_else(|e| e.into_inner());
             for q in queues.iter() {
-                while let Some(r) = q.pop() {
+                while let Some(r) = q.full.pop() {
                     line.clear();
                     match format {
                         AccessLogFormat::Combined => combined(&mut line, &r, &mut clock),
                         AccessLogFormat::Json => json(&mut line, &r, &mut clock),
                     }
+                    let _ = q.free.push(r);
                     out.write_all(&line)?;
                     n += 1;
                 }
@@ -417,7 +471,21 @@ impl TimeText {
         if self.peer != Some(ip) {
             self.peer = Some(ip);
             self.peer_text.clear();
-            let _ = write!(self.peer_text, "{ip}");
+            match ip {
+                // Many clients take turns (close mode, many sources): four `decimal`s
+                // rather than `Display`'s formatting machinery.
+                std::net::IpAddr::V4(v4) => {
+                    for (i, o) in v4.octets().into_iter().enumerate() {
+                        if i > 0 {
+                            self.peer_text.push(b'.');
+                        }
+                        decimal(&mut self.peer_text, o as u64);
+                    }
+                }
+                std::net::IpAddr::V6(_) => {
+                    let _ = write!(self.peer_text, "{ip}");
+                }
+            }
         }
         &self.peer_text
     }
@@ -615,6 +683,45 @@ mod tests {
         assert_eq!(t.peer(a), b"fd00:198:18::2");
         assert_eq!(t.peer(b), b"198.18.0.2");
         assert_eq!(t.peer(a), b"fd00:198:18::2");
+        for v4 in ["0.0.0.0", "255.255.255.255", "10.0.100.9", "1.2.3.4"] {
+            let ip: std::net::IpAddr = v4.parse().unwrap();
+            assert_eq!(t.peer(ip), v4.as_bytes());
+        }
+    }
+
+    #[test]
+    fn records_circulate_and_those_without_a_box_are_counted() {
+        // A pool of three boxes: the current record and two in flight.
+        let queues = Arc::new(Queues {
+            full: ArrayQueue::new(3),
+            free: ArrayQueue::new(3),
+        });
+        for _ in 0..3 {
+            assert!(queues.free.push(Box::new(Record::EMPTY)).is_ok());
+        }
+        let mut st = LogState::new(AccessLogSink {
+            queues: queues.clone(),
+        });
+        let t0 = Instant::from_micros(1_000);
+        let peer: SocketAddr = "198.18.0.2:40000".parse().unwrap();
+        for status in [200, 201, 202, 203] {
+            st.begin(None);
+            st.respond(peer, status, 0);
+            st.complete_current(t0, t0, 10, 1);
+        }
+        // Two went to the logger; the logger returned none, so the other two were dropped.
+        assert_eq!((queues.full.len(), st.dropped), (2, 2));
+        let first = queues.full.pop().unwrap();
+        assert_eq!((first.status, first.body_bytes), (200, 10));
+        assert!(queues.free.push(first).is_ok());
+        st.begin(None);
+        st.respond(peer, 204, 0);
+        st.complete_current(t0, t0, 0, 1);
+        assert_eq!(st.dropped, 2);
+        let statuses: Vec<u16> = std::iter::from_fn(|| queues.full.pop())
+            .map(|r| r.status)
+            .collect();
+        assert_eq!(statuses, [201, 204]);
     }
 
     #[test]

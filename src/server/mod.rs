@@ -23,6 +23,7 @@ use clap::Parser;
 use crossbeam::channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 
 pub use shutdown::ServerHandle;
+pub(crate) use plan::worker_cores;
 
 use crate::cli::{ServerArgs, XdpModeArg};
 use crate::stats::Totals;

@@ -255,23 +255,7 @@ pub(crate) fn plan(a: &ServerArgs) -> Result<Plan, ServeError> {
         return err(crate::instance::busy_message(&iface, &p));
     }
 
-    // The cores this process may run on (taskset, cgroups), by id.
-    let allowed: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    let cores: Vec<usize> = match &a.cores {
-        Some(list) => parse_core_list(list).map_err(|e| ServeError(format!("--cores: {e}")))?,
-        // Default: the last N allowed cores, leaving the first to the system and load generators.
-        None => allowed
-            .iter()
-            .rev()
-            .take(a.queues as usize)
-            .rev()
-            .copied()
-            .collect(),
-    };
+    let (allowed, cores) = worker_cores(a)?;
     if cores.len() < a.queues as usize {
         return err(format!(
             "--cores lists {} core(s) for {} queues; give one core per queue",
@@ -297,6 +281,28 @@ pub(crate) fn plan(a: &ServerArgs) -> Result<Plan, ServeError> {
         mode,
         mtu,
     })
+}
+
+/// The cores this process may run on (taskset, cgroups), and the workers' cores: `--cores`,
+/// else the last N allowed cores, leaving the first to the system, load generators and the
+/// server's own helper threads (the access log writer).
+pub(crate) fn worker_cores(a: &ServerArgs) -> Result<(Vec<usize>, Vec<usize>), ServeError> {
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let cores: Vec<usize> = match &a.cores {
+        Some(list) => parse_core_list(list).map_err(|e| ServeError(format!("--cores: {e}")))?,
+        None => allowed
+            .iter()
+            .rev()
+            .take(a.queues as usize)
+            .rev()
+            .copied()
+            .collect(),
+    };
+    Ok((allowed, cores))
 }
 
 /// The MTU to derive the MSS from: --mtu when given, else the interface's (as Linux derives
