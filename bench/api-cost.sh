@@ -3,7 +3,7 @@
 # built on the public API (default examples/hello_json: a dynamic HTTP handler), in one run, on
 # the same test hosts and pinning as bench/vs-nginx.sh. Issue 8 asks for them within 10%.
 #
-#   sudo bench/api-cost.sh [--rounds N] [--duration S] [--connections N] [--clients wrk,xgen]
+#   sudo bench/api-cost.sh [--rounds N] [--duration S] [--connections N] [--clients wrk,load,xgen]
 #                          [--workloads keepalive,close] [--example NAME] [--baseline BIN] [--out DIR]
 #
 # --baseline BIN compares against `BIN serve --body` instead of an example: a synack binary built
@@ -25,7 +25,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/harness.sh"
 
 CMDLINE="$0$(printf ' %q' "$@")"
-rounds=3 secs=8 conns=64 clients=wrk,xgen workloads=keepalive,close example=hello_json baseline=
+rounds=3 secs=8 conns=64 clients=wrk,load workloads=keepalive,close example=hello_json baseline=
 out="$ROOT/bench/results"
 usage() {
 	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -144,6 +144,9 @@ for ((r = 1; r <= rounds; r++)); do
 				sleep 1
 				if [[ $c == wrk ]]; then
 					h_run_wrk "$o" "$secs" "$conns" "$w" / || true
+				elif [[ $c == load ]]; then
+					# The client is always this build's `synack load`, whichever server runs.
+					h_run_load "$SYNACK_BIN" "$o" "$secs" "$conns" "$w" / || true
 				else
 					h_run_xgen "$XGEN_BIN" "$o" "$secs" "$conns" "$w" / || true
 				fi

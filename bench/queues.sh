@@ -10,8 +10,8 @@
 #   --duration S        seconds per measured run (default 10, at most 60)
 #   --connections N     concurrent connections (default 128)
 #   --threads N         wrk threads (default 2)
-#   --clients LIST      comma list of wrk,xgen (default wrk,xgen; xgen is skipped, with the reason
-#                       printed, when it is not built)
+#   --clients LIST      comma list of wrk,load,xgen (default wrk,load; load is `synack load` of
+#                       this build; xgen is skipped, with the reason printed, when it is not built)
 #   --workloads LIST    comma list of keepalive,close (default both)
 #   --body TEXT         the response body (default 'hello from synack')
 #   --synack-args ARGS  more arguments for both `synack serve` configurations
@@ -22,8 +22,8 @@
 # Configurations (the veth pair has two queues; `ethtool -L` sets how many are active):
 #   q1: 1 active queue on each end, synack --queues 1 --cores 1     (whole process on CPU 1)
 #   q2: 2 active queues on each end, synack --queues 2 --cores 1,0  (worker 0 on CPU 1, worker 1 on 0)
-# wrk runs with -t2 on CPUs 0 and 1 (it shares both cores with synack in q2); xgen runs on CPU 0
-# and binds queue 0 only. Per run: requests/s, p50/p99, errors, CPU, and how the frames split
+# wrk runs with -t2 on CPUs 0 and 1 (it shares both cores with synack in q2); synack load and xgen
+# run on CPU 0 and bind queue 0 only. Per run: requests/s, p50/p99, errors, CPU, and how the frames split
 # between the workers (from --metrics). The report goes to DIR/<date>-<commit>-queues.md; raw
 # outputs stay in DIR/tmp-queues-<stamp>/ (not committed).
 #
@@ -40,7 +40,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/harness.sh"
 
 CMDLINE="$0$(printf ' %q' "$@")"
-rounds=3 secs=10 conns=128 threads=2 clients=wrk,xgen workloads=keepalive,close
+rounds=3 secs=10 conns=128 threads=2 clients=wrk,load workloads=keepalive,close
 body='hello from synack' synack_args='' warmup=1 pause=1 out="$ROOT/bench/results"
 METRICS=127.0.0.1:9100
 
@@ -88,7 +88,7 @@ int_in "$pause" 0 30 || die "--pause: 0-30 seconds"
 [[ -n $body && $body != *$'\n'* ]] || die "--body: a non-empty single line"
 IFS=, read -r -a CLIENTS <<<"$clients"
 IFS=, read -r -a WORKLOADS <<<"$workloads"
-for c in "${CLIENTS[@]}"; do [[ $c == wrk || $c == xgen ]] || die "--clients: wrk and/or xgen"; done
+for c in "${CLIENTS[@]}"; do [[ $c == wrk || $c == load || $c == xgen ]] || die "--clients: wrk, load and/or xgen"; done
 for w in "${WORKLOADS[@]}"; do [[ $w == keepalive || $w == close ]] || die "--workloads: keepalive and/or close"; done
 read -r -a SYNACK_EXTRA <<<"$synack_args"
 
@@ -265,6 +265,8 @@ for ((r = 1; r <= rounds; r++)); do
 				st=0
 				if [[ $c == wrk ]]; then
 					run_wrk "$o" "$w" || st=$?
+				elif [[ $c == load ]]; then
+					H_CLIENT_CPU=0 h_run_load "$SYNACK_BIN" "$o" "$secs" "$conns" "$w" / || st=$?
 				else
 					H_CLIENT_CPU=0 h_run_xgen "$XGEN_BIN" "$o" "$secs" "$conns" "$w" / || st=$?
 				fi
@@ -345,7 +347,7 @@ for r in tsv(os.path.join(raw, "runs.tsv")):
     res = None
     if text:
         try:
-            res = loadgen.parse_wrk(text) if r["client"] == "wrk" else loadgen.parse_xgen(text)
+            res = {"wrk": loadgen.parse_wrk, "load": loadgen.parse_load, "xgen": loadgen.parse_xgen}[r["client"]](text)
         except (loadgen.NoResult, ValueError):
             res = None
     b, a = read(o + ".cpu0"), read(o + ".cpu1")
@@ -379,7 +381,7 @@ L.append(f"- command: `{meta.get('command')}`")
 L.append(f"- commit: {meta.get('commit')} ({'uncommitted changes' if meta.get('dirty') == 'yes' else 'clean tree'})")
 L.append(f"- kernel: {meta.get('kernel')}; CPU: {meta.get('cpu_model')} x {meta.get('cpus')}; "
          f"load average at start {meta.get('loadavg_start')}, at end {meta.get('loadavg_end')}")
-L.append(f"- {meta.get('wrk')}, xgen: {meta.get('xgen')}")
+L.append(f"- {meta.get('wrk')}, synack load: this build, xgen: {meta.get('xgen')}")
 L.append(f"- synack: {meta.get('synack')} (built {meta.get('synack_built')})")
 L.append(f"- q1: `synack {meta.get('synack_q1')}`, 1 active queue on each veth end (`ethtool -L IF rx 1 tx 1`), whole process on CPU 1")
 L.append(f"- q2: `synack {meta.get('synack_q2')}`, 2 active queues on each veth end")

@@ -71,7 +71,7 @@ def run_result(run):
     try:
         with open(run["output"], errors="replace") as f:
             text = f.read()
-        parse = loadgen.parse_wrk if run["client"] == "wrk" else loadgen.parse_xgen
+        parse = {"wrk": loadgen.parse_wrk, "load": loadgen.parse_load, "xgen": loadgen.parse_xgen}[run["client"]]
         return parse(text), None
     except (OSError, loadgen.NoResult, ValueError) as e:
         return None, str(e)
@@ -157,7 +157,7 @@ def main(argv):
     L.append(f"- commit: {meta.get('commit')}" + (" (working tree dirty)" if meta.get("dirty") == "yes" else " (clean tree)"))
     L.append(f"- kernel: {meta.get('kernel')}; CPU: {meta.get('cpu_model')} x {meta.get('cpus')};"
              f" load average at start {meta.get('loadavg_start')}, at end {meta.get('loadavg_end')}")
-    L.append(f"- nginx {meta.get('nginx')}, {meta.get('wrk')}, xgen: {meta.get('xgen')}")
+    L.append(f"- nginx {meta.get('nginx')}, {meta.get('wrk')}, synack load: {meta.get('load', 'not run')}, xgen: {meta.get('xgen', 'not run')}")
     L.append(f"- synack: {meta.get('synack')}" + (f" (built {meta['synack_built']})" if meta.get("synack_built") else ""))
     L.append(f"- synack arguments: `{meta.get('synack_args')}`" if meta.get("synack") != "not run" else "- synack arguments: (not run)")
     L.append(f"- nginx: 1 worker, config {meta.get('nginx_conf')}")
@@ -220,8 +220,8 @@ def main(argv):
              " minus irq/softirq minus the server process. steal: time the hypervisor gave to other guests,"
              " over all CPUs.")
     L.append("- This is a shared, noisy VM: compare the ratio within one report (servers alternate within each"
-             " round, medians over rounds), not absolute numbers across reports. xgen spins its core at 100%,"
-             " so the client CPU share says nothing with xgen; with veth, part of the server's kernel receive"
+             " round, medians over rounds), not absolute numbers across reports. synack load and xgen spin their core at 100%,"
+             " so the client CPU share says nothing with them; with veth, part of the server's kernel receive"
              " path runs on the client's core.")
     L.append("")
     L.append("## All runs")

@@ -7,8 +7,9 @@
 #   --duration S        seconds per measured run (default 10, at most 60)
 #   --connections N     concurrent connections of the load generator (default 64)
 #   --only SERVER       nginx or synack: run one server only (no ratio then)
-#   --clients LIST      comma list of wrk,xgen (default wrk,xgen; xgen is skipped with the reason
-#                       printed when it is not built)
+#   --clients LIST      comma list of wrk,load,xgen (default wrk,load). load is `synack load`
+#                       (this build's), xgen the external C generator (../shared/tools/xgen),
+#                       skipped with the reason printed when it is not built
 #   --workloads LIST    comma list of keepalive,close (default both)
 #   --body TEXT         the response body (default 'hello from synack'), served by nginx with
 #                       `return 200` and by synack with --body
@@ -18,7 +19,7 @@
 #   --synack-args ARGS  more arguments for `synack serve` (one string, split on spaces)
 #   --family 4|6        the address family the clients use (default 4). 6: both ends of the bed
 #                       get IPv6 addresses, nginx listens on [fd00:198:18::1], synack serves it,
-#                       wrk connects to it; xgen (IPv4 only) is skipped. The report's name ends
+#                       wrk and synack load connect to it; xgen (IPv4 only) is skipped. The report's name ends
 #                       in -ipv6
 #   --access-log        both servers write an access log into the raw directory: nginx with
 #                       `access_log FILE combined`, synack with --access-log FILE (combined plus the
@@ -45,7 +46,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/harness.sh"
 
 CMDLINE="$0$(printf ' %q' "$@")"
-rounds=3 secs=10 conns=64 only='' clients=wrk,xgen workloads=keepalive,close
+rounds=3 secs=10 conns=64 only='' clients=wrk,load workloads=keepalive,close
 body='hello from synack' body_size='' queues=1 synack_args='' warmup=1 pause=1 out="$ROOT/bench/results"
 access_log=no family=4
 
@@ -109,7 +110,7 @@ case $only in '' | nginx | synack) ;; *) die "--only: nginx or synack" ;; esac
 case $family in 4 | 6) ;; *) die "--family: 4 or 6" ;; esac
 IFS=, read -r -a CLIENTS <<<"$clients"
 IFS=, read -r -a WORKLOADS <<<"$workloads"
-for c in "${CLIENTS[@]}"; do [[ $c == wrk || $c == xgen ]] || die "--clients: wrk and/or xgen"; done
+for c in "${CLIENTS[@]}"; do [[ $c == wrk || $c == load || $c == xgen ]] || die "--clients: wrk, load and/or xgen"; done
 for w in "${WORKLOADS[@]}"; do [[ $w == keepalive || $w == close ]] || die "--workloads: keepalive and/or close"; done
 read -r -a SYNACK_EXTRA <<<"$synack_args"
 
@@ -126,7 +127,7 @@ done
 
 SERVERS=(nginx synack)
 [[ -n $only ]] && SERVERS=("$only")
-if [[ $only != nginx ]]; then
+if [[ $only != nginx || " ${CLIENTS[*]} " == *" load "* ]]; then
 	SYNACK_BIN=$(synack_binary) || {
 		echo "vs-nginx: (use --only nginx to run nginx alone)" >&2
 		exit 1
@@ -236,6 +237,7 @@ h_nginx_conf "$NGINX_DIR" "$body" "$NGINX_WWW" "$NGINX_ACCESS_LOG"
 	printf 'nginx\t%s\n' "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
 	printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -n 1 | awk '{ print $1, $2 }')"
 	printf 'xgen\t%s\n' "${XGEN_BIN:-${XGEN_NOTE:-not asked for}}"
+	[[ " ${CLIENTS[*]} " == *" load "* ]] && printf 'load\t%s load\n' "$SYNACK_BIN"
 	printf 'synack\t%s\n' "${SYNACK_BIN:-not run}"
 	[[ -n ${SYNACK_BIN:-} ]] && printf 'synack_built\t%s\n' "$(date -u -r "$SYNACK_BIN" '+%Y-%m-%d %H:%M:%S UTC')"
 	printf 'rounds\t%s\n' "$rounds"
@@ -318,6 +320,8 @@ for ((r = 1; r <= rounds; r++)); do
 				st=0
 				if [[ $c == wrk ]]; then
 					h_run_wrk "$o" "$secs" "$conns" "$w" "$REQ_PATH" || st=$?
+				elif [[ $c == load ]]; then
+					h_run_load "$SYNACK_BIN" "$o" "$secs" "$conns" "$w" "$REQ_PATH" || st=$?
 				else
 					h_run_xgen "$XGEN_BIN" "$o" "$secs" "$conns" "$w" "$REQ_PATH" || st=$?
 				fi

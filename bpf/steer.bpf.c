@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (MIT OR Apache-2.0)
 // synack's XDP program. To the AF_XDP socket of the queue a frame arrived on it steers:
 //   - TCP to a served address (IPv4 or IPv6) and a served port;
+//   - TCP to one of our addresses from a peer port: the replies to connections we opened
+//     (synack load, synack::Client), whatever our ephemeral port;
 //   - ICMP "fragmentation needed" (type 3 code 4) and ICMPv6 "packet too big" (type 2) whose
 //     quoted datagram is TCP from a served address and port: path MTU discovery for our
 //     connections (RFC 1191, RFC 8201).
@@ -27,7 +29,7 @@
 
 #define MAX_QUEUES 256
 #define MAX_PORTS 8
-#define MAX_ADDRS 64
+#define MAX_ADDRS 1024
 #define MAX_EXT 6
 
 // ICMP (RFC 792) and ICMPv6 (RFC 4443) headers are the same 8 bytes; linux/icmp.h would pull
@@ -53,7 +55,9 @@ enum config_index {
     CFG_ADDR4 = 1,  // the IPv4 address when there is exactly one (network order): no lookup
     CFG_NPORTS = 2, // how many ports follow
     CFG_PORT0 = 3,  // ports, host byte order
-    CFG_LEN = CFG_PORT0 + MAX_PORTS,
+    CFG_NPEER = CFG_PORT0 + MAX_PORTS, // how many peer ports follow (connections we open)
+    CFG_PEER0 = CFG_NPEER + 1,         // peer ports, host byte order
+    CFG_LEN = CFG_PEER0 + MAX_PORTS,
 };
 
 enum counter_index {
@@ -145,6 +149,22 @@ static __always_inline int served_port(__u16 port)
     return ours;
 }
 
+// The remote port of connections we opened? `port` in network byte order.
+static __always_inline int peer_port(__u16 port)
+{
+    __u32 npeer = cfg(CFG_NPEER);
+    if (npeer == 0)
+        return 0;
+    __u16 p = bpf_ntohs(port);
+    int ours = 0;
+#pragma unroll
+    for (int i = 0; i < MAX_PORTS; i++) {
+        if (i < npeer && p == cfg(CFG_PEER0 + i))
+            ours = 1;
+    }
+    return ours;
+}
+
 static __always_inline int served4(__u32 addr)
 {
     // The common case, one IPv4 address, costs a compare as it always did.
@@ -186,7 +206,7 @@ static __always_inline int steer_v4(struct xdp_md *ctx, void *l3, void *end)
         struct tcphdr *tcp = l3 + ihl;
         if ((void *)(tcp + 1) > end)
             return malformed();
-        if (!served_port(tcp->dest))
+        if (!served_port(tcp->dest) && !peer_port(tcp->source))
             return pass();
         // Fragments and malformed segments still go to the socket: synack counts and drops
         // them.
@@ -209,7 +229,7 @@ static __always_inline int steer_v4(struct xdp_md *ctx, void *l3, void *end)
     __u16 *ports = (void *)inner + inner_ihl;
     if ((void *)(ports + 2) > end)
         return pass();
-    if (!served_port(ports[0]))
+    if (!served_port(ports[0]) && !peer_port(ports[1]))
         return pass();
     return redirect(ctx, CNT_ICMP_STEERED);
 }
@@ -252,7 +272,7 @@ static __always_inline int steer_v6(struct xdp_md *ctx, void *l3, void *end)
         struct tcphdr *tcp = at;
         if ((void *)(tcp + 1) > end)
             return malformed();
-        if (!served_port(tcp->dest))
+        if (!served_port(tcp->dest) && !peer_port(tcp->source))
             return pass();
         return redirect(ctx, CNT_STEERED);
     }
@@ -271,7 +291,7 @@ static __always_inline int steer_v6(struct xdp_md *ctx, void *l3, void *end)
     __u16 *ports = (void *)(inner + 1);
     if ((void *)(ports + 2) > end)
         return pass();
-    if (!served_port(ports[0]))
+    if (!served_port(ports[0]) && !peer_port(ports[1]))
         return pass();
     return redirect(ctx, CNT_ICMP_STEERED);
 }

@@ -108,10 +108,10 @@ echo "  pid $H_SYNACK_PID: $(grep -F -m1 "$H_READY_LINE" "$TMP/synack.log")"
 # (scripts/test_loadgen.py runs this function on its own.)
 demo_verdict() {
 	local k bad=0
-	for k in get get-ipv6 head 404 wrk-keepalive wrk-close exit; do
+	for k in get get-ipv6 head 404 wrk-keepalive wrk-close load-keepalive load-close exit; do
 		printf '  %-14s %s\n' "$k" "${RESULT[$k]:-not run}"
 		case $k in
-		wrk-*) [[ ${RESULT[$k]:-} == *", 0 errors" ]] || bad=1 ;;
+		wrk-* | load-*) [[ ${RESULT[$k]:-} == *", 0 errors" ]] || bad=1 ;;
 		*) [[ ${RESULT[$k]:-} == ok ]] || bad=1 ;;
 		esac
 	done
@@ -162,6 +162,25 @@ wrk_run() {
 }
 wrk_run keepalive wrk-keepalive
 wrk_run close wrk-close
+
+load_run() {
+	local mode=$1 name=$2 line rps p50 p99 err
+	step "synack load -c64 -d$secs --mode $mode (synack's own AF_XDP client), CPU $H_CLIENT_CPU"
+	if ! h_run_load "$BIN" "$TMP/load-$mode.out" "$secs" 64 "$mode" /; then
+		sed 's/^/  /' "$TMP/load-$mode.out"
+		RESULT[$name]="FAILED (synack load)"
+		return 0
+	fi
+	sed 's/^/  /' "$TMP/load-$mode.out"
+	if line=$(python3 "$ROOT/scripts/loadgen.py" load "$TMP/load-$mode.out"); then
+		read -r rps p50 p99 err <<<"$line"
+		RESULT[$name]=$(printf '%.0f requests/s, p50 %s us, p99 %s us, %s errors' "$rps" "$p50" "$p99" "$err")
+	else
+		RESULT[$name]="FAILED (no result in synack load's output)"
+	fi
+}
+load_run keepalive load-keepalive
+load_run close load-close
 
 step "SIGTERM to synack (pid $H_SYNACK_PID)"
 lines_before=$(wc -l <"$TMP/synack.log")

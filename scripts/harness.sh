@@ -250,6 +250,15 @@ h_run_wrk() {
 		wrk -t1 -c"$conns" -d"${secs}s" --latency "${hdr[@]}" "http://$(h_srv_host):$H_PORT$path" >"$out" 2>&1
 }
 
+# h_run_load SYNACK OUT SECONDS CONNS MODE PATH: `synack load` from the client namespace on
+# H_CLIENT_CPU, from the client end's own address, to the server's address of the family in use.
+h_run_load() {
+	local synack=$1 out=$2 secs=$3 conns=$4 mode=$5 path=${6:-/}
+	timeout -k 5 $((secs + 20)) ip netns exec "$TB_CLI_NS" taskset -c "$H_CLIENT_CPU" \
+		"$synack" load --iface "$TB_CLI_IF" --cores "$H_CLIENT_CPU" -c "$conns" -d "$secs" --mode "$mode" \
+		"http://$(h_srv_host):$H_PORT$path" >"$out" 2>&1
+}
+
 # h_run_xgen XGEN OUT SECONDS CONNS MODE PATH: xgen from the client namespace on H_CLIENT_CPU.
 h_run_xgen() {
 	local xgen=$1 out=$2 secs=$3 conns=$4 mode=$5 path=${6:-/}

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Read what the load generators (wrk, xgen) and /proc/stat printed; used by demo.sh and bench/.
+"""Read what the load generators (wrk, synack load, xgen) and /proc/stat printed; used by demo.sh
+and bench/.
 
   loadgen.py wrk FILE            one line: rps p50_us p99_us errors (tab-separated)
+  loadgen.py load FILE           the same for `synack load`'s output
   loadgen.py xgen FILE           the same for xgen's output
   loadgen.py cpu BEFORE AFTER    one line: cpu0_busy% cpu1_busy% steal% (all CPUs), from two
                                  copies of the cpu lines of /proc/stat
@@ -52,6 +54,25 @@ def parse_wrk(text):
     r["socket_errors"] = sock
     r["non2xx"] = non2xx
     r["errors"] = sum(sock.values()) + non2xx
+    return r
+
+
+def parse_load(text):
+    """`synack load`: wrk's layout, then connections/s, p99.9 and the errors by kind."""
+    r = parse_wrk(text)
+    m = re.search(r"^Connections/sec: ([0-9.]+)", text, re.M)
+    r["conns_per_s"] = float(m.group(1)) if m else math.nan
+    m = re.search(r"^Latency: p50 (\S+)\s+p90 (\S+)\s+p99 (\S+)\s+p99\.9 (\S+)", text, re.M)
+    r["p999_us"] = to_us(m.group(4)) if m else math.nan
+    m = re.search(r"^Errors: (\d+)\s+\((.*?)\)", text, re.M)
+    if m:
+        detail = {}
+        for item in m.group(2).split(","):
+            mm = re.fullmatch(r"\s*(.+?) (\d+)\s*", item)
+            if mm:
+                detail[mm.group(1)] = int(mm.group(2))
+        r["error_detail"] = detail
+        r["errors"] = int(m.group(1))
     return r
 
 
@@ -156,7 +177,7 @@ def _fmt(v):
 def main(argv):
     args = [a for a in argv if a != "--json"]
     as_json = len(args) != len(argv)
-    if len(args) < 2 or args[0] not in ("wrk", "xgen", "cpu"):
+    if len(args) < 2 or args[0] not in ("wrk", "load", "xgen", "cpu"):
         sys.stderr.write(__doc__)
         return 2
     try:
@@ -175,7 +196,7 @@ def main(argv):
             return 0
         with open(args[1], errors="replace") as f:
             text = f.read()
-        r = parse_wrk(text) if args[0] == "wrk" else parse_xgen(text)
+        r = {"wrk": parse_wrk, "load": parse_load, "xgen": parse_xgen}[args[0]](text)
     except (OSError, NoResult, ValueError) as e:
         sys.stderr.write(f"loadgen.py: {args[1]}: {e}\n")
         return 1

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine (as root) to build, test, demo and benchmark synack.
 #
-#   scripts/setup.sh [--deps-only] [--no-xgen] [--no-cargo]
+#   scripts/setup.sh [--deps-only] [--xgen] [--no-cargo]
 #
-#   (default)     Debian packages, then xgen (AF_XDP load generator), then `cargo build --release`
+#   (default)     Debian packages, then `cargo build --release` (which builds `synack load`, the
+#                 load generator the benchmarks use besides wrk)
 #   --deps-only   Debian packages only (what CI needs before scripts/test.sh)
-#   --no-xgen     skip building xgen
+#   --xgen        also build xgen, the external C AF_XDP generator, to compare `synack load` with
+#                 it (bench/vs-nginx.sh --clients wrk,load,xgen); --no-xgen is accepted and ignored
 #   --no-cargo    skip `cargo build --release`
 #
 # Packages already present are not asked for again; if all are present, apt is not run at all. A
@@ -14,10 +16,10 @@
 # temporary policy-rc.d forbids service starts during our install, and if an nginx that this install
 # started is running anyway, it is stopped.
 #
-# xgen is looked for in $XGEN_DIR (default: ../shared/tools/xgen beside the repository, then
-# /work/shared/tools/xgen). Its sources are copied into target/xgen/ and built there, so that worktrees
-# and CI never write into the shared tool directory. If xgen is not found, that is said and skipped:
-# the benchmarks then run with wrk only.
+# With --xgen, xgen is looked for in $XGEN_DIR (default: ../shared/tools/xgen beside the repository,
+# then /work/shared/tools/xgen). Its sources are copied into target/xgen/ and built there, so that
+# worktrees and CI never write into the shared tool directory. If it is not found, that is said and
+# skipped. Nothing in the repository needs it: the benchmarks run wrk and `synack load` by default.
 #
 # Environment: XGEN_DIR, CARGO (path to cargo), SETUP_APT=0 to never run apt.
 set -euo pipefail
@@ -26,14 +28,15 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/toolchain.sh
 . "$ROOT/scripts/toolchain.sh"
 
-deps_only=0 want_xgen=1 want_cargo=1
+deps_only=0 want_xgen=0 want_cargo=1
 for a in "$@"; do
 	case $a in
 	--deps-only) deps_only=1 ;;
+	--xgen) want_xgen=1 ;;
 	--no-xgen) want_xgen=0 ;;
 	--no-cargo) want_cargo=0 ;;
 	-h | --help)
-		sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -189,7 +192,7 @@ build_xgen() {
 	local src out
 	if ! src=$(xgen_source_dir); then
 		say "xgen sources not found (XGEN_DIR=${XGEN_DIR:-unset}; tried ${XGEN_CANDIDATES[*]}): skipping;" \
-			"benchmarks will use wrk only"
+			"benchmarks run wrk and synack load"
 		return 0
 	fi
 	out="$ROOT/target/xgen"
@@ -209,7 +212,7 @@ build_xgen() {
 	if make -s -C "$out" >"$out/build.log" 2>&1; then
 		say "xgen: $out/xgen"
 	else
-		say "warning: xgen did not build (see $out/build.log): benchmarks will use wrk only"
+		say "warning: xgen did not build (see $out/build.log): benchmarks run wrk and synack load"
 		tail -n 5 "$out/build.log" >&2 || true
 	fi
 }

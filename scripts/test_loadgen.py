@@ -154,7 +154,8 @@ class DemoVerdict(unittest.TestCase):
     """scripts/demo.sh's demo_verdict: every check it prints counts in the verdict."""
 
     GOOD = {"get": "ok", "get-ipv6": "ok", "head": "ok", "404": "ok", "wrk-keepalive": "9000 requests/s, 0 errors",
-            "wrk-close": "8000 requests/s, 0 errors", "exit": "ok"}
+            "wrk-close": "8000 requests/s, 0 errors", "load-keepalive": "90000 requests/s, 0 errors",
+            "load-close": "30000 requests/s, 0 errors", "exit": "ok"}
 
     def verdict(self, results):
         assign = " ".join(f"[{k}]={shlex.quote(v)}" for k, v in results.items())
@@ -171,6 +172,7 @@ class DemoVerdict(unittest.TestCase):
     def test_each_failed_check_fails_the_verdict(self):
         bad = {"get": "FAILED (body 'x')", "get-ipv6": "FAILED (body '')", "head": "FAILED", "404": "got '200', expected 404",
                "wrk-keepalive": "9000 requests/s, 3 errors", "wrk-close": "FAILED (wrk)",
+               "load-keepalive": "90000 requests/s, 2 errors", "load-close": "FAILED (synack load)",
                "exit": "exit status 1 (expected 0)"}
         for k, v in bad.items():
             with self.subTest(check=k):

@@ -27,6 +27,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Check that this machine and interface can run synack, and say what to fix.
     Check(CheckArgs),
+    /// Load an HTTP server over AF_XDP (synack's own TCP, active open): wrk's output layout,
+    /// keep-alive or a connection per request, pipelining, open-loop rates.
+    Load(Box<crate::load::LoadArgs>),
 }
 
 /// `--xdp-mode`: how the XDP program is attached.
@@ -163,6 +166,10 @@ pub struct ServerArgs {
     /// Fault injection for tests: drop this fraction (0..1) of received frames.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub inject_drop: f64,
+
+    /// Set by [`Client`](crate::Client): the runtime opens connections. Not a flag.
+    #[arg(skip)]
+    pub(crate) client: Option<crate::server::ClientSide>,
 }
 
 /// `synack serve`: the server's flags and what to serve over HTTP.

@@ -217,7 +217,7 @@ mod tests {
             .command
         {
             Sub::Serve(a) => Ok(*a),
-            Sub::Check(_) => unreachable!(),
+            Sub::Check(_) | Sub::Load(_) => unreachable!(),
         }
     }
 

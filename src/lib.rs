@@ -33,6 +33,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod load;
 pub mod logging;
 pub mod serve;
 pub mod signals;
@@ -56,6 +57,10 @@ internal! {
 #[doc = include_str!("../docs/LIBRARY.md")]
 pub mod guide {}
 
-pub use server::{FinalStats, Mailbox, ServeError, Server, ServerHandle, Worker, XdpAttach};
-pub use tcp::app::{App, AppIo, AppMetric, CloseReason, ConnId, ConnInfo, MetricKind, Wakeups};
+pub use server::{
+    Client, FinalStats, Mailbox, ServeError, Server, ServerHandle, Worker, XdpAttach,
+};
+pub use tcp::app::{
+    App, AppIo, AppMetric, CloseReason, ConnId, ConnInfo, ConnectError, MetricKind, Opener, Wakeups,
+};
 pub use time::Instant;

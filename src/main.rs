@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     synack::logging::init();
     let result = match cli.command {
         Command::Serve(args) => synack::serve::run(*args).map_err(|e| e.to_string()),
+        Command::Load(args) => synack::load::run(*args),
         Command::Check(args) => synack::check::run(&args)
             .map(|_| ())
             .map_err(|e| e.to_string()),

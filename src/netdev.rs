@@ -1,7 +1,9 @@
 //! What synack needs to know about a network interface, read from sysfs and `ip` at start-up
 //! (never on the datapath): index, MAC, MTU, queue count, addresses of both families, attached XDP.
 
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 use std::process::Command;
 
 #[derive(Clone, Debug)]
@@ -148,6 +150,103 @@ pub fn parse_ip_addrs(text: &str) -> Vec<IfAddr> {
         }
     }
     v
+}
+
+/// The next hop toward `dst` on `iface` (the route's gateway, or `dst` itself when it is on
+/// the link), from `ip route get`.
+fn next_hop(iface: &str, dst: IpAddr) -> Result<IpAddr, String> {
+    let out = Command::new("ip")
+        .args(["route", "get", &dst.to_string(), "oif", iface])
+        .output()
+        .map_err(|e| format!("cannot run `ip route get` (iproute2): {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || text.trim().is_empty() {
+        return Err(format!(
+            "no route to {dst} through {iface} ({}): add one (`ip route add {dst} dev {iface}`) or \
+             send from the interface that reaches it",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if let Some(i) = words.iter().position(|w| *w == "via") {
+        // `via inet6 fe80::1` (a gateway of the other family) or `via 10.0.0.1`.
+        let gw = words
+            .get(i + 1)
+            .filter(|w| !w.starts_with("inet"))
+            .or_else(|| words.get(i + 2));
+        if let Some(ip) = gw.and_then(|w| w.parse().ok()) {
+            return Ok(ip);
+        }
+    }
+    Ok(dst)
+}
+
+/// The MAC of `hop` in the kernel's neighbour table on `iface`, if it is usable.
+fn neighbour(iface: &str, hop: IpAddr) -> Option<[u8; 6]> {
+    let out = Command::new("ip")
+        .args(["neigh", "show", "to", &hop.to_string(), "dev", iface])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let state = *words.last()?;
+    if matches!(state, "FAILED" | "INCOMPLETE") {
+        return None;
+    }
+    let i = words.iter().position(|w| *w == "lladdr")?;
+    parse_mac(words.get(i + 1)?)
+}
+
+/// The MAC address frames to `dst` go to from `iface`: the route's gateway's or `dst`'s own,
+/// from the kernel's neighbour table. When the table has no usable entry, the kernel is made to
+/// resolve it (ARP or neighbour discovery: a UDP datagram to `dst`'s discard port) and the
+/// table is read again until `timeout`. At start-up only.
+pub fn resolve_next_hop(iface: &str, dst: IpAddr, timeout: Duration) -> Result<[u8; 6], String> {
+    let hop = next_hop(iface, dst)?;
+    if let Some(mac) = neighbour(iface, hop) {
+        return Ok(mac);
+    }
+    let bind: SocketAddr = if dst.is_ipv4() {
+        "0.0.0.0:0".parse().expect("address")
+    } else {
+        "[::]:0".parse().expect("address")
+    };
+    let started = Instant::now();
+    let mut last_probe = None::<Instant>;
+    loop {
+        if last_probe.is_none_or(|t| t.elapsed() >= Duration::from_millis(300)) {
+            last_probe = Some(Instant::now());
+            if let Ok(sock) = UdpSocket::bind(bind) {
+                let _ = sock.send_to(b"", SocketAddr::new(dst, 9));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        if let Some(mac) = neighbour(iface, hop) {
+            return Ok(mac);
+        }
+        if started.elapsed() >= timeout {
+            let what = if hop == dst {
+                dst.to_string()
+            } else {
+                format!("the gateway {hop} toward {dst}")
+            };
+            return Err(format!(
+                "{what} did not answer {} on {iface} within {} ms: is it up and on this link? \
+                 (`ip neigh show dev {iface}`; or give its MAC)",
+                if hop.is_ipv4() { "ARP" } else { "neighbour discovery" },
+                timeout.as_millis()
+            ));
+        }
+    }
+}
+
+/// Whether the kernel takes `ip` as one of this host's addresses (`ip route get` says
+/// `local`): configured on an interface, or under a local (AnyIP) route.
+pub fn is_local(ip: IpAddr) -> bool {
+    Command::new("ip")
+        .args(["route", "get", &ip.to_string()])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("local "))
 }
 
 #[cfg(test)]

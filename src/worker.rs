@@ -7,7 +7,8 @@
 //!    the last flush recycled completed frames;
 //! 3. takes a batch of received frames; each is parsed (`wire::parse_frame`), handed to the
 //!    engine, and whatever the engine answers is written straight into free TX frames;
-//! 4. runs the timers that are due (`Engine::on_tick`);
+//! 4. lets the application open connections (`Engine::poll_app`), then runs the timers that
+//!    are due (`Engine::on_tick`);
 //! 5. submits the whole TX batch with one kick (`FrameIo::flush`).
 //!
 //! So all the SYN/ACKs and FIN/ACKs answering one RX batch leave in one TX batch.
@@ -417,6 +418,8 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
                 }
             }
             let mut sink = addr.sink(tx, counters, capture);
+            // The application's turn (connections it opens send their SYNs), then timers.
+            engine.poll_app(now, &mut sink);
             engine.on_tick(now, &mut sink);
         });
         io.flush();

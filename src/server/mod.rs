@@ -7,6 +7,7 @@
 //! `resources` (XDP program, AF_XDP sockets, capture, metrics, collector), `workers` (one
 //! pinned loop per queue), `shutdown` (drain, stop, release).
 
+mod client;
 mod plan;
 mod resources;
 mod shutdown;
@@ -22,6 +23,8 @@ use std::time::Duration;
 use clap::Parser;
 use crossbeam::channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 
+pub use client::Client;
+pub(crate) use client::ClientSide;
 pub use shutdown::ServerHandle;
 pub(crate) use plan::worker_cores;
 
@@ -352,11 +355,17 @@ impl Server {
         A: App,
         F: Fn(&Worker<A::Message>) -> A + Sync,
     {
-        let Server { args, control } = self;
+        let Server { mut args, control } = self;
+        plan::client_setup(&mut args)?;
         let plan = plan::plan(&args)?;
         let mut engine_cfgs = Vec::new();
-        for _ in 0..args.queues {
-            engine_cfgs.push(plan::engine_config(&args, plan.mtu)?);
+        for i in 0..args.queues as usize {
+            engine_cfgs.push(plan::engine_config(
+                &args,
+                &plan,
+                i,
+                args.queues as usize,
+            )?);
         }
         let mut res = resources::Resources::acquire(&args, &plan)?;
         let phase = Arc::new(AtomicU8::new(RUNNING));
@@ -404,6 +413,7 @@ impl Server {
                     reports: res.reports.clone(),
                     grace: Duration::from_secs(args.grace),
                     has_peers: n > 1,
+                    spin: args.client.as_ref().is_some_and(|c| c.spin),
                 };
                 let capture = capture.clone();
                 let (local_mac, batch, inject) = (plan.iface.mac, args.batch, args.inject_drop);
@@ -448,10 +458,23 @@ impl Server {
                     IpAddr::V6(a) => format!("[{a}]"),
                 })
                 .collect();
+            let what = match args.client.as_ref().and_then(|c| c.remote) {
+                Some(remote) => format!(
+                    "connecting to {remote} from {}{}",
+                    addrs.join(" "),
+                    args.client
+                        .as_ref()
+                        .map(|c| c
+                            .prefixes
+                            .iter()
+                            .map(|(n, l)| format!(" {n}/{l}"))
+                            .collect::<String>())
+                        .unwrap_or_default()
+                ),
+                None => format!("serving {} port {}", addrs.join(" "), ports.join(",")),
+            };
             log::info!(
-                "synack: serving {} port {} on {} (MTU {}, {} queue{}, XDP {} mode, cores {:?})",
-                addrs.join(" "),
-                ports.join(","),
+                "synack: {what} on {} (MTU {}, {} queue{}, XDP {} mode, cores {:?})",
                 args.iface,
                 plan.mtu,
                 started,

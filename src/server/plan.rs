@@ -26,11 +26,13 @@ pub(crate) struct Plan {
     /// The MTU the MSS is derived from: --mtu, else the interface's.
     pub mtu: u16,
     pub mode: XdpMode,
+    /// Our addresses: `--ip`, and a client's source prefixes spelled out.
+    pub sources: Vec<IpAddr>,
 }
 
 /// Checks the flags that clap cannot.
 pub(crate) fn validate(a: &ServerArgs) -> Result<(), ServeError> {
-    if a.port.is_empty() {
+    if a.port.is_empty() && a.client.is_none() {
         return err("give at least one port to serve (--port)");
     }
     if a.port.contains(&0) {
@@ -188,7 +190,12 @@ pub(crate) fn plan(a: &ServerArgs) -> Result<Plan, ServeError> {
     let iface = NetDev::lookup(&a.iface).map_err(ServeError)?;
     let configured = iface.addrs();
     for ip in &a.ip {
-        let Some(found) = configured.iter().find(|c| c.addr == *ip) else {
+        let found = configured.iter().find(|c| c.addr == *ip);
+        if found.is_none() && a.client.is_some() {
+            check_local_source(*ip, &a.iface)?;
+            continue;
+        }
+        let Some(found) = found else {
             let (len, what) = if ip.is_ipv4() {
                 ("24", "ARP")
             } else {
@@ -275,12 +282,52 @@ pub(crate) fn plan(a: &ServerArgs) -> Result<Plan, ServeError> {
         XdpModeArg::Native => XdpMode::Native,
         XdpModeArg::Skb => XdpMode::Skb,
     };
+    let mut sources = a.ip.clone();
+    if let Some(side) = &a.client {
+        for (net, len) in &side.prefixes {
+            for ip in prefix_addrs(*net, *len, MAX_PREFIX_SOURCES) {
+                if !sources.contains(&ip) {
+                    sources.push(ip);
+                }
+            }
+            // The kernel must answer ARP / neighbour discovery for every address of it.
+            if let Some(first) = sources.last() {
+                check_local_source(*first, &a.iface)?;
+            }
+        }
+        if sources.len() > crate::xdp::program::MAX_ADDRS {
+            return err(format!(
+                "at most {} source addresses (prefixes included)",
+                crate::xdp::program::MAX_ADDRS
+            ));
+        }
+    }
     Ok(Plan {
         iface,
         cores,
         mode,
         mtu,
+        sources,
     })
+}
+
+/// A client's source address the interface does not carry must still be one the kernel
+/// takes as its own (an AnyIP route: `ip route add local PREFIX dev lo`), so that it answers
+/// ARP and neighbour discovery for it and the server's replies reach this host.
+fn check_local_source(ip: IpAddr, iface: &str) -> Result<(), ServeError> {
+    if crate::netdev::is_local(ip) {
+        return Ok(());
+    }
+    let (len, what) = if ip.is_ipv4() {
+        ("32", "ARP")
+    } else {
+        ("128", "neighbour discovery")
+    };
+    err(format!(
+        "source address {ip} is not an address of this host: add it (`ip addr add {ip}/{len} dev \
+         {iface}`), or for a prefix a local route (`ip route add local PREFIX dev lo`), so that the \
+         kernel answers {what} for it"
+    ))
 }
 
 /// The cores this process may run on (taskset, cgroups), and the workers' cores: `--cores`,
@@ -344,8 +391,124 @@ fn effective_mtu(a: &ServerArgs, iface: &NetDev) -> Result<u16, ServeError> {
     Ok(mtu)
 }
 
-/// One worker's engine configuration, with its own secret from the OS.
-pub(crate) fn engine_config(a: &ServerArgs, mtu: u16) -> Result<EngineConfig, ServeError> {
+/// A client's settings completed before the plan: the source addresses (the interface's
+/// of the remote's family when none were given), whether the workers must answer neighbour
+/// discovery for them, and the MAC of the next hop (the kernel's neighbour table, after
+/// making the kernel resolve it).
+pub(crate) fn client_setup(a: &mut ServerArgs) -> Result<(), ServeError> {
+    let Some(side) = a.client.as_mut() else {
+        return Ok(());
+    };
+    let Some(remote) = side.remote else {
+        return err("a client needs the remote address and port to connect to");
+    };
+    let iface = NetDev::lookup(&a.iface).map_err(ServeError)?;
+    let configured = iface.addrs();
+    if a.ip.is_empty() && side.prefixes.is_empty() {
+        a.ip = configured
+            .iter()
+            .filter(|c| c.addr.is_ipv4() == remote.is_ipv4() && !c.tentative && !c.dadfailed)
+            .filter(|c| !matches!(c.addr, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+            .map(|c| c.addr)
+            .take(1)
+            .collect();
+        if a.ip.is_empty() {
+            return err(format!(
+                "{} has no {} address to connect from: add one (`ip addr add ... dev {}`) or \
+                 give source addresses (--src)",
+                a.iface,
+                if remote.is_ipv4() { "IPv4" } else { "IPv6" },
+                a.iface
+            ));
+        }
+    }
+    for (net, len) in &side.prefixes {
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        if *len > max || *len < max.saturating_sub(24) {
+            return err(format!(
+                "source prefix {net}/{len}: give a prefix length from {} to {max}",
+                max - 24
+            ));
+        }
+    }
+    if a.ip.iter().any(|ip| ip.is_ipv4() != remote.is_ipv4())
+        || side.prefixes.iter().any(|(n, _)| n.is_ipv4() != remote.is_ipv4())
+    {
+        return err(format!(
+            "the source addresses must be of the remote's family ({remote} is {})",
+            if remote.is_ipv4() { "IPv4" } else { "IPv6" }
+        ));
+    }
+    if side.next_hop.is_none() {
+        let mac = crate::netdev::resolve_next_hop(
+            &a.iface,
+            remote.ip(),
+            Duration::from_secs(3),
+        )
+        .map_err(ServeError)?;
+        side.next_hop = Some(mac);
+    }
+    Ok(())
+}
+
+/// The most source addresses a worker's engine is given from prefixes.
+const MAX_PREFIX_SOURCES: usize = 1024;
+
+/// The addresses of `net`/`len`, in order, at most `max` (IPv4: without the network and
+/// broadcast addresses of prefixes shorter than /31).
+pub(crate) fn prefix_addrs(net: IpAddr, len: u8, max: usize) -> Vec<IpAddr> {
+    match net {
+        IpAddr::V4(v4) => {
+            let host_bits = 32 - len.min(32) as u32;
+            let base = u32::from(v4) & !((1u64 << host_bits) as u32).wrapping_sub(1);
+            let count = 1u64 << host_bits;
+            let (first, last) = if host_bits >= 2 { (1, count - 2) } else { (0, count - 1) };
+            (first..=last)
+                .take(max)
+                .map(|i| IpAddr::V4((base.wrapping_add(i as u32)).into()))
+                .collect()
+        }
+        IpAddr::V6(v6) => {
+            let host_bits = 128 - len.min(128) as u32;
+            let mask = if host_bits >= 128 { 0 } else { !0u128 << host_bits };
+            let base = u128::from(v6) & mask;
+            let count = if host_bits >= 64 { u64::MAX } else { 1u64 << host_bits };
+            // Skip the subnet-router anycast address (all host bits zero).
+            (1..count)
+                .take(max)
+                .map(|i| IpAddr::V6((base + i as u128).into()))
+                .collect()
+        }
+    }
+}
+
+/// One worker's engine configuration, with its own secret from the OS. `worker` of
+/// `workers`: a client's workers get disjoint parts of the ephemeral port range.
+pub(crate) fn engine_config(
+    a: &ServerArgs,
+    plan: &Plan,
+    worker: usize,
+    workers: usize,
+) -> Result<EngineConfig, ServeError> {
+    let mut cfg = server_engine_config(a, plan.mtu)?;
+    if let Some(side) = &a.client {
+        cfg.local_ips = plan.sources.iter().map(|ip| IpAddress::from(*ip)).collect();
+        let (lo, hi) = side.ports;
+        let span = (hi as usize - lo as usize + 1) / workers.max(1);
+        let first = lo as usize + worker * span;
+        let last = if worker + 1 == workers {
+            hi as usize
+        } else {
+            first + span - 1
+        };
+        cfg.ephemeral_ports = (first as u16, last as u16);
+        cfg.next_hop = side.next_hop.unwrap_or_default();
+        cfg.tcp.syn_retries = side.syn_retries;
+    }
+    Ok(cfg)
+}
+
+fn server_engine_config(a: &ServerArgs, mtu: u16) -> Result<EngineConfig, ServeError> {
     Ok(EngineConfig {
         tcp: TcpConfig {
             mss: TcpConfig::mss_for_mtu(mtu),
@@ -368,6 +531,7 @@ pub(crate) fn engine_config(a: &ServerArgs, mtu: u16) -> Result<EngineConfig, Se
         buffer_pool: 1024,
         mem_limit: a.mem_limit,
         recv_floor: EngineConfig::default().recv_floor,
+        ..EngineConfig::default()
     })
 }
 

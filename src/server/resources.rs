@@ -28,7 +28,16 @@ pub(crate) struct Resources {
 
 impl Resources {
     pub fn acquire(a: &ServerArgs, plan: &Plan) -> Result<Resources, ServeError> {
-        let mut program = xdp::Program::load_and_attach(&a.iface, &a.ip, &a.port, plan.mode)?;
+        // A client steers the replies from the remote's port to all its source addresses.
+        let (addrs, peers) = match &a.client {
+            Some(side) => (
+                plan.sources.clone(),
+                side.remote.map(|r| vec![r.port()]).unwrap_or_default(),
+            ),
+            None => (a.ip.clone(), Vec::new()),
+        };
+        let mut program =
+            xdp::Program::load_and_attach_with_peers(&a.iface, &addrs, &a.port, &peers, plan.mode)?;
         if let Some(w) = program.warning() {
             log::warn!("synack: {w}");
         }

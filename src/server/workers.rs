@@ -32,6 +32,9 @@ pub(crate) struct WorkerEnv {
     pub grace: Duration,
     /// Other workers may send this one messages: look for them often when idle.
     pub has_peers: bool,
+    /// Never wait when idle (a client that measures: its timers and open-loop schedule must
+    /// not wait for a poll(2) to return).
+    pub spin: bool,
 }
 
 pub(crate) fn worker_loop<A: App, IO: FrameIo + QueueStats>(
@@ -45,6 +48,7 @@ pub(crate) fn worker_loop<A: App, IO: FrameIo + QueueStats>(
         reports,
         grace,
         has_peers,
+        spin,
     } = env;
     let epoch = std::time::Instant::now();
     let clock = || Instant::from_micros(epoch.elapsed().as_micros() as u64);
@@ -136,7 +140,7 @@ pub(crate) fn worker_loop<A: App, IO: FrameIo + QueueStats>(
         // meanwhile, and completions do not wake the wait) rather than spin.
         let tx_waiting = dp.engine.tx_waiting() > 0;
         let tx_progress = tx_waiting && dp.counters.tx_frames > sent_before;
-        if n == 0 && !tx_progress {
+        if n == 0 && !tx_progress && !spin {
             let cap = if tx_waiting {
                 idle_cap.min(Duration::from_millis(1))
             } else {

@@ -102,11 +102,20 @@ pub struct ConnId {
 pub struct ConnInfo {
     id: ConnId,
     tuple: FourTuple,
+    outgoing: bool,
 }
 
 impl ConnInfo {
-    pub(crate) fn new(id: ConnId, tuple: FourTuple) -> Self {
-        ConnInfo { id, tuple }
+    pub(crate) fn new(id: ConnId, tuple: FourTuple, outgoing: bool) -> Self {
+        ConnInfo {
+            id,
+            tuple,
+            outgoing,
+        }
+    }
+    /// Whether we opened the connection ([`Opener::connect`]) rather than accepted it.
+    pub fn outgoing(&self) -> bool {
+        self.outgoing
     }
     #[cfg(any(test, feature = "internals"))]
     pub(crate) fn tuple(&self) -> FourTuple {
@@ -116,11 +125,11 @@ impl ConnInfo {
     pub fn id(&self) -> ConnId {
         self.id
     }
-    /// The client's address and port.
+    /// The other end's address and port (the client's, for a connection we accepted).
     pub fn peer(&self) -> SocketAddr {
         self.tuple.remote()
     }
-    /// The server address and port the client connected to.
+    /// Our address and port (the one the client connected to, for a connection we accepted).
     pub fn local(&self) -> SocketAddr {
         self.tuple.local()
     }
@@ -134,9 +143,11 @@ pub trait App {
     /// What other workers may send this one ([`Mailbox`](crate::Mailbox)); `()` if unused.
     type Message: Send + 'static;
 
-    /// The three-way handshake completed. Return the connection's state, or `None` to refuse
+    /// The three-way handshake completed (of a connection a client opened, or of one we
+    /// opened: [`ConnInfo::outgoing`]). Return the connection's state, or `None` to refuse
     /// it (per-source limits, allow lists): the connection is reset, counted as
-    /// `tcp/refused`, and `on_close` is not called for it.
+    /// `tcp/refused`, and `on_close` is not called for it. The application may send at once:
+    /// [`App::on_readable`] follows with nothing to read yet.
     fn on_open(&mut self, conn: &ConnInfo, now: Instant) -> Option<Self::Session>;
     /// New in-order bytes are readable (`io.data()`), or the peer has closed
     /// (`io.peer_closed()`).
@@ -163,6 +174,21 @@ pub trait App {
     /// The connection is gone. Called once for every connection `on_open` accepted, also
     /// after an abort.
     fn on_close(&mut self, session: Self::Session, reason: CloseReason, now: Instant);
+
+    /// Once per loop iteration, before the timers run: the place to open connections
+    /// ([`Opener::connect`]) and to wake connections on a schedule of the application's own.
+    /// The default does nothing; a server never needs it.
+    fn on_poll(&mut self, opener: &mut Opener<'_>, now: Instant) {
+        let _ = (opener, now);
+    }
+    /// A connection opened with [`Opener::connect`] ended before its handshake completed:
+    /// [`CloseReason::Reset`] (the peer refused it: a RST that acknowledged our SYN),
+    /// [`CloseReason::TimedOut`] (no answer to the SYN and its retransmissions), or
+    /// [`CloseReason::Aborted`] (the runtime is stopping). `on_open` and `on_close` are not
+    /// called for it.
+    fn on_connect_failed(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
+        let _ = (id, reason, now);
+    }
 
     /// The wall clock, in seconds since the Unix epoch: given before any traffic and then
     /// about every 64 loop iterations (the engine's `now` is monotonic and has no date). An
@@ -212,6 +238,79 @@ impl WakeQueue {
     }
     pub(crate) fn len(&self) -> usize {
         self.list.len()
+    }
+}
+
+/// Why [`Opener::connect`] could not start a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// No local address of the remote's family (or the address given is not one of ours).
+    NoLocalAddress,
+    /// Every ephemeral port of every local address is in use toward this remote address and
+    /// port (by connections, or by TIME-WAIT records that may not be reused yet).
+    NoFreePort,
+    /// The connection table is full.
+    TableFull,
+    /// The runtime is stopping.
+    ShuttingDown,
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConnectError::NoLocalAddress => "no local address of the remote's family",
+            ConnectError::NoFreePort => "no free ephemeral port toward this remote",
+            ConnectError::TableFull => "the connection table is full",
+            ConnectError::ShuttingDown => "shutting down",
+        })
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// What [`Opener`] asks of the engine (implemented by the engine over its own fields).
+pub(crate) trait Connector {
+    fn connect(
+        &mut self,
+        local: Option<crate::wire::IpAddress>,
+        remote: SocketAddr,
+    ) -> Result<ConnId, ConnectError>;
+    fn connections(&self) -> usize;
+    fn wake(&mut self, id: ConnId);
+}
+
+/// Opens connections, in [`App::on_poll`].
+pub struct Opener<'a> {
+    pub(crate) inner: &'a mut dyn Connector,
+}
+
+impl Opener<'_> {
+    /// Opens a connection to `remote` from the first of our addresses of its family with a
+    /// free port (the source port chosen as RFC 6056 recommends, from the runtime's
+    /// ephemeral range). The SYN (offering MSS, window scale, SACK and timestamps) leaves
+    /// with this loop iteration's transmit batch, or as soon as there is transmit room; it
+    /// is retransmitted after 1 s, then 2 s, 4 s... The id is the connection's:
+    /// [`App::on_open`] later gets a [`ConnInfo`] with this id, or
+    /// [`App::on_connect_failed`] is called with it.
+    pub fn connect(&mut self, remote: SocketAddr) -> Result<ConnId, ConnectError> {
+        self.inner.connect(None, remote)
+    }
+    /// As [`connect`](Self::connect), from `local` (one of our addresses).
+    pub fn connect_from(
+        &mut self,
+        local: std::net::IpAddr,
+        remote: SocketAddr,
+    ) -> Result<ConnId, ConnectError> {
+        self.inner.connect(Some(local.into()), remote)
+    }
+    /// Connections in the table now, opening, open or closing (to bound what one opens).
+    pub fn connections(&self) -> usize {
+        self.inner.connections()
+    }
+    /// Calls [`App::on_wake`] for `id` in this loop iteration (nothing if it is gone).
+    pub fn wake(&mut self, id: ConnId) {
+        self.inner.wake(id)
     }
 }
 

@@ -25,6 +25,9 @@ pub struct TcpConfig {
     pub max_probes: u32,
     /// SYN/ACK retransmissions before a half-open connection is forgotten (Linux: 5).
     pub synack_retries: u32,
+    /// SYN retransmissions of a connection we open before it fails (Linux's
+    /// tcp_syn_retries: 6, i.e. after 1+2+4+8+16+32+64 s).
+    pub syn_retries: u32,
     /// Maximum segment lifetime; TIME-WAIT lasts 2*MSL (default 60 s, as Linux).
     pub msl: Duration,
     /// How long FIN-WAIT-2 waits for the peer's FIN (Linux's tcp_fin_timeout).
@@ -51,6 +54,7 @@ impl Default for TcpConfig {
             max_retries: 10,
             max_probes: 10,
             synack_retries: 5,
+            syn_retries: 6,
             msl: Duration::from_secs(30),
             fin_wait_2_timeout: Duration::from_secs(60),
             ack_rate_limit: Duration::from_millis(500),

@@ -162,6 +162,11 @@ pub struct Conn<S> {
     tx_wait: bool,
     /// The SYN/ACK has never gone out (no room when the SYN arrived).
     synack_due: bool,
+    /// We opened this connection (SYN-SENT first): its failures before the handshake
+    /// completes go to `App::on_connect_failed`, and it never counts as half-open.
+    active: bool,
+    /// Our SYN has never gone out (an active open waits for transmit room).
+    syn_due: bool,
     /// The engine's transmit-room queue holds this connection.
     pub(crate) tx_queued: bool,
 
@@ -311,6 +316,44 @@ impl<S> Conn<S> {
         c
     }
 
+    /// A connection we open (RFC 9293 3.5): SYN-SENT, its SYN sent by the next `output`
+    /// (the engine queues it for transmit room at once). The peer's options are learnt from
+    /// its SYN/ACK.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn syn_sent(
+        tuple: FourTuple,
+        link: LinkAddr,
+        iss: SeqNumber,
+        ts_offset: u32,
+        recv: RecvBuf,
+        send: SendBuf,
+        cfg: &TcpConfig,
+        now: Instant,
+    ) -> Self {
+        let mut c = Conn::new(
+            tuple,
+            iss,
+            SeqNumber::new(0),
+            SynOptions::default(),
+            ts_offset,
+            recv,
+            send,
+            cfg,
+            now,
+        );
+        c.state = State::SynSent;
+        c.link = link;
+        c.active = true;
+        c.syn_due = true;
+        c.tx_wait = true;
+        c
+    }
+
+    /// Whether we opened this connection.
+    pub(crate) fn is_active(&self) -> bool {
+        self.active
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn new(
         tuple: FourTuple,
@@ -338,6 +381,8 @@ impl<S> Conn<S> {
             link: [0; 6],
             tx_wait: false,
             synack_due: false,
+            active: false,
+            syn_due: false,
             tx_queued: false,
             iss,
             snd_una: iss,
@@ -690,6 +735,55 @@ impl<S> Conn<S> {
         true
     }
 
+    /// Sends our SYN (RFC 9293 3.5), offering what Linux offers: MSS, window scale, SACK and
+    /// timestamps; false (and nothing changed) when there is no transmit room.
+    fn send_syn<A: App, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) -> bool {
+        if !cx.has_room() {
+            return false;
+        }
+        let v4 = self.tuple.is_v4();
+        let o = TcpOptions {
+            mss: Some(cx.cfg.mss_for(v4)),
+            window_scale: Some(cx.cfg.window_scale()),
+            sack_permitted: true,
+            timestamps: Some((self.tsval(cx.now), 0)),
+            ..TcpOptions::default()
+        };
+        let seg = SegmentOut {
+            tuple: self.tuple,
+            link: self.link,
+            seq: self.iss,
+            ack: SeqNumber::new(0),
+            flags: TcpFlags::SYN,
+            window: initial_window(cx.cfg, v4, true),
+            options: o,
+        };
+        cx.emit(&seg, EMPTY);
+        true
+    }
+
+    /// Takes the options of the peer's SYN (or SYN/ACK) after we sent ours: what both
+    /// offered is used (RFC 7323 2.2, RFC 2018, RFC 9293 3.7.1).
+    fn adopt_peer_syn(&mut self, seg: &SegmentIn<'_>, cfg: &TcpConfig) {
+        let opts = SynOptions::from_segment(&seg.options);
+        self.syn = opts;
+        self.ts_enabled = opts.tsval.is_some();
+        self.ts_recent = opts.tsval.unwrap_or(0);
+        (self.snd_wscale, self.rcv_wscale) = match opts.window_scale {
+            Some(s) => (s, cfg.window_scale()),
+            None => (0, 0),
+        };
+        self.sack_ok = opts.sack_permitted;
+        self.mss = payload_mss(cfg, self.tuple.is_v4(), opts.mss, self.ts_enabled);
+        self.cc = Congestion::new(self.mss, self.iss);
+        self.cc.sack = opts.sack_permitted;
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1u32;
+        // Our SYN offered the initial window, unscaled.
+        self.rcv_adv = self.rcv_nxt + initial_window(cfg, self.tuple.is_v4(), true) as u32;
+        self.snd_wl1 = seg.seq;
+    }
+
     /// A bare ACK `<SEQ=SND.NXT><ACK=RCV.NXT>`. Without transmit room the ACK stays pending
     /// (sent when room returns), not lost.
     fn send_ack<A: App, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) {
@@ -765,6 +859,12 @@ impl<S> Conn<S> {
             CloseReason::Aborted => cx.counters.closed_aborted += 1,
         }
         self.state = State::Closed;
+        if self.active && self.session.is_none() && self.established_at.is_none() {
+            // An active open that never completed: the application hears of it by its id.
+            cx.counters.connect_failed += 1;
+            cx.app.on_connect_failed(self.id, reason, cx.now);
+            return Next::Remove(reason);
+        }
         self.release_session(cx, reason);
         Next::Remove(reason)
     }
@@ -801,6 +901,9 @@ impl<S> Conn<S> {
         cx: &mut Ctx<'_, A, K>,
     ) -> Next {
         self.note_memory(cx);
+        if self.state == State::SynSent {
+            return self.on_segment_syn_sent(seg, cx);
+        }
         let mut just_opened = false;
         if self.state == State::SynReceived {
             // `None`: the handshake completed; go on with the same segment.
@@ -1001,6 +1104,104 @@ impl<S> Conn<S> {
         self.establish(seg, cx)
     }
 
+    /// SYN-SENT (RFC 9293 3.10.7.3; Linux's tcp_rcv_synsent_state_process).
+    fn on_segment_syn_sent<A: App<Session = S>, K: SegmentSink>(
+        &mut self,
+        seg: &SegmentIn<'_>,
+        cx: &mut Ctx<'_, A, K>,
+    ) -> Next {
+        let f = seg.flags;
+        // First: the ACK. One that does not acknowledge our SYN gets <SEQ=SEG.ACK><CTL=RST>
+        // (unless it is a RST itself) and is dropped.
+        let ack_ok = f.ack() && seg.ack.gt(self.iss) && !seg.ack.gt(self.snd_max);
+        if f.ack() && !ack_ok {
+            cx.counters.drop(TcpDrop::BadAck);
+            if !f.rst() {
+                if cx.has_room() {
+                    let rst = SegmentOut {
+                        tuple: self.tuple,
+                        link: seg.link,
+                        seq: seg.ack,
+                        ack: SeqNumber::new(0),
+                        flags: TcpFlags::RST,
+                        window: 0,
+                        options: TcpOptions::default(),
+                    };
+                    cx.counters.resets_sent += 1;
+                    cx.emit(&rst, EMPTY);
+                } else {
+                    cx.counters.drop(TcpDrop::NoTxRoom);
+                }
+            }
+            return Next::Keep;
+        }
+        // Second: a RST is acceptable only with an ACK of our SYN: the peer refused us.
+        if f.rst() {
+            cx.counters.drop(TcpDrop::Rst);
+            if ack_ok {
+                return self.closed(cx, CloseReason::Reset);
+            }
+            return Next::Keep;
+        }
+        if !f.syn() {
+            // Neither SYN nor RST: dropped.
+            cx.counters.drop(TcpDrop::NoAck);
+            return Next::Keep;
+        }
+        self.adopt_peer_syn(seg, cx.cfg);
+        self.link = seg.link;
+        if !ack_ok {
+            // Simultaneous open: SYN-RECEIVED, and our SYN again with the ACK of theirs.
+            // Data on the SYN is not taken (the peer sends it again once synchronized).
+            self.state = State::SynReceived;
+            self.rtx_at = None;
+            self.retries = 0;
+            if self.send_syn_ack(cx) {
+                self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
+            } else {
+                self.synack_due = true;
+                self.defer(cx);
+            }
+            return Next::Keep;
+        }
+        // Our SYN is acknowledged: ESTABLISHED. SND.WND from the SYN/ACK's window, unscaled
+        // (RFC 7323 2.2).
+        self.state = State::Established;
+        self.snd_una = seg.ack;
+        self.snd_wnd = seg.window as u32;
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl2 = seg.ack;
+        self.rtx_at = None;
+        if self.retries == 0 {
+            // Karn: the SYN went once, so the handshake is an RTT sample.
+            let rtt = cx.now.saturating_since(self.syn_at);
+            self.rtt.sample(rtt, &cx.cfg.rto);
+        } else {
+            self.rtt.reset_backoff();
+        }
+        self.retries = 0;
+        self.acked_at = cx.now;
+        self.established_at = Some(cx.now);
+        cx.counters.established += 1;
+        // The ACK of their SYN goes out now, on the first data if the application sends at
+        // once. Data riding on the SYN/ACK is not taken (no TCP Fast Open): the peer resends.
+        self.ack_due = AckDue::Now;
+        match cx
+            .app
+            .on_open(&ConnInfo::new(self.id, self.tuple, true), cx.now)
+        {
+            Some(session) => self.session = Some(session),
+            None => {
+                cx.counters.drop(TcpDrop::Refused);
+                return self.abort(cx, CloseReason::Aborted);
+            }
+        }
+        if let Some(next) = self.deliver(cx, true) {
+            return next;
+        }
+        self.output(cx)
+    }
+
     /// SYN-RECEIVED -> ESTABLISHED: the final ACK of the handshake arrived.
     fn establish<A: App<Session = S>, K: SegmentSink>(
         &mut self,
@@ -1029,7 +1230,10 @@ impl<S> Conn<S> {
         }
         self.established_at = Some(cx.now);
         cx.counters.established += 1;
-        match cx.app.on_open(&ConnInfo::new(self.id, self.tuple), cx.now) {
+        match cx
+            .app
+            .on_open(&ConnInfo::new(self.id, self.tuple, self.active), cx.now)
+        {
             Some(session) => {
                 self.session = Some(session);
                 None
@@ -1771,6 +1975,16 @@ impl<S> Conn<S> {
 
     /// Sends what the windows allow, the FIN when due, and a pending ACK.
     fn output<A: App<Session = S>, K: SegmentSink>(&mut self, cx: &mut Ctx<'_, A, K>) -> Next {
+        if self.syn_due {
+            if !self.send_syn(cx) {
+                self.defer(cx);
+                return Next::Keep;
+            }
+            self.syn_due = false;
+            self.syn_at = cx.now;
+            self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
+            return Next::Keep;
+        }
         if self.synack_due {
             if !self.send_syn_ack(cx) {
                 self.defer(cx);
@@ -1985,6 +2199,18 @@ impl<S> Conn<S> {
         &mut self,
         cx: &mut Ctx<'_, A, K>,
     ) -> Option<Next> {
+        if self.state == State::SynSent {
+            // RFC 6298 5.7 / Linux tcp_syn_retries: the SYN again, the timer doubled.
+            if self.retries >= cx.cfg.syn_retries {
+                return Some(self.closed(cx, CloseReason::TimedOut));
+            }
+            self.retries += 1;
+            self.rtt.backoff();
+            cx.counters.syn_retransmits += 1;
+            self.send_syn(cx);
+            self.rtx_at = Some(cx.now + self.rtt.rto(&cx.cfg.rto));
+            return None;
+        }
         if self.state == State::SynReceived {
             if self.retries >= cx.cfg.synack_retries {
                 // Linux forgets a half-open connection silently.
@@ -2075,7 +2301,7 @@ impl<S> Conn<S> {
         &mut self,
         cx: &mut Ctx<'_, A, K>,
     ) -> Next {
-        if self.state == State::SynReceived {
+        if matches!(self.state, State::SynReceived | State::SynSent) {
             return self.closed(cx, CloseReason::Aborted);
         }
         self.abort(cx, CloseReason::Aborted)

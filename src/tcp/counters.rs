@@ -95,6 +95,13 @@ pub struct TcpCounters {
     pub syns_received: u64,
     pub synacks_sent: u64,
     pub synack_retransmits: u64,
+    /// Connections we opened (`Opener::connect`).
+    pub active_opens: u64,
+    /// SYNs of ours retransmitted.
+    pub syn_retransmits: u64,
+    /// Connections we opened that ended before their handshake completed (refused, timed
+    /// out, aborted).
+    pub connect_failed: u64,
     pub syn_cookies_sent: u64,
     pub syn_cookies_validated: u64,
     pub syn_cookies_failed: u64,

@@ -21,12 +21,13 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::app::{App, ConnId, WakeQueue, Wakeups};
+use super::app::{App, ConnId, ConnectError, Connector, Opener, WakeQueue, Wakeups};
 use super::buffer::{RecvBuf, RecvMemory, SendBuf};
 use super::config::TcpConfig;
 use super::conn::{Conn, Ctx, Next, PmtuVerdict, SynOptions, initial_window};
 use super::counters::{TcpCounters, TcpDrop};
 use super::isn::IsnGenerator;
+use super::ports::PortAllocator;
 use super::segment::{EMPTY, SegmentSink};
 use super::state::State;
 use super::syncookie::SynCookies;
@@ -34,7 +35,7 @@ use super::table::ConnTable;
 use super::time_wait::{TimeWaitRecord, TimeWaitTable};
 use super::timer::TimerWheel;
 use crate::time::Instant;
-use crate::wire::segment::{FourTuple, IpAddress, SegmentIn, SegmentOut};
+use crate::wire::segment::{FourTuple, IpAddress, LinkAddr, SegmentIn, SegmentOut};
 use crate::wire::seq::SeqNumber;
 use crate::wire::tcp::{TcpFlags, TcpOptions};
 
@@ -79,6 +80,16 @@ pub struct EngineConfig {
     /// In-order bytes each connection may hold even when `mem_limit` is reached, so that it
     /// can still receive a request (Linux's `tcp_rmem[0]`).
     pub recv_floor: usize,
+    /// Where the segments of connections we open go (the remote's MAC, or its gateway's):
+    /// the runtime resolves it. Accepted connections answer the MAC their segments came from.
+    pub next_hop: LinkAddr,
+    /// The source ports of connections we open, inclusive (Linux's ip_local_port_range:
+    /// 32768-60999); several workers get disjoint parts.
+    pub ephemeral_ports: (u16, u16),
+    /// A connection we open may reuse the 4-tuple of a TIME-WAIT record of ours when that
+    /// connection had timestamps and is at least a second old (Linux's tcp_tw_reuse = 1):
+    /// our newer timestamps tell its segments from the old ones (RFC 6191, RFC 7323 5).
+    pub time_wait_reuse: bool,
 }
 
 impl EngineConfig {
@@ -121,6 +132,9 @@ impl Default for EngineConfig {
             buffer_pool: 1024,
             mem_limit: EngineConfig::DEFAULT_MEM_LIMIT,
             recv_floor: 2048,
+            next_hop: [0; 6],
+            ephemeral_ports: (32768, 60999),
+            time_wait_reuse: true,
         }
     }
 }
@@ -156,6 +170,7 @@ pub struct Engine<A: App> {
     timers: TimerWheel,
     time_wait: TimeWaitTable,
     isn: IsnGenerator,
+    ports: PortAllocator,
     cookies: SynCookies,
     counters: TcpCounters,
     half_open: usize,
@@ -209,6 +224,19 @@ enum TimeWaitVerdict {
     NewSyn(SeqNumber),
 }
 
+/// A 16-byte key derived from the secret under a label (SipHash-1-3, 128-bit, keyed by the
+/// secret's first two thirds).
+fn derive_key(secret: &[u8; 48], label: &[u8]) -> [u8; 16] {
+    use siphasher::sip128::{Hasher128, SipHasher13};
+    let mut key = [0u8; 16];
+    for (i, b) in secret[..32].iter().enumerate() {
+        key[i % 16] ^= b.rotate_left(i as u32 / 16);
+    }
+    let mut h = SipHasher13::new_with_key(&key);
+    std::hash::Hasher::write(&mut h, label);
+    h.finish128().as_bytes()
+}
+
 fn key16(secret: &[u8; 48], i: usize) -> [u8; 16] {
     let mut k = [0u8; 16];
     k.copy_from_slice(&secret[i * 16..i * 16 + 16]);
@@ -223,6 +251,12 @@ impl<A: App> Engine<A> {
             timers: TimerWheel::new(Instant::ZERO),
             time_wait: TimeWaitTable::new(cfg.time_wait_capacity, table_key),
             isn: IsnGenerator::new(key16(&cfg.secret, 0)),
+            // Keys of their own, derived from the ISN and cookie keys (RFC 6056 wants F and
+            // G keyed independently of anything a peer sees).
+            ports: PortAllocator::new(
+                derive_key(&cfg.secret, b"synack/ports/F"),
+                derive_key(&cfg.secret, b"synack/ports/G"),
+            ),
             cookies: SynCookies::new(key16(&cfg.secret, 1)),
             counters: TcpCounters::default(),
             half_open: 0,
@@ -324,6 +358,15 @@ impl<A: App> Engine<A> {
             return;
         }
         if !self.serves(&seg.tuple) {
+            // The TIME-WAIT of a connection we opened (its local port is no served port).
+            if self.time_wait.find(&seg.tuple).is_some() {
+                if let TimeWaitVerdict::NewSyn(_) = self.on_time_wait_segment(now, seg, sink) {
+                    // A SYN to our ephemeral port: nobody listens there.
+                    self.counters.drop(TcpDrop::NotOurPort);
+                    self.reset_for_no_connection(seg, sink);
+                }
+                return;
+            }
             self.counters.drop(TcpDrop::NotOurPort);
             self.reset_for_no_connection(seg, sink);
             return;
@@ -435,7 +478,8 @@ impl<A: App> Engine<A> {
         let Some(conn) = self.table.get_mut(slot) else {
             return;
         };
-        if before == State::SynReceived && conn.state() != State::SynReceived {
+        if before == State::SynReceived && conn.state() != State::SynReceived && !conn.is_active()
+        {
             self.half_open -= 1;
             if let Some(at) = conn.established_at
                 && !conn.from_cookie
@@ -484,7 +528,7 @@ impl<A: App> Engine<A> {
             if self.track_flows && self.events.closed.len() < EngineEvents::LIMIT {
                 self.events.closed.push(tuple);
             }
-            if conn.state() == State::SynReceived {
+            if conn.state() == State::SynReceived && !conn.is_active() {
                 self.half_open -= 1;
             }
             EngineEvents::push(&mut self.events.lifetime_us, now - conn.syn_at);
@@ -892,6 +936,77 @@ impl<A: App> Engine<A> {
         TimeWaitVerdict::Done
     }
 
+    /// Calls [`App::on_poll`], where the application may open connections; their SYNs are
+    /// sent at once where the sink has room (the others wait for room as any output does),
+    /// and the connections it woke run. Call once per loop iteration, before `on_tick`.
+    pub fn poll_app<K: SegmentSink>(&mut self, now: Instant, sink: &mut K) {
+        let mut opened = 0usize;
+        {
+            let mut c = EngineOpener {
+                now,
+                cfg: &self.cfg,
+                table: &mut self.table,
+                time_wait: &mut self.time_wait,
+                isn: &self.isn,
+                ports: &mut self.ports,
+                counters: &mut self.counters,
+                recv_pool: &mut self.recv_pool,
+                send_pool: &mut self.send_pool,
+                tx_waiting: &mut self.tx_waiting,
+                wakes: &mut self.wakes,
+                events: &mut self.events,
+                track_flows: self.track_flows,
+                accepting: self.accepting,
+                opened: &mut opened,
+            };
+            let mut opener = Opener { inner: &mut c };
+            self.app.on_poll(&mut opener, now);
+        }
+        if opened > 0 {
+            self.on_tx_room(now, sink);
+        }
+        if self.wakes.len() > 0 {
+            self.run_wakes(now, sink);
+        }
+    }
+
+    /// Opens a connection from `local` (or the first local address of the remote's family
+    /// with a free port) to `remote_ip`:`remote_port`, as [`Opener::connect`] does; its SYN is
+    /// sent now if the sink has room.
+    #[cfg(any(test, feature = "internals"))]
+    pub fn connect<K: SegmentSink>(
+        &mut self,
+        now: Instant,
+        local: Option<IpAddress>,
+        remote_ip: IpAddress,
+        remote_port: u16,
+        sink: &mut K,
+    ) -> Result<ConnId, ConnectError> {
+        let mut opened = 0usize;
+        let id = {
+            let mut c = EngineOpener {
+                now,
+                cfg: &self.cfg,
+                table: &mut self.table,
+                time_wait: &mut self.time_wait,
+                isn: &self.isn,
+                ports: &mut self.ports,
+                counters: &mut self.counters,
+                recv_pool: &mut self.recv_pool,
+                send_pool: &mut self.send_pool,
+                tx_waiting: &mut self.tx_waiting,
+                wakes: &mut self.wakes,
+                events: &mut self.events,
+                track_flows: self.track_flows,
+                accepting: self.accepting,
+                opened: &mut opened,
+            };
+            c.connect(local, std::net::SocketAddr::new(remote_ip.to_std(), remote_port))?
+        };
+        self.on_tx_room(now, sink);
+        Ok(id)
+    }
+
     /// Runs every timer that is due. Call once per loop iteration.
     pub fn on_tick<K: SegmentSink>(&mut self, now: Instant, sink: &mut K) {
         self.time_wait.expire(now);
@@ -960,6 +1075,170 @@ impl<A: App> Engine<A> {
         }
     }
 
+}
+
+/// The engine's fields an [`Opener`] needs, borrowed beside the application.
+struct EngineOpener<'a, S> {
+    now: Instant,
+    cfg: &'a EngineConfig,
+    table: &'a mut ConnTable<Conn<S>>,
+    time_wait: &'a mut TimeWaitTable,
+    isn: &'a IsnGenerator,
+    ports: &'a mut PortAllocator,
+    counters: &'a mut TcpCounters,
+    recv_pool: &'a mut Vec<RecvBuf>,
+    send_pool: &'a mut Vec<SendBuf>,
+    tx_waiting: &'a mut VecDeque<(u32, u32)>,
+    wakes: &'a mut WakeQueue,
+    events: &'a mut EngineEvents,
+    track_flows: bool,
+    accepting: bool,
+    opened: &'a mut usize,
+}
+
+impl<S> EngineOpener<'_, S> {
+    /// The ephemeral port for `local` -> `remote`, if one is free: not in the table, and not
+    /// in TIME-WAIT unless the record may be reused (then it is removed).
+    fn port_for(&mut self, local: IpAddress, remote_ip: IpAddress, remote_port: u16) -> Option<u16> {
+        let (table, time_wait) = (&*self.table, &mut *self.time_wait);
+        let reuse = self.cfg.time_wait_reuse;
+        let now = self.now;
+        let tw_len = self.cfg.tcp.time_wait_len();
+        let mut reused = false;
+        let port = self.ports.choose(
+            &local,
+            &remote_ip,
+            remote_port,
+            self.cfg.ephemeral_ports,
+            |port| {
+                let tuple = FourTuple {
+                    remote_ip,
+                    remote_port,
+                    local_ip: local,
+                    local_port: port,
+                };
+                if table.find(&tuple).is_some() {
+                    return false;
+                }
+                let Some(rec) = time_wait.find(&tuple) else {
+                    return true;
+                };
+                // Linux's tcp_twsk_unique with tcp_tw_reuse = 1: the old connection had
+                // timestamps and has been quiet for a second, so our TSvals are newer.
+                let quiet = time_wait.expires_at(&tuple).is_some_and(|exp| {
+                    let last = exp.as_micros().saturating_sub(tw_len.as_micros() as u64);
+                    now.saturating_since(Instant::from_micros(last)) >= Duration::from_secs(1)
+                });
+                if reuse && rec.ts_recent.is_some() && quiet {
+                    time_wait.remove(&tuple);
+                    reused = true;
+                    return true;
+                }
+                false
+            },
+        )?;
+        if reused {
+            self.counters.time_wait_reused += 1;
+        }
+        Some(port)
+    }
+}
+
+impl<S> Connector for EngineOpener<'_, S> {
+    fn connect(
+        &mut self,
+        local: Option<IpAddress>,
+        remote: std::net::SocketAddr,
+    ) -> Result<ConnId, ConnectError> {
+        if !self.accepting {
+            return Err(ConnectError::ShuttingDown);
+        }
+        if self.table.is_full() {
+            return Err(ConnectError::TableFull);
+        }
+        let remote_ip = IpAddress::from(remote.ip());
+        let v4 = remote_ip.is_v4();
+        let mut found_family = false;
+        let mut chosen = None;
+        for i in 0..self.cfg.local_ips.len() {
+            let ip = self.cfg.local_ips[i];
+            if ip.is_v4() != v4 || local.is_some_and(|l| l != ip) {
+                continue;
+            }
+            found_family = true;
+            if let Some(port) = self.port_for(ip, remote_ip, remote.port()) {
+                chosen = Some((ip, port));
+                break;
+            }
+        }
+        let Some((local_ip, local_port)) = chosen else {
+            return Err(if found_family {
+                ConnectError::NoFreePort
+            } else {
+                ConnectError::NoLocalAddress
+            });
+        };
+        let tuple = FourTuple {
+            remote_ip,
+            remote_port: remote.port(),
+            local_ip,
+            local_port,
+        };
+        let iss = self.isn.isn(&tuple, self.now);
+        let ts_offset = self.isn.ts_offset(&tuple);
+        let recv = self
+            .recv_pool
+            .pop()
+            .unwrap_or_else(|| RecvBuf::new(self.cfg.tcp.recv_buffer));
+        let send = self.send_pool.pop().unwrap_or_default();
+        let conn = Conn::syn_sent(
+            tuple,
+            self.cfg.next_hop,
+            iss,
+            ts_offset,
+            recv,
+            send,
+            &self.cfg.tcp,
+            self.now,
+        );
+        let slot = match self.table.insert(tuple, conn) {
+            Ok(slot) => slot,
+            Err(conn) => {
+                let (r, s) = conn.into_buffers();
+                self.recv_pool.push(r);
+                self.send_pool.push(s);
+                return Err(ConnectError::TableFull);
+            }
+        };
+        let generation = self.table.generation(slot);
+        let id = ConnId { slot, generation };
+        if let Some(c) = self.table.get_mut(slot) {
+            c.id = id;
+            c.tx_queued = true;
+        }
+        // The SYN goes out with the engine's transmit-room queue, right after on_poll.
+        if self.tx_waiting.len() == self.tx_waiting.capacity() {
+            let table = &*self.table;
+            self.tx_waiting.retain(|&(s, g)| {
+                table.generation(s) == g && table.get(s).is_some_and(|c| c.tx_queued)
+            });
+        }
+        self.tx_waiting.push_back((slot, generation));
+        if self.track_flows && self.events.opened.len() < EngineEvents::LIMIT {
+            self.events.opened.push(tuple);
+        }
+        self.counters.active_opens += 1;
+        *self.opened += 1;
+        Ok(id)
+    }
+
+    fn connections(&self) -> usize {
+        self.table.len()
+    }
+
+    fn wake(&mut self, id: ConnId) {
+        self.wakes.push(id);
+    }
 }
 
 #[cfg(test)]

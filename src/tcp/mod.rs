@@ -11,6 +11,7 @@ pub mod conn;
 pub mod counters;
 pub mod engine;
 pub mod isn;
+pub(crate) mod ports;
 pub mod rack;
 pub mod rto;
 pub mod scoreboard;

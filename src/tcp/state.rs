@@ -1,10 +1,11 @@
-//! Connection states, named as in RFC 9293 3.3.2 (passive opener only: no SYN-SENT).
+//! Connection states, named as in RFC 9293 3.3.2.
 
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
     Listen,
+    SynSent,
     SynReceived,
     Established,
     FinWait1,
@@ -18,8 +19,9 @@ pub enum State {
 
 impl State {
     /// Every state, in the order of the RFC's list; `state as usize` indexes it.
-    pub const ALL: [State; 10] = [
+    pub const ALL: [State; 11] = [
         State::Listen,
+        State::SynSent,
         State::SynReceived,
         State::Established,
         State::FinWait1,
@@ -35,6 +37,7 @@ impl State {
     pub const fn name(self) -> &'static str {
         match self {
             State::Listen => "LISTEN",
+            State::SynSent => "SYN-SENT",
             State::SynReceived => "SYN-RECEIVED",
             State::Established => "ESTABLISHED",
             State::FinWait1 => "FIN-WAIT-1",

@@ -147,7 +147,6 @@ impl TimeWaitTable {
     }
 
     /// The deadline of `key`'s record.
-    #[cfg(any(test, feature = "internals"))]
     pub fn expires_at(&self, key: &FourTuple) -> Option<Instant> {
         let slot = self.table.find(key)?;
         self.table.get(slot).map(|s| s.expires)

@@ -22,7 +22,10 @@ const CFG_NPORTS: u32 = 2;
 const CFG_PORT0: u32 = 3;
 pub const MAX_PORTS: usize = 8;
 /// Entries of the program's address maps (`addrs4`, `addrs6`), each.
-pub const MAX_ADDRS: usize = 64;
+pub const MAX_ADDRS: usize = 1024;
+/// Where the peer ports start in the config map (after the served ports).
+const CFG_NPEER: u32 = CFG_PORT0 + MAX_PORTS as u32;
+const CFG_PEER0: u32 = CFG_NPEER + 1;
 
 /// The XDP program's per-CPU counters, summed.
 #[cfg(any(test, feature = "internals"))]
@@ -94,8 +97,25 @@ impl Program {
         ports: &[u16],
         mode: XdpMode,
     ) -> Result<Program, XdpError> {
-        if ports.is_empty() || ports.len() > MAX_PORTS {
-            return Err(XdpError::Config(format!("serve 1 to {MAX_PORTS} ports")));
+        Program::load_and_attach_with_peers(iface, addrs, ports, &[], mode)
+    }
+
+    /// As [`load_and_attach`](Self::load_and_attach), also steering TCP to our addresses
+    /// from `peer_ports`: the replies to the connections we open (to servers on those ports).
+    pub fn load_and_attach_with_peers(
+        iface: &str,
+        addrs: &[IpAddr],
+        ports: &[u16],
+        peer_ports: &[u16],
+        mode: XdpMode,
+    ) -> Result<Program, XdpError> {
+        if ports.len() > MAX_PORTS
+            || peer_ports.len() > MAX_PORTS
+            || (ports.is_empty() && peer_ports.is_empty())
+        {
+            return Err(XdpError::Config(format!(
+                "serve 1 to {MAX_PORTS} ports (or connect to 1 to {MAX_PORTS})"
+            )));
         }
         let v4: Vec<Ipv4Addr> = addrs
             .iter()
@@ -142,6 +162,12 @@ impl Program {
                 .map_err(|e| XdpError::Load(e.to_string()))?;
             for (i, p) in ports.iter().enumerate() {
                 cfg.set(CFG_PORT0 + i as u32, *p as u32, 0)
+                    .map_err(|e| XdpError::Load(e.to_string()))?;
+            }
+            cfg.set(CFG_NPEER, peer_ports.len() as u32, 0)
+                .map_err(|e| XdpError::Load(e.to_string()))?;
+            for (i, p) in peer_ports.iter().enumerate() {
+                cfg.set(CFG_PEER0 + i as u32, *p as u32, 0)
                     .map_err(|e| XdpError::Load(e.to_string()))?;
             }
         }

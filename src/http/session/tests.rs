@@ -60,6 +60,7 @@ fn test_conn() -> ConnInfo {
             generation: 0,
         },
         Default::default(),
+        false,
     )
 }
 
