@@ -682,3 +682,245 @@ fn short_response_latency_under_loss() {
         "p99 {p99:?}: lost tails wait for the RTO"
     );
 }
+
+/// The client side as synack's own engine (active open): opens `total` connections, at most
+/// `concurrency` at a time, sends a request on each, checks every byte of the response
+/// against `expect` and closes first once it has all of it.
+struct EngineClient {
+    remote: std::net::SocketAddr,
+    total: usize,
+    concurrency: usize,
+    started: usize,
+    open: usize,
+    expect: Bytes,
+    done: Vec<(usize, synack::tcp::app::CloseReason)>,
+    failed: usize,
+    mismatches: usize,
+}
+
+struct ClientSession {
+    got: usize,
+}
+
+impl synack::App for EngineClient {
+    type Session = ClientSession;
+    type Message = ();
+
+    fn on_poll(&mut self, opener: &mut synack::Opener<'_>, _now: Instant) {
+        while self.started < self.total && self.open < self.concurrency {
+            opener.connect(self.remote).expect("a free port");
+            self.started += 1;
+            self.open += 1;
+        }
+    }
+    fn on_open(&mut self, conn: &synack::ConnInfo, _now: Instant) -> Option<ClientSession> {
+        assert!(conn.outgoing());
+        Some(ClientSession { got: 0 })
+    }
+    fn on_readable(&mut self, s: &mut ClientSession, io: &mut synack::AppIo<'_>, _now: Instant) {
+        if s.got == 0 && io.data().is_empty() && !io.peer_closed() {
+            assert_eq!(io.send(b"GET /\n"), 6);
+            return;
+        }
+        let data = io.data();
+        let n = data.len();
+        let end = (s.got + n).min(self.expect.len());
+        if s.got + n > self.expect.len() || data[..end - s.got] != self.expect[s.got..end] {
+            self.mismatches += 1;
+        }
+        s.got += n;
+        io.consume(n);
+        if s.got >= self.expect.len() || io.peer_closed() {
+            io.close();
+        }
+    }
+    fn on_close(&mut self, s: ClientSession, reason: synack::CloseReason, _now: Instant) {
+        self.open -= 1;
+        self.done.push((s.got, reason));
+    }
+    fn on_connect_failed(&mut self, _id: synack::ConnId, _r: synack::CloseReason, _now: Instant) {
+        self.open -= 1;
+        self.failed += 1;
+    }
+}
+
+fn wire_to_segment(w: &Wire) -> SegmentIn<'_> {
+    SegmentIn {
+        tuple: w.tuple,
+        link: [2, 0, 0, 0, 0, 2],
+        seq: SeqNumber::new(w.seq),
+        ack: SeqNumber::new(w.ack),
+        flags: w.flags,
+        window: w.window,
+        options: w.options,
+        payload: &w.payload,
+    }
+}
+
+/// Both ends are synack engines: the client opens (SYN-SENT), the server accepts, over a link
+/// that loses, duplicates and reorders in both directions.
+fn run_engines(
+    seed: u64,
+    conns: usize,
+    concurrency: usize,
+    body: usize,
+    faults: Faults,
+) -> LinkStats {
+    const CLIENT: u32 = u32::from_be_bytes([198, 18, 0, 2]);
+    let body_bytes: Vec<u8> = (0..body).map(|i| (i * 13 + i / 509) as u8).collect();
+    let expect = Bytes::from(body_bytes);
+    let server_app = TestApp::new(TestAppConfig {
+        response: expect.clone(),
+        ..TestAppConfig::default()
+    });
+    let mut server = Engine::new(
+        EngineConfig {
+            local_ips: vec![IpAddress::v4(SERVER)],
+            ports: vec![80],
+            secret: [7; 48],
+            ..EngineConfig::default()
+        },
+        server_app,
+    );
+    let client_app = EngineClient {
+        remote: "198.18.0.1:80".parse().unwrap(),
+        total: conns,
+        concurrency,
+        started: 0,
+        open: 0,
+        expect,
+        done: Vec::new(),
+        failed: 0,
+        mismatches: 0,
+    };
+    let mut client = Engine::new(
+        EngineConfig {
+            local_ips: vec![IpAddress::v4(CLIENT)],
+            ports: vec![],
+            secret: [9; 48],
+            next_hop: [2, 0, 0, 0, 0, 1],
+            ..EngineConfig::default()
+        },
+        client_app,
+    );
+    let mut s_out = CollectSink::default();
+    let mut c_out = CollectSink::default();
+    let mut link = Link {
+        queue: BinaryHeap::new(),
+        slots: Vec::new(),
+        free: Vec::new(),
+        n: 0,
+        rng: Rng(seed),
+        faults,
+        delay: Duration::from_micros(500),
+        stats: LinkStats::default(),
+    };
+    let mut now = Instant::from_millis(1_000);
+    let deadline = now + Duration::from_secs(3600);
+    // Segments as the other side sees them: the tuple turned around.
+    let flip = |t: FourTuple| FourTuple {
+        remote_ip: t.local_ip,
+        remote_port: t.local_port,
+        local_ip: t.remote_ip,
+        local_port: t.remote_port,
+    };
+    loop {
+        client.poll_app(now, &mut c_out);
+        while let Some(w) = link.pop_due(now) {
+            if w.to_server {
+                server.on_segment(now, &wire_to_segment(&w), &mut s_out);
+            } else {
+                client.on_segment(now, &wire_to_segment(&w), &mut c_out);
+            }
+        }
+        server.on_tick(now, &mut s_out);
+        client.on_tick(now, &mut c_out);
+        for s in s_out.take() {
+            let mut w = to_client(&s);
+            w.tuple = flip(w.tuple);
+            link.send(now, w);
+        }
+        for s in c_out.take() {
+            let mut w = to_client(&s);
+            w.tuple = flip(w.tuple);
+            w.to_server = true;
+            link.send(now, w);
+        }
+        let app = client.app();
+        if app.done.len() + app.failed == conns
+            && client.connections() == 0
+            && server.connections() == 0
+            && link.queue.is_empty()
+        {
+            break;
+        }
+        assert!(
+            now < deadline,
+            "not finished: client {} done, {} in the client table {:?}, {} in the server's",
+            app.done.len(),
+            client.connections(),
+            client.state_counts(),
+            server.connections()
+        );
+        let mut next = now + Duration::from_millis(1);
+        if let Some(t) = link.next_time() {
+            next = next.min(t.max(now + Duration::from_micros(1)));
+        }
+        now = next;
+    }
+    let app = client.app();
+    assert_eq!(app.failed, 0, "connects failed");
+    assert_eq!(app.mismatches, 0, "bytes differ");
+    assert_eq!(app.done.len(), conns);
+    for (got, reason) in &app.done {
+        assert_eq!((*got, *reason), (body, synack::CloseReason::Normal));
+    }
+    assert_eq!(server.app().opened, conns);
+    assert!(
+        server
+            .app()
+            .closed
+            .iter()
+            .all(|c| c.1 == synack::CloseReason::Normal)
+    );
+    // The client closed first: the TIME-WAITs are its own, and they drain after 2*MSL.
+    assert_eq!(server.time_wait_len(), 0);
+    assert!(client.time_wait_len() > 0);
+    assert_eq!(client.counters().active_opens, conns as u64);
+    assert_eq!(client.buffered_bytes() + server.buffered_bytes(), 0);
+    let end = now + Duration::from_secs(61);
+    while now < end {
+        now += Duration::from_millis(100);
+        client.on_tick(now, &mut c_out);
+    }
+    assert_eq!(client.time_wait_len(), 0);
+    link.stats
+}
+
+#[test]
+fn synack_client_to_synack_server_1000_connections_of_1mib_over_loss_and_reordering() {
+    let faults = Faults {
+        loss: 0.05,
+        loss_from_server_only: false,
+        duplicate: 0.01,
+        reorder: 0.10,
+    };
+    // Debug builds are ~20x slower: fewer connections there, all of them in release.
+    let conns = if cfg!(debug_assertions) { 50 } else { 1000 };
+    let stats = run_engines(0x5eed_0011, conns, 64, 1 << 20, faults);
+    assert!(stats.dropped > 0 && stats.reordered > 0 && stats.duplicated > 0);
+    eprintln!("engines: {conns} x 1 MiB, {stats:?}");
+}
+
+#[test]
+fn synack_engines_on_both_sides_short_exchanges_over_heavy_loss() {
+    let faults = Faults {
+        loss: 0.2,
+        loss_from_server_only: false,
+        duplicate: 0.05,
+        reorder: 0.2,
+    };
+    for seed in [11u64, 12] {
+        run_engines(seed, 200, 32, 3000, faults);
+    }
+}

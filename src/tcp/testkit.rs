@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::app::{App, AppIo, CloseReason, ConnInfo};
+use super::app::{App, AppIo, CloseReason, ConnId, ConnInfo};
 use super::segment::{PayloadSource, SegmentSink};
 use crate::time::Instant;
 use crate::wire::segment::{FourTuple, LinkAddr, SegmentIn, SegmentOut};
@@ -137,6 +137,10 @@ pub struct TestSession {
 pub struct TestApp {
     pub cfg: TestAppConfig,
     pub opened: usize,
+    /// Of `opened`, the connections we opened (`ConnInfo::outgoing`).
+    pub outgoing: usize,
+    /// Active opens that failed before their handshake completed.
+    pub connect_failed: Vec<(ConnId, CloseReason)>,
     pub closed: Vec<(FourTuple, CloseReason, usize)>,
     pub tuples: Vec<FourTuple>,
     /// Bytes received by connections that have closed, in close order.
@@ -177,6 +181,7 @@ impl App for TestApp {
 
     fn on_open(&mut self, conn: &ConnInfo, _now: Instant) -> Option<TestAppSession> {
         self.opened += 1;
+        self.outgoing += usize::from(conn.outgoing());
         let tuple = conn.tuple();
         self.tuples.push(tuple);
         Some(TestAppSession {
@@ -225,5 +230,9 @@ impl App for TestApp {
     fn on_close(&mut self, s: TestAppSession, reason: CloseReason, _now: Instant) {
         self.closed.push((s.tuple, reason, s.state.requests));
         self.finished.push(s.state.received);
+    }
+
+    fn on_connect_failed(&mut self, id: ConnId, reason: CloseReason, _now: Instant) {
+        self.connect_failed.push((id, reason));
     }
 }
