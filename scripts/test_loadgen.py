@@ -85,6 +85,35 @@ class Xgen(unittest.TestCase):
             loadgen.parse_xgen("xgen: attach XDP to c0: Device or resource busy\n")
 
 
+class Load(unittest.TestCase):
+    """`synack load` prints wrk's layout and more; both parsers read it."""
+
+    def test_close(self):
+        text = data("load-close.txt")
+        r = loadgen.parse_load(text)
+        self.assertAlmostEqual(r["rps"], 30089.5)
+        self.assertAlmostEqual(r["conns_per_s"], 30088.5)
+        self.assertAlmostEqual(r["p50_us"], 175.0)
+        self.assertAlmostEqual(r["p99_us"], 542.0)
+        self.assertAlmostEqual(r["p999_us"], 2370.0)
+        self.assertEqual(r["errors"], 0)
+        self.assertEqual(r["requests"], 60179)
+        # Scripts written for wrk read it too.
+        w = loadgen.parse_wrk(text)
+        self.assertEqual((w["rps"], w["errors"]), (r["rps"], 0))
+
+    def test_errors_by_kind(self):
+        text = data("load-keepalive.txt").replace(
+            "Errors: 0  (connect refused 0, connect timeouts 0, resets 0",
+            "Errors: 7  (connect refused 2, connect timeouts 0, resets 5")
+        text = text.replace("Requests/sec:", "  Socket errors: connect 2, read 5, write 0, timeout 0\nRequests/sec:")
+        r = loadgen.parse_load(text)
+        self.assertEqual(r["errors"], 7)
+        self.assertEqual(r["error_detail"]["connect refused"], 2)
+        self.assertEqual(r["error_detail"]["resets"], 5)
+        self.assertEqual(r["socket_errors"]["read"], 5)
+
+
 class Units(unittest.TestCase):
     def test_units(self):
         self.assertEqual(loadgen.to_us("812ns"), 0.812)

@@ -156,7 +156,12 @@ fn ss_count(bed: &testbed::Bed, state: &str, port: u16) -> usize {
             &format!("( sport = :{port} )"),
         ],
     );
-    text(&o).lines().filter(|l| !l.trim().is_empty()).count()
+    // Only the socket lines (the output helper adds the status and stream headers).
+    let local = format!(":{port} ");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains(&local))
+        .count()
 }
 
 #[test]
@@ -184,7 +189,7 @@ fn load_drives_nginx_over_both_families_in_both_modes() {
         assert_eq!(
             established,
             32,
-            "{}: nginx's ESTABLISHED sockets during the run",
+            "{}: nginx's ESTABLISHED sockets during the run:\n{out}",
             family.name()
         );
         println!("{} keepalive against nginx:\n{out}", family.name());
