@@ -150,17 +150,30 @@ fn an_ack_that_does_not_acknowledge_our_syn_gets_a_reset() {
     let syn = c.connect();
     let t = syn.header.tuple;
     let iss = syn.seq().raw();
-    for bad in [iss, iss + 2, iss.wrapping_sub(1000)] {
+    for (i, bad) in [iss, iss + 2, iss.wrapping_sub(1000)]
+        .into_iter()
+        .enumerate()
+    {
         c.recv(t, S_ISS, bad, S | A, server_syn_opts(false), &[]);
         let out = c.out.take();
-        assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(
             (out[0].flags(), out[0].seq().raw()),
             (R, bad),
             "<SEQ=SEG.ACK><CTL=RST>"
         );
+        if i == 0 {
+            // The first time (a TIME-WAIT of the peer's, ended by the RST), the SYN again
+            // at once.
+            assert_eq!(out.len(), 2, "{out:?}");
+            assert_eq!((out[1].flags(), out[1].seq().raw()), (S, iss));
+        } else {
+            assert_eq!(out.len(), 1, "{out:?}");
+        }
         assert_eq!(c.state(&t), Some(State::SynSent));
     }
+    // A bare ACK (what Linux's TIME-WAIT answers a SYN it takes for old) likewise.
+    c.recv(t, S_ISS, iss.wrapping_sub(7), A, TcpOptions::default(), &[]);
+    assert_eq!(c.out.take().len(), 1);
     // A RST with a bad ACK is dropped silently (no RST for a RST).
     c.recv(t, 0, iss + 5, R | A, TcpOptions::default(), &[]);
     assert!(c.out.take().is_empty());

@@ -167,6 +167,9 @@ pub struct Conn<S> {
     active: bool,
     /// Our SYN has never gone out (an active open waits for transmit room).
     syn_due: bool,
+    /// The SYN was sent again at once after a RST that answered an old connection's ACK
+    /// (done once per connection).
+    syn_resent_early: bool,
     /// The engine's transmit-room queue holds this connection.
     pub(crate) tx_queued: bool,
 
@@ -383,6 +386,7 @@ impl<S> Conn<S> {
             synack_due: false,
             active: false,
             syn_due: false,
+            syn_resent_early: false,
             tx_queued: false,
             iss,
             snd_una: iss,
@@ -1129,6 +1133,17 @@ impl<S> Conn<S> {
                     };
                     cx.counters.resets_sent += 1;
                     cx.emit(&rst, EMPTY);
+                    // Such an ACK is most often the peer's TIME-WAIT of an earlier connection
+                    // on this 4-tuple, whose PAWS check took our SYN for an old duplicate
+                    // (another stack's, or an earlier run's, timestamps): our RST ends that
+                    // TIME-WAIT (RFC 1337's assassination, which Linux allows), so the SYN
+                    // goes again at once instead of after the 1 s RTO. Once per connection,
+                    // so a peer that keeps answering so (tcp_rfc1337 = 1) waits for the timer.
+                    if !self.syn_resent_early && cx.has_room() {
+                        self.syn_resent_early = true;
+                        cx.counters.syn_retransmits += 1;
+                        self.send_syn(cx);
+                    }
                 } else {
                     cx.counters.drop(TcpDrop::NoTxRoom);
                 }
