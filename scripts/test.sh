@@ -160,7 +160,7 @@ if ((!scripts_only)); then
 		step "cargo test --release" 900 cargo_step test --release --no-fail-fast
 		# The dev profile: overflow checks and debug assertions on. ~2 min to build, ~1 min to run
 		# here; the veth tests stay release-only (they drive the binary, not the arithmetic).
-		debug_tiers=(--lib --test tcp_states --test scripts --test sim --test fuzz_engine --test datapath
+		debug_tiers=(--lib --test tcp_states --test active_open --test scripts --test sim --test fuzz_engine --test datapath
 			--test wire_frames)
 		step "cargo test --no-run (build, debug)" 1800 cargo_step test "${debug_tiers[@]}" --no-run
 		step "cargo test (debug: overflow checks) engine tiers" 600 cargo_step test --no-fail-fast "${debug_tiers[@]}"

@@ -327,3 +327,70 @@ fn open_loop_keeps_its_rate_and_times_from_the_schedule() {
     );
     println!("open loop at 2000/s against nginx:\n{out}");
 }
+
+#[test]
+fn sources_from_a_prefix_go_past_the_ports_of_one_address() {
+    let Some(env) = testbed::setup_needing("lp", 1, &["nginx", "ss"]) else {
+        return;
+    };
+    let bed = &env.bed;
+    let dir = TempDir::new("lp-nginx");
+    let _nginx = start_nginx(bed, &dir);
+    // The server routes 198.19.89.0/24 through the client end (scripts/testbed.sh); a local
+    // route makes the client's kernel own the prefix (and answer ARP for it, were it on-link).
+    ok(
+        &bed.client(
+            10,
+            &["ip", "route", "add", "local", "198.19.89.0/28", "dev", "lo"],
+        ),
+        "ip route add local",
+    );
+    let u = url(Family::V4, NGINX_PORT, "/");
+    // Four ports per address: 24 connections need six addresses.
+    let child = spawn_load(
+        bed,
+        &[
+            "--src",
+            "198.19.89.0/28",
+            "--ports",
+            "40000-40003",
+            "-c",
+            "24",
+            "-d",
+            "3",
+            &u,
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let o = bed.server_ns(
+        10,
+        &[
+            "ss",
+            "-Htan",
+            "state",
+            "established",
+            &format!("( sport = :{NGINX_PORT} )"),
+        ],
+    );
+    let peers: std::collections::BTreeSet<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter_map(|p| p.rsplit_once(':').map(|(a, _)| a.to_string()))
+        .collect();
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_clean(&out, "--src prefix");
+    assert!(peers.len() >= 6, "source addresses nginx saw: {peers:?}");
+    assert!(
+        peers.iter().all(|p| p.starts_with("198.19.89.")),
+        "{peers:?}"
+    );
+    // An address the host does not own is refused, with what to do.
+    let (good, out) = load(bed, &["--src", "198.19.90.7", "-d", "1", &u]);
+    assert!(!good && out.contains("ip route add local"), "{out}");
+}

@@ -52,8 +52,14 @@ pub(crate) fn worker_loop<A: App, IO: FrameIo + QueueStats>(
     } = env;
     let epoch = std::time::Instant::now();
     let clock = || Instant::from_micros(epoch.elapsed().as_micros() as u64);
+    // The wall clock is derived from the monotonic one, read once per iteration: a
+    // clock_gettime costs 20-50 ns here (more in VMs), and a spinning worker iterates
+    // millions of times a second. Re-based every second, with the report, so that it
+    // follows the system clock's steps.
+    let mut unix_base = unix_micros();
+    let mut unix_base_at = Instant::ZERO;
     let mut latency = Latency::default();
-    let mut last_report = std::time::Instant::now();
+    let mut last_report = Instant::ZERO;
     let mut drain_until: Option<Instant> = None;
     let mut last_sweep = Instant::ZERO;
     let mut iterations = 0u64;
@@ -64,14 +70,20 @@ pub(crate) fn worker_loop<A: App, IO: FrameIo + QueueStats>(
     };
     loop {
         let t0 = std::time::Instant::now();
-        let now = clock();
+        let now = Instant::from_micros(t0.duration_since(epoch).as_micros() as u64);
+        let unix_now = unix_base + now.saturating_since(unix_base_at).as_micros() as u64;
         if iterations.is_multiple_of(64) {
-            dp.engine.app_mut().on_wall_clock(unix_micros() / 1_000_000);
+            dp.engine.app_mut().on_wall_clock(unix_now / 1_000_000);
         }
         iterations += 1;
         let sent_before = dp.counters.tx_frames;
-        let n = dp.poll(now, unix_micros());
-        let iteration = t0.elapsed();
+        let n = dp.poll(now, unix_now);
+        // Only an iteration that did work is timed (an idle spin reads the clock once).
+        let iteration = if n > 0 || !dp.engine.events.request_us.is_empty() {
+            t0.elapsed()
+        } else {
+            Duration::ZERO
+        };
         if n > 0 {
             latency.record(Metric::Loop, iteration.as_nanos() as u64);
         }
@@ -112,8 +124,10 @@ pub(crate) fn worker_loop<A: App, IO: FrameIo + QueueStats>(
                 dp.poll(clock(), unix_micros());
             }
         }
-        if done || last_report.elapsed() >= Duration::from_secs(1) {
-            last_report = std::time::Instant::now();
+        if done || now.saturating_since(last_report) >= Duration::from_secs(1) {
+            last_report = now;
+            unix_base = unix_micros();
+            unix_base_at = now;
             let app = dp.engine.app();
             let report = Report {
                 worker: index,
