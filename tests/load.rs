@@ -326,6 +326,38 @@ fn open_loop_keeps_its_rate_and_times_from_the_schedule() {
         "asked for 2000 requests/s, got {rps}:\n{out}"
     );
     println!("open loop at 2000/s against nginx:\n{out}");
+    // One connection asked for far more than one connection can do: it falls behind its
+    // schedule, and since each request is timed from when it was due, the median latency is
+    // about half the run (a closed loop would say tens of microseconds).
+    let (_, out) = load(bed, &["-c", "1", "-d", "2", "--rate", "500000", &u]);
+    let p50 = latency_us(&out, "p50");
+    assert!(p50 > 200_000.0, "p50 {p50} us behind schedule:\n{out}");
+    assert!(figure(&out, "Requests/sec:") < 400_000.0, "{out}");
+    println!("one connection asked for 500000/s:\n{out}");
+}
+
+/// A percentile from the `Latency: p50 ... p90 ...` line, in microseconds.
+fn latency_us(out: &str, which: &str) -> f64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Latency: "))
+        .unwrap_or_else(|| panic!("no Latency line:\n{out}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let i = words
+        .iter()
+        .position(|w| *w == which)
+        .unwrap_or_else(|| panic!("no {which} in {line:?}"));
+    let v = words[i + 1];
+    let (num, scale) = if let Some(n) = v.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        panic!("unit of {v:?}")
+    };
+    num.parse::<f64>().unwrap() * scale
 }
 
 #[test]
