@@ -376,9 +376,11 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             };
             let seg = parsed.to_segment_in();
             // A segment of a connection this worker does not know, which another worker
-            // owns (RSS moved the flow): hand the frame to the owner.
+            // owns (RSS moved the flow, or the answer to a connection it opened came in
+            // here): hand the frame to the owner. A bare SYN opens a connection where it
+            // lands; a SYN/ACK answers one of ours.
             if let Some(st) = steering
-                && !seg.flags.syn()
+                && (!seg.flags.syn() || seg.flags.ack())
                 && !engine.knows(&seg.tuple)
                 && let Some(owner) = st.directory.owner(&seg.tuple)
                 && owner != st.me
@@ -422,15 +424,20 @@ impl<A: App, IO: FrameIo> Datapath<A, IO> {
             engine.poll_app(now, &mut sink);
             engine.on_tick(now, &mut sink);
         });
-        io.flush();
+        // The flow directory learns of new connections before their first segment leaves:
+        // on veth the answer can come back within the kick, on another worker's queue, and
+        // must find its owner there (a SYN/ACK to a connection we opened, an ACK to our
+        // SYN/ACK). Departures first, so that a tuple closed and reopened in one iteration
+        // stays claimed.
         if let Some(st) = steering {
-            for t in engine.events.opened.drain(..) {
-                st.directory.claim(t, st.me);
-            }
             for t in engine.events.closed.drain(..) {
                 st.directory.release(&t, st.me);
             }
+            for t in engine.events.opened.drain(..) {
+                st.directory.claim(t, st.me);
+            }
         }
+        io.flush();
         n
     }
 

@@ -426,3 +426,47 @@ fn sources_from_a_prefix_go_past_the_ports_of_one_address() {
     let (good, out) = load(bed, &["--src", "198.19.90.7", "-d", "1", &u]);
     assert!(!good && out.contains("ip route add local"), "{out}");
 }
+
+#[test]
+fn two_queues_two_workers_each_with_its_share() {
+    let Some(env) = testbed::setup_needing("lq", 2, &["nginx", "ss"]) else {
+        return;
+    };
+    let bed = &env.bed;
+    let dir = TempDir::new("lq-nginx");
+    let _nginx = start_nginx(bed, &dir);
+    let u = url(Family::V4, NGINX_PORT, "/");
+    // The answers to a worker's connections land on either queue (the server's transmit
+    // queue picks it): the other worker hands them over, SYN/ACKs included.
+    for mode in ["keepalive", "close"] {
+        let mut argv = vec![
+            testbed::synack_bin(),
+            "load",
+            "--iface",
+            &bed.cli_if,
+            "--queues",
+            "2",
+            "--cores",
+            "0,1",
+            "-c",
+            "32",
+            "-d",
+            "2",
+            "--mode",
+            mode,
+        ];
+        argv.push(&u);
+        let o = bed.client(60, &argv);
+        let out = text(&o);
+        assert!(o.status.success(), "{mode}:\n{out}");
+        assert_clean(&out, mode);
+        assert!(out.contains("  2 threads and 32 connections"), "{out}");
+        if mode == "keepalive" {
+            assert!(
+                out.contains("(established 32, completed 0, opened 32;"),
+                "every connection established:\n{out}"
+            );
+        }
+        println!("two queues, {mode}:\n{out}");
+    }
+}
