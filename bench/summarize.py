@@ -77,6 +77,42 @@ def run_result(run):
         return None, str(e)
 
 
+def ok_rps(run):
+    res = run.get("result")
+    return res["rps"] if res and res.get("errors") == 0 and res.get("rps") else None
+
+
+def log_cost_table(runs, by_key):
+    """--log-cost: per (client, workload), what the access log costs each server (its requests/s
+    with the log over without, medians) and the ratio synack/nginx with logs over the ratio
+    without: from the medians, and per round (the four runs of a round are minutes apart, so
+    their quotient cancels most of the machine's drift)."""
+    rows = []
+    pairs = sorted({(r["client"], r["workload"]) for r in runs if r["server"] == "synack-log"})
+    for client, workload in pairs:
+        m = {s: by_key.get((client, workload, s)) for s in ("nginx", "synack", "nginx-log", "synack-log")}
+        if not all(m.values()):
+            continue
+        per_round = []
+        for rnd in sorted({r["round"] for r in runs}, key=int):
+            got = {r["server"]: ok_rps(r) for r in runs
+                   if r["round"] == rnd and r["client"] == client and r["workload"] == workload}
+            if all(got.get(s) for s in ("nginx", "synack", "nginx-log", "synack-log")):
+                per_round.append((got["synack-log"] / got["nginx-log"]) / (got["synack"] / got["nginx"]))
+        rows.append({
+            "client": client, "workload": workload,
+            "nginx_with_over_without": m["nginx-log"]["rps"] / m["nginx"]["rps"],
+            "synack_with_over_without": m["synack-log"]["rps"] / m["synack"]["rps"],
+            "ratio_without": m["synack"]["rps"] / m["nginx"]["rps"],
+            "ratio_with": m["synack-log"]["rps"] / m["nginx-log"]["rps"],
+            "ratio_with_over_without": (m["synack-log"]["rps"] / m["nginx-log"]["rps"])
+                                       / (m["synack"]["rps"] / m["nginx"]["rps"]),
+            "per_round": per_round,
+            "per_round_median": median(per_round),
+        })
+    return rows
+
+
 def main(argv):
     if len(argv) != 2:
         sys.stderr.write(__doc__)
@@ -132,14 +168,17 @@ def main(argv):
         })
     by_key = {(m["client"], m["workload"], m["server"]): m for m in medians}
     ratios = []
-    for client, workload in sorted({(m["client"], m["workload"]) for m in medians}):
-        s, n = by_key.get((client, workload, "synack")), by_key.get((client, workload, "nginx"))
-        if s and n and n["rps"] and not math.isnan(n["rps"]) and not math.isnan(s["rps"]):
-            ratios.append({
-                "client": client, "workload": workload,
-                "rps_ratio": s["rps"] / n["rps"],
-                "p99_ratio": (s["p99_us"] / n["p99_us"]) if n["p99_us"] and not math.isnan(n["p99_us"]) else math.nan,
-            })
+    for suffix in ("", "-log"):
+        for client, workload in sorted({(m["client"], m["workload"]) for m in medians}):
+            s = by_key.get((client, workload, "synack" + suffix))
+            n = by_key.get((client, workload, "nginx" + suffix))
+            if s and n and n["rps"] and not math.isnan(n["rps"]) and not math.isnan(s["rps"]):
+                ratios.append({
+                    "client": client, "workload": workload + (" (access logs)" if suffix else ""),
+                    "rps_ratio": s["rps"] / n["rps"],
+                    "p99_ratio": (s["p99_us"] / n["p99_us"]) if n["p99_us"] and not math.isnan(n["p99_us"]) else math.nan,
+                })
+    log_cost = log_cost_table(runs, by_key)
 
     bad_runs = [r for r in runs if not r["result"] or r["result"].get("errors") not in (0,)]
     busy_runs = [r for r in runs if not math.isnan(r["other_on_server_core_pct"])
@@ -188,6 +227,22 @@ def main(argv):
         L.append("|---|---|---:|---:|")
         for q in ratios:
             L.append(f"| {q['client']} | {q['workload']} | {q['rps_ratio']:.2f}x | {fnum(q['p99_ratio'], '{:.2f}x')} |")
+        L.append("")
+    if log_cost:
+        L.append("## What the access log costs (--log-cost)")
+        L.append("")
+        L.append("requests/s with the log over without (medians), the ratio synack/nginx without and with"
+                 " logs, and the second over the first: from the medians, and the median of the per-round"
+                 " quotients (each round runs all four servers). Above 1.00: synack's lead grows with logs on.")
+        L.append("")
+        L.append("| client | workload | nginx with/without | synack with/without | ratio without | ratio with |"
+                 " with/without (medians) | with/without (per round) | rounds |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
+        for q in log_cost:
+            L.append(f"| {q['client']} | {q['workload']} | {q['nginx_with_over_without']:.3f} |"
+                     f" {q['synack_with_over_without']:.3f} | {q['ratio_without']:.2f}x | {q['ratio_with']:.2f}x |"
+                     f" {q['ratio_with_over_without']:.3f} | {fnum(q['per_round_median'], '{:.3f}')} |"
+                     f" {', '.join(f'{x:.3f}' for x in q['per_round'])} |")
         L.append("")
     L.append("## Checks")
     L.append("")
@@ -249,7 +304,7 @@ def main(argv):
             return [clean(x) for x in v]
         return v
 
-    doc = clean({"meta": meta, "medians": medians, "ratios": ratios, "runs": runs, "events": events,
+    doc = clean({"meta": meta, "medians": medians, "ratios": ratios, "log_cost": log_cost, "runs": runs, "events": events,
                  "responses": sizes})
     with open(report + ".md", "w") as f:
         f.write(md)

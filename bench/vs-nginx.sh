@@ -24,6 +24,10 @@
 #   --access-log        both servers write an access log into the raw directory: nginx with
 #                       `access_log FILE combined`, synack with --access-log FILE (combined plus the
 #                       request time); the report's name ends in -access-log
+#   --log-cost          every round runs each server twice, without and with its access log (as
+#                       --access-log), in rotating order: the report adds what the log costs each
+#                       server and the ratio synack/nginx with logs over the ratio without, per round
+#                       and as the median; the report's name ends in -log-cost
 #   --warmup S          seconds of unmeasured wrk keep-alive load after each server start (default 1)
 #   --pause S           seconds between runs (default 1)
 #   --out DIR           where the report goes (default bench/results)
@@ -51,7 +55,7 @@ body='hello from synack' body_size='' queues=1 synack_args='' warmup=1 pause=1 o
 access_log=no family=4
 
 usage() {
-	sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 need_arg() { [[ $# -ge 2 && -n $2 ]] || {
@@ -78,6 +82,11 @@ while (($#)); do
 	--family) family=$2 ;;
 	--access-log)
 		access_log=yes
+		shift
+		continue
+		;;
+	--log-cost)
+		access_log=both
 		shift
 		continue
 		;;
@@ -127,6 +136,10 @@ done
 
 SERVERS=(nginx synack)
 [[ -n $only ]] && SERVERS=("$only")
+if [[ $access_log == both ]]; then
+	[[ -z $only ]] || die "--log-cost compares both servers: drop --only"
+	SERVERS=(nginx synack nginx-log synack-log)
+fi
 if [[ $only != nginx || " ${CLIENTS[*]} " == *" load "* ]]; then
 	SYNACK_BIN=$(synack_binary) || {
 		echo "vs-nginx: (use --only nginx to run nginx alone)" >&2
@@ -172,6 +185,7 @@ base="$out/$(date -u +%Y-%m-%d)-$commit"
 [[ $only == nginx ]] && base+="-nginx-only"
 [[ $only == synack ]] && base+="-synack-only"
 [[ $access_log == yes ]] && base+="-access-log"
+[[ $access_log == both ]] && base+="-log-cost"
 [[ $family == 6 ]] && base+="-ipv6"
 report=$base
 for ((i = 2; i < 100; i++)); do
@@ -219,11 +233,18 @@ NGINX_DIR="$RAW/nginx"
 mkdir -p "$NGINX_DIR"
 NGINX_ACCESS_LOG=
 SYNACK_LOG_ARGS=()
-if [[ $access_log == yes ]]; then
+if [[ $access_log != no ]]; then
 	NGINX_ACCESS_LOG="$RAW/nginx-access.log"
 	SYNACK_LOG_ARGS=(--access-log "$RAW/synack-access.log")
 fi
-h_nginx_conf "$NGINX_DIR" "$body" "$NGINX_WWW" "$NGINX_ACCESS_LOG"
+if [[ $access_log == both ]]; then
+	# nginx without a log from NGINX_DIR, with its log from NGINX_DIR-log
+	h_nginx_conf "$NGINX_DIR" "$body" "$NGINX_WWW" ""
+	mkdir -p "$NGINX_DIR-log"
+	h_nginx_conf "$NGINX_DIR-log" "$body" "$NGINX_WWW" "$NGINX_ACCESS_LOG"
+else
+	h_nginx_conf "$NGINX_DIR" "$body" "$NGINX_WWW" "$NGINX_ACCESS_LOG"
+fi
 
 # --- metadata
 {
@@ -265,11 +286,17 @@ failures=0
 # start_server NAME ROUND: start it, check that it serves exactly the expected body.
 start_server() {
 	local s=$1 r=$2
+	# with --log-cost, "nginx" and "synack" run without a log, "nginx-log" and "synack-log" with it
+	local log_args=("${SYNACK_LOG_ARGS[@]}") nginx_dir=$NGINX_DIR
+	if [[ $access_log == both ]]; then
+		[[ $s == *-log ]] || log_args=()
+		[[ $s == *-log ]] && nginx_dir=$NGINX_DIR-log
+	fi
 	case $s in
-	nginx) h_start_nginx "$NGINX_DIR" "$RAW/nginx-r$r.log" || return 1 ;;
-	synack)
-		h_start_synack "$RAW/synack-r$r.log" --iface "$TB_SRV_IF" --ip "$(h_srv_addr)" --port "$H_PORT" \
-			"${SYNACK_BODY_ARGS[@]}" --queues "$queues" --cores "$H_SERVER_CPU" "${SYNACK_LOG_ARGS[@]}" \
+	nginx | nginx-log) h_start_nginx "$nginx_dir" "$RAW/$s-r$r.log" || return 1 ;;
+	synack | synack-log)
+		h_start_synack "$RAW/$s-r$r.log" --iface "$TB_SRV_IF" --ip "$(h_srv_addr)" --port "$H_PORT" \
+			"${SYNACK_BODY_ARGS[@]}" --queues "$queues" --cores "$H_SERVER_CPU" "${log_args[@]}" \
 			"${SYNACK_EXTRA[@]}" || return 1
 		;;
 	esac
@@ -288,7 +315,7 @@ start_server() {
 	fi
 }
 
-server_pid() { if [[ $1 == nginx ]]; then echo "$H_NGINX_PID"; else echo "$H_SYNACK_PID"; fi; }
+server_pid() { if [[ $1 == nginx* ]]; then echo "$H_NGINX_PID"; else echo "$H_SYNACK_PID"; fi; }
 
 load1=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }'; then
@@ -302,6 +329,11 @@ n=0
 for ((r = 1; r <= rounds; r++)); do
 	order=("${SERVERS[@]}")
 	if ((${#SERVERS[@]} == 2 && r % 2 == 0)); then order=("${SERVERS[1]}" "${SERVERS[0]}"); fi
+	if ((${#SERVERS[@]} == 4)); then
+		# rotate, so that each server runs first, second... in turn
+		k=$(((r - 1) % 4))
+		order=("${SERVERS[@]:k}" "${SERVERS[@]:0:k}")
+	fi
 	for s in "${order[@]}"; do
 		if ! start_server "$s" "$r"; then
 			event "$r" "$s" start-failed "see $RAW/$s-r$r.log"
@@ -341,9 +373,9 @@ for ((r = 1; r <= rounds; r++)); do
 		st=0
 		h_stop "$(server_pid "$s")" 10 || st=$?
 		event "$r" "$s" stopped "exit status $st"
-		if [[ $access_log == yes ]]; then
+		if [[ $access_log == yes || $s == *-log ]]; then
 			f=$NGINX_ACCESS_LOG
-			[[ $s == synack ]] && f=$RAW/synack-access.log
+			[[ $s == synack* ]] && f=$RAW/synack-access.log
 			event "$r" "$s" access-log "$(wc -l <"$f" 2>/dev/null || echo 0) lines so far in $f"
 		fi
 		((st == 0)) || {
