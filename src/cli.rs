@@ -221,8 +221,9 @@ pub struct ServeArgs {
     /// The access log's line format: nginx's combined plus the request time, or JSON.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = AccessLogFormatArg::Combined)]
     pub access_log_format: AccessLogFormatArg,
-    /// Access log records each worker's queue holds (about 900 bytes each, allocated at start);
-    /// records that find it full are dropped and counted (access_log_dropped).
+    /// Access log lines each worker may have waiting for the writer (128 bytes of buffer
+    /// each, allocated at start); lines that find no room are dropped and counted
+    /// (access_log_dropped).
     #[arg(long, value_name = "N", default_value_t = crate::http::ACCESS_LOG_QUEUE,
           value_parser = clap::value_parser!(u64).range(1..1 << 24))]
     pub access_log_queue: u64,

@@ -1,26 +1,27 @@
 //! The access log (`--access-log FILE`): one line per response, in nginx's `combined` format
 //! with the request time appended, or one JSON object per line.
 //!
-//! Workers never write: when a response has been handed whole to the send queue (nginx logs
-//! when the last byte is written to the socket), [`HttpApp`](super::HttpApp) copies what the
-//! line needs into a fixed-size [`Record`] (byte fields inline, truncated) of its own pool,
-//! allocated when the worker starts, and passes the record's box to the logger through a
-//! bounded lock-free queue (crossbeam's `ArrayQueue`); the logger hands it back through a
-//! second one. With no box back yet the record is dropped and counted
-//! (`access_log_dropped`); the datapath never blocks, locks or allocates for the log. One
-//! logger thread (on a core the workers do not use, when there is one) drains every
-//! queue, formats, and writes through a `BufWriter`, flushed when the queues run dry and at
-//! least once a second. [`AccessLogReopen::reopen`] (SIGHUP in `synack serve`) makes it
-//! reopen the file by name, as logrotate's `postrotate` expects.
+//! Workers never make a system call for it: when a response has been handed whole to the
+//! send queue (nginx logs when the last byte is written to the socket), [`HttpApp`](super::HttpApp)
+//! formats its line into a buffer of the worker's own, from a fixed-size [`Record`] of what
+//! the line needs (byte fields inline, truncated). A buffer that might not hold another line,
+//! or whose first line is 20 ms old, goes to the logger thread through a bounded lock-free
+//! queue (crossbeam's `ArrayQueue`), which writes it with one `write(2)` and hands it back
+//! through a second queue. The buffers are allocated when the worker starts; with none back
+//! the line is dropped and counted (`access_log_dropped`): the datapath never blocks, locks
+//! or allocates for the log. What crosses cores is the bytes `write(2)` reads, and the logger
+//! costs a few system calls a second under load, so it may share a busy core.
+//! [`AccessLogReopen::reopen`] (SIGHUP in `synack serve`) makes it reopen the file by name, as
+//! logrotate's `postrotate` expects.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant as WallInstant};
+use std::time::Duration;
 
 use crossbeam::queue::ArrayQueue;
 
@@ -45,8 +46,9 @@ pub enum AccessLogFormat {
     Json,
 }
 
-/// Records each worker's queue holds by default (`--access-log-queue`).
-pub const DEFAULT_QUEUE: u64 = 4096;
+/// Lines of room each worker has by default for lines the writer has not written yet
+/// (`--access-log-queue`): 1 MiB of buffers.
+pub const DEFAULT_QUEUE: u64 = 8192;
 
 /// A byte field of a [`Record`], inline and truncated to `N` bytes.
 #[derive(Clone, Copy)]
@@ -116,23 +118,46 @@ const PARKED: usize = 64;
 /// Slot of no parked record.
 pub(crate) const NO_SLOT: u32 = u32::MAX;
 
-/// A worker's pair of queues: records go to the logger in `full` and come back, written, in
-/// `free`. Only boxes move through them (a pointer each), never the 900 bytes of a record:
-/// the worker writes the bytes a request uses into a record it owns and the logger reads
-/// just those, so a line costs a few cache lines between the two cores, not fifteen.
+/// The longest line a [`Record`] can make, in either format: every byte field escaped at
+/// its widest (`\u00HH`, six bytes for one) plus the fixed text and numbers. A buffer is
+/// handed to the writer when less than this is left in it, so formatting never grows one.
+const MAX_LINE: usize = 6 * (16 + 384 + 192 + 256) + 512;
+
+/// Bytes of room a line is counted for when `--access-log-queue` is turned into buffers.
+const LINE_ROOM: usize = 128;
+
+/// Largest and smallest log buffer.
+const MAX_CHUNK: usize = 64 * 1024;
+const MIN_CHUNK: usize = 2 * MAX_LINE;
+
+/// A buffer with lines in it goes to the writer at the latest this long after its first
+/// line, so that a quiet server's lines reach the file within a few tens of milliseconds.
+const HAND_OFF_AFTER_US: u64 = 20_000;
+
+/// A worker's pair of queues: buffers of formatted lines go to the writer in `full` and
+/// come back, written and emptied, in `free`. The worker formats each line into a buffer of
+/// its own (the bytes the writer passes to `write(2)` are all that crosses cores), so the
+/// writer thread does no more than one system call per buffer.
 struct Queues {
-    full: ArrayQueue<Box<Record>>,
-    free: ArrayQueue<Box<Record>>,
+    full: ArrayQueue<Vec<u8>>,
+    free: ArrayQueue<Vec<u8>>,
 }
 
 /// One worker's side of the access log: its queues, the record being filled for the current
-/// request, and the records of responses still being sent. Owned by the worker's `HttpApp`.
+/// request, the records of responses still being sent, and the buffer being filled. Owned by
+/// the worker's `HttpApp`.
 pub(crate) struct LogState {
     queues: Arc<Queues>,
-    /// The request being answered (its fields set by `begin`); a box of the worker's pool.
+    format: AccessLogFormat,
+    /// The request being answered (its fields set by `begin`).
     pub(crate) current: Box<Record>,
     parked: Vec<Record>,
     free: Vec<u32>,
+    /// The buffer lines are formatted into (`None`: none was free).
+    chunk: Option<Vec<u8>>,
+    /// When the first line went into `chunk`.
+    chunk_since: Instant,
+    clock: TimeText,
     /// Records that did not fit in the queue.
     pub(crate) dropped: u64,
 }
@@ -140,14 +165,14 @@ pub(crate) struct LogState {
 impl LogState {
     pub(crate) fn new(sink: AccessLogSink) -> LogState {
         LogState {
-            current: sink
-                .queues
-                .free
-                .pop()
-                .unwrap_or_else(|| Box::new(Record::EMPTY)),
+            chunk: sink.queues.free.pop(),
             queues: sink.queues,
+            format: sink.format,
+            current: Box::new(Record::EMPTY),
             parked: vec![Record::EMPTY; PARKED],
             free: (0..PARKED as u32).rev().collect(),
+            chunk_since: Instant::from_micros(0),
+            clock: TimeText::new(),
             dropped: 0,
         }
     }
@@ -191,7 +216,7 @@ impl LogState {
         r.body_bytes = base;
     }
 
-    /// The current response is complete: its record goes to the queue.
+    /// The current response is complete: its line is written into the buffer.
     pub(crate) fn complete_current(
         &mut self,
         started: Instant,
@@ -200,19 +225,17 @@ impl LogState {
         wall: u64,
     ) {
         finish(&mut self.current, started, now, sent, wall);
-        // The filled box goes to the logger and a written one takes its place; with none
-        // back yet (the logger is behind by the whole pool) the record is dropped, counted,
-        // and its box filled again by the next request.
-        match self.queues.free.pop() {
-            Some(next) => {
-                let full = std::mem::replace(&mut self.current, next);
-                if let Err(back) = self.queues.full.push(full) {
-                    self.dropped += 1;
-                    let _ = self.queues.free.push(back);
-                }
-            }
-            None => self.dropped += 1,
-        }
+        let r: &Record = &self.current;
+        write_line(
+            &self.queues,
+            &mut self.chunk,
+            &mut self.chunk_since,
+            &mut self.clock,
+            &mut self.dropped,
+            self.format,
+            r,
+            now,
+        );
     }
 
     /// The current response waits for room: its record is parked until [`complete`]
@@ -234,25 +257,93 @@ impl LogState {
         }
     }
 
-    /// The parked response of `slot` is complete (or its connection ended): its record goes
-    /// to the queue and the slot is free again.
+    /// The parked response of `slot` is complete (or its connection ended): its line is
+    /// written into the buffer and the slot is free again.
     pub(crate) fn complete(&mut self, slot: u32, now: Instant, sent: u64, wall: u64) {
         let Some(r) = self.parked.get_mut(slot as usize) else {
             return;
         };
         let started = Instant::from_micros(r.request_us);
         finish(r, started, now, sent, wall);
-        match self.queues.free.pop() {
-            Some(mut b) => {
-                *b = *r;
-                if let Err(back) = self.queues.full.push(b) {
-                    self.dropped += 1;
-                    let _ = self.queues.free.push(back);
+        write_line(
+            &self.queues,
+            &mut self.chunk,
+            &mut self.chunk_since,
+            &mut self.clock,
+            &mut self.dropped,
+            self.format,
+            r,
+            now,
+        );
+        self.free.push(slot);
+    }
+
+    /// Once per loop iteration: a buffer whose first line has waited long enough goes to
+    /// the writer, full or not; a worker that had none free takes one back.
+    pub(crate) fn poll(&mut self, now: Instant) {
+        match &self.chunk {
+            Some(c) if !c.is_empty() => {
+                if now.as_micros().saturating_sub(self.chunk_since.as_micros()) >= HAND_OFF_AFTER_US
+                {
+                    hand_off(&self.queues, &mut self.chunk);
                 }
             }
-            None => self.dropped += 1,
+            Some(_) => {}
+            None => self.chunk = self.queues.free.pop(),
         }
-        self.free.push(slot);
+    }
+}
+
+impl Drop for LogState {
+    /// The worker stops: what its buffer holds goes to the writer, which writes it before
+    /// [`AccessLog::finish`] returns.
+    fn drop(&mut self) {
+        if self.chunk.as_ref().is_some_and(|c| !c.is_empty()) {
+            hand_off(&self.queues, &mut self.chunk);
+        }
+    }
+}
+
+/// Passes the filled buffer to the writer and takes an empty one (if any is back).
+fn hand_off(queues: &Queues, chunk: &mut Option<Vec<u8>>) {
+    if let Some(c) = chunk.take() {
+        // Never full: the queue holds every buffer of the pool.
+        let _ = queues.full.push(c);
+    }
+    *chunk = queues.free.pop();
+}
+
+/// Formats `r` into the worker's buffer (taking a free one if it has none), and hands the
+/// buffer over once another line might not fit. No buffer free: the line is dropped and
+/// counted.
+#[allow(clippy::too_many_arguments)]
+fn write_line(
+    queues: &Queues,
+    chunk: &mut Option<Vec<u8>>,
+    since: &mut Instant,
+    clock: &mut TimeText,
+    dropped: &mut u64,
+    format: AccessLogFormat,
+    r: &Record,
+    now: Instant,
+) {
+    if chunk.is_none() {
+        *chunk = queues.free.pop();
+    }
+    let Some(c) = chunk.as_mut() else {
+        *dropped += 1;
+        return;
+    };
+    if c.is_empty() {
+        *since = now;
+    }
+    match format {
+        AccessLogFormat::Combined => combined(c, r, clock),
+        AccessLogFormat::Json => json(c, r, clock),
+    }
+    debug_assert!(c.len() <= c.capacity());
+    if c.capacity() - c.len() < MAX_LINE {
+        hand_off(queues, chunk);
     }
 }
 
@@ -266,6 +357,7 @@ fn finish(r: &mut Record, started: Instant, now: Instant, sent: u64, wall: u64) 
 /// [`HttpApp::with_access_log`](super::HttpApp::with_access_log).
 pub struct AccessLogSink {
     queues: Arc<Queues>,
+    format: AccessLogFormat,
 }
 
 /// What the logger thread and the handles share.
@@ -273,7 +365,10 @@ struct Shared {
     queues: Mutex<Vec<Arc<Queues>>>,
     reopen: AtomicBool,
     stop: AtomicBool,
-    capacity: usize,
+    /// Each worker's buffers: how many, and the bytes of each.
+    chunks: usize,
+    chunk_bytes: usize,
+    format: AccessLogFormat,
     /// A core the logger thread should move to (`usize::MAX`: none asked for).
     pin: AtomicUsize,
 }
@@ -295,7 +390,7 @@ pub struct AccessLogReopen {
 }
 
 impl AccessLogReopen {
-    /// Asks the logger thread to flush, close and reopen the file (created if missing, else
+    /// Asks the logger thread to close and reopen the file (created if missing, else
     /// appended to). If that fails the thread logs why and keeps writing to the old file.
     pub fn reopen(&self) {
         self.shared.reopen.store(true, Ordering::Release);
@@ -306,20 +401,29 @@ fn open_file(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
+/// The buffers that give a worker room for about `lines` lines: (how many, bytes each).
+fn chunk_plan(lines: u64) -> (usize, usize) {
+    let total = usize::try_from(lines)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(LINE_ROOM);
+    let bytes = (total / 2).clamp(MIN_CHUNK, MAX_CHUNK);
+    (total.div_ceil(bytes).max(2), bytes)
+}
+
 impl AccessLog {
-    /// Opens (creates or appends to) `path` and starts the logger thread. Each worker's queue
-    /// holds `queue_capacity` records (at least 1).
-    pub fn open(
-        path: &Path,
-        format: AccessLogFormat,
-        queue_capacity: u64,
-    ) -> io::Result<AccessLog> {
+    /// Opens (creates or appends to) `path` and starts the logger thread. Each worker gets
+    /// room for about `queue_lines` lines (at least two buffers of two of the longest lines;
+    /// 128 bytes a line, in buffers of at most 64 KiB) waiting for the writer.
+    pub fn open(path: &Path, format: AccessLogFormat, queue_lines: u64) -> io::Result<AccessLog> {
         let file = open_file(path)?;
+        let (chunks, chunk_bytes) = chunk_plan(queue_lines);
         let shared = Arc::new(Shared {
             queues: Mutex::new(Vec::new()),
             reopen: AtomicBool::new(false),
             stop: AtomicBool::new(false),
-            capacity: usize::try_from(queue_capacity).unwrap_or(usize::MAX).max(1),
+            chunks,
+            chunk_bytes,
+            format,
             pin: AtomicUsize::new(usize::MAX),
         });
         let path = path.to_path_buf();
@@ -327,9 +431,9 @@ impl AccessLog {
         let thread = std::thread::Builder::new()
             .name("synack-access-log".into())
             .spawn(move || {
-                let r = writer_loop(&s, &path, file, format);
+                let r = writer_loop(&s, &path, file);
                 if let Err(e) = &r {
-                    // The queues fill up from now on: records are dropped and counted.
+                    // The queues fill up from now on: lines are dropped and counted.
                     log::error!(
                         "synack: cannot write the access log {}: {e}; no more lines are written",
                         path.display()
@@ -340,29 +444,33 @@ impl AccessLog {
         Ok(AccessLog { shared, thread })
     }
 
-    /// A new queue for one worker. Call it once per worker, off the datapath (in the
-    /// server's factory, say): the queue is allocated here.
+    /// A new queue for one worker, with its buffers. Call it once per worker, off the
+    /// datapath (in the server's factory, say): the buffers are allocated here.
     pub fn sink(&self) -> AccessLogSink {
-        // One box is the worker's current record; the others circulate.
-        let n = self.shared.capacity + 1;
+        let n = self.shared.chunks;
         let queues = Arc::new(Queues {
             full: ArrayQueue::new(n),
             free: ArrayQueue::new(n),
         });
         for _ in 0..n {
-            let _ = queues.free.push(Box::new(Record::EMPTY));
+            let _ = queues
+                .free
+                .push(Vec::with_capacity(self.shared.chunk_bytes));
         }
         self.shared
             .queues
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(queues.clone());
-        AccessLogSink { queues }
+        AccessLogSink {
+            queues,
+            format: self.shared.format,
+        }
     }
 
-    /// Runs the logger thread on `core` from now on: one the workers do not use, so that
-    /// formatting and writing the log never takes time from a worker (`synack serve` gives it
-    /// the first core not in `--cores`, when there is one).
+    /// Runs the logger thread on `core` from now on (`synack serve` gives it the first core
+    /// it may use that is not in `--cores`, when there is one). It only writes buffers the
+    /// workers filled: a few system calls a second under load.
     pub fn run_on_core(&self, core: usize) {
         self.shared.pin.store(core, Ordering::Release);
     }
@@ -374,8 +482,9 @@ impl AccessLog {
         }
     }
 
-    /// Writes every record still queued, flushes, and stops the logger thread. Call it once
-    /// the workers have stopped.
+    /// Writes every buffer still queued and stops the logger thread. Call it once the
+    /// workers have stopped (and their `HttpApp`s are dropped: each hands over its last
+    /// buffer then).
     pub fn finish(self) -> io::Result<()> {
         self.shared.stop.store(true, Ordering::Release);
         self.thread
@@ -384,19 +493,9 @@ impl AccessLog {
     }
 }
 
-/// The logger thread: drains the queues, formats, writes; flushes when the queues are empty
-/// and at least every second; reopens on request; drains once more and ends on stop.
-fn writer_loop(
-    shared: &Shared,
-    path: &Path,
-    file: File,
-    format: AccessLogFormat,
-) -> io::Result<()> {
-    let mut out = BufWriter::with_capacity(64 * 1024, file);
-    let mut line = Vec::with_capacity(2048);
-    let mut clock = TimeText::default();
-    let mut last_flush = WallInstant::now();
-    let mut dirty = false;
+/// The logger thread: writes the buffers the workers hand over, in the order each worker
+/// filled them, and returns them; reopens on request; drains once more and ends on stop.
+fn writer_loop(shared: &Shared, path: &Path, mut file: File) -> io::Result<()> {
     loop {
         // Read before draining: the workers had stopped when it was set, so this drain
         // sees everything they pushed.
@@ -407,9 +506,8 @@ fn writer_loop(
             log::warn!("synack: the access log thread could not move to core {core}");
         }
         if shared.reopen.swap(false, Ordering::AcqRel) {
-            out.flush()?;
             match open_file(path) {
-                Ok(f) => out = BufWriter::with_capacity(64 * 1024, f),
+                Ok(f) => file = f,
                 Err(e) => log::error!(
                     "synack: cannot reopen access log {}: {e}; still writing to the old file",
                     path.display()
@@ -420,35 +518,24 @@ fn writer_loop(
         {
             let queues = shared.queues.lock().unwrap_or_else(|e| e.into_inner());
             for q in queues.iter() {
-                while let Some(r) = q.full.pop() {
-                    line.clear();
-                    match format {
-                        AccessLogFormat::Combined => combined(&mut line, &r, &mut clock),
-                        AccessLogFormat::Json => json(&mut line, &r, &mut clock),
-                    }
-                    let _ = q.free.push(r);
-                    out.write_all(&line)?;
+                while let Some(mut c) = q.full.pop() {
+                    let r = file.write_all(&c);
+                    c.clear();
+                    let _ = q.free.push(c);
+                    r?;
                     n += 1;
                 }
             }
         }
-        dirty |= n > 0;
-        if dirty && (n == 0 || last_flush.elapsed() >= Duration::from_secs(1)) {
-            out.flush()?;
-            dirty = false;
-            last_flush = WallInstant::now();
-        }
         if stopping && n == 0 {
-            return out.flush();
+            return Ok(());
         }
-        if n == 0 {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        // Busy: back soon, before the workers' buffers run out; idle: rarely.
+        std::thread::sleep(Duration::from_millis(if n == 0 { 5 } else { 2 }));
     }
 }
 
 /// The last second formatted, both ways (most records of a busy second share it).
-#[derive(Default)]
 struct TimeText {
     secs: Option<u64>,
     /// `03/Dec/2026:06:54:19 +0000`
@@ -466,6 +553,17 @@ const MONTHS: [&[u8; 3]; 12] = [
 ];
 
 impl TimeText {
+    /// With room for the longest texts, so that formatting never allocates.
+    fn new() -> TimeText {
+        TimeText {
+            secs: None,
+            local: Vec::with_capacity(32),
+            iso: Vec::with_capacity(32),
+            peer: None,
+            peer_text: Vec::with_capacity(48),
+        }
+    }
+
     /// The text of `ip`, formatted once per change of address.
     fn peer(&mut self, ip: std::net::IpAddr) -> &[u8] {
         if self.peer != Some(ip) {
@@ -560,8 +658,16 @@ fn version_text(v: Option<Version>) -> &'static [u8] {
     }
 }
 
+/// `$request_time`: seconds with milliseconds, `1.234`.
 fn seconds(out: &mut Vec<u8>, us: u64) {
-    let _ = write!(out, "{}.{:03}", us / 1_000_000, us / 1000 % 1000);
+    decimal(out, us / 1_000_000);
+    let ms = (us / 1000 % 1000) as u16;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+    ]);
 }
 
 /// nginx's `combined`, then `$request_time`.
@@ -630,21 +736,18 @@ fn json(out: &mut Vec<u8>, r: &Record, clock: &mut TimeText) {
     clock.set(r.unix_secs);
     out.extend_from_slice(b"{\"time_iso8601\":\"");
     out.extend_from_slice(&clock.iso);
-    let _ = write!(
-        out,
-        "\",\"remote_addr\":\"{}\",\"remote_port\":{}",
-        r.peer.ip(),
-        r.peer.port()
-    );
+    out.extend_from_slice(b"\",\"remote_addr\":\"");
+    out.extend_from_slice(clock.peer(r.peer.ip()));
+    out.extend_from_slice(b"\",\"remote_port\":");
+    decimal(out, r.peer.port() as u64);
     field_json(out, "request_method", &r.method);
     field_json(out, "request_uri", &r.target);
     out.extend_from_slice(b",\"server_protocol\":\"");
     out.extend_from_slice(version_text(r.version));
-    let _ = write!(
-        out,
-        "\",\"status\":{},\"body_bytes_sent\":{}",
-        r.status, r.body_bytes
-    );
+    out.extend_from_slice(b"\",\"status\":");
+    decimal(out, r.status as u64);
+    out.extend_from_slice(b",\"body_bytes_sent\":");
+    decimal(out, r.body_bytes);
     field_json(out, "http_referer", &r.referer);
     field_json(out, "http_user_agent", &r.agent);
     out.extend_from_slice(b",\"request_time\":");
@@ -677,7 +780,7 @@ mod tests {
             decimal(&mut out, n);
             assert_eq!(out, n.to_string().into_bytes());
         }
-        let mut t = TimeText::default();
+        let mut t = TimeText::new();
         let a: std::net::IpAddr = "fd00:198:18::2".parse().unwrap();
         let b: std::net::IpAddr = "198.18.0.2".parse().unwrap();
         assert_eq!(t.peer(a), b"fd00:198:18::2");
@@ -689,45 +792,108 @@ mod tests {
         }
     }
 
-    #[test]
-    fn records_circulate_and_those_without_a_box_are_counted() {
-        // A pool of three boxes: the current record and two in flight.
+    fn two_small_buffers() -> (Arc<Queues>, LogState) {
         let queues = Arc::new(Queues {
-            full: ArrayQueue::new(3),
-            free: ArrayQueue::new(3),
+            full: ArrayQueue::new(2),
+            free: ArrayQueue::new(2),
         });
-        for _ in 0..3 {
-            assert!(queues.free.push(Box::new(Record::EMPTY)).is_ok());
+        for _ in 0..2 {
+            assert!(queues.free.push(Vec::with_capacity(MIN_CHUNK)).is_ok());
         }
-        let mut st = LogState::new(AccessLogSink {
+        let st = LogState::new(AccessLogSink {
             queues: queues.clone(),
+            format: AccessLogFormat::Combined,
         });
-        let t0 = Instant::from_micros(1_000);
+        (queues, st)
+    }
+
+    fn respond(st: &mut LogState, status: u16, at: Instant) {
         let peer: SocketAddr = "198.18.0.2:40000".parse().unwrap();
-        for status in [200, 201, 202, 203] {
-            st.begin(None);
-            st.respond(peer, status, 0);
-            st.complete_current(t0, t0, 10, 1);
-        }
-        // Two went to the logger; the logger returned none, so the other two were dropped.
-        assert_eq!((queues.full.len(), st.dropped), (2, 2));
-        let first = queues.full.pop().unwrap();
-        assert_eq!((first.status, first.body_bytes), (200, 10));
-        assert!(queues.free.push(first).is_ok());
         st.begin(None);
-        st.respond(peer, 204, 0);
-        st.complete_current(t0, t0, 0, 1);
-        assert_eq!(st.dropped, 2);
-        let statuses: Vec<u16> = std::iter::from_fn(|| queues.full.pop())
-            .map(|r| r.status)
-            .collect();
-        assert_eq!(statuses, [201, 204]);
+        st.respond(peer, status, 0);
+        st.complete_current(at, at, 10, 1);
+    }
+
+    fn statuses(c: &[u8]) -> Vec<u16> {
+        std::str::from_utf8(c)
+            .unwrap()
+            .lines()
+            .map(|l| l.split("\"-\" ").nth(1).unwrap()[..3].parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn buffers_circulate_and_lines_without_one_are_counted() {
+        let (queues, mut st) = two_small_buffers();
+        let t0 = Instant::from_micros(1_000);
+        // A buffer goes over once another of the longest lines might not fit.
+        let per_buffer = (MIN_CHUNK - MAX_LINE) / 60 + 1;
+        for i in 0..3 * per_buffer {
+            respond(&mut st, 200 + (i % 100) as u16, t0);
+        }
+        // Two buffers went to the writer; the writer returned none, so the rest was dropped.
+        assert_eq!(queues.full.len(), 2);
+        let first = queues.full.pop().unwrap();
+        let second = queues.full.pop().unwrap();
+        let written = statuses(&first).len() + statuses(&second).len();
+        assert_eq!(written as u64 + st.dropped, 3 * per_buffer as u64);
+        assert!(st.dropped > 0);
+        assert_eq!(statuses(&first)[..2], [200, 201]);
+        // One comes back: the next line goes into it, and waits there until the buffer is
+        // old enough (or the worker stops).
+        let mut back = first;
+        back.clear();
+        assert!(queues.free.push(back).is_ok());
+        let dropped = st.dropped;
+        respond(&mut st, 299, t0 + Duration::from_millis(1));
+        assert_eq!(st.dropped, dropped);
+        st.poll(t0 + Duration::from_millis(5));
+        assert!(queues.full.is_empty());
+        st.poll(t0 + Duration::from_millis(1) + Duration::from_micros(HAND_OFF_AFTER_US));
+        assert_eq!(statuses(&queues.full.pop().unwrap()), [299]);
+        // The worker stops: its buffer goes over as it is.
+        let mut back = second;
+        back.clear();
+        assert!(queues.free.push(back).is_ok());
+        st.poll(t0 + Duration::from_secs(1));
+        respond(&mut st, 204, t0 + Duration::from_secs(1));
+        drop(st);
+        assert_eq!(statuses(&queues.full.pop().unwrap()), [204]);
+    }
+
+    #[test]
+    fn queue_lines_make_buffers() {
+        assert_eq!(chunk_plan(1), (2, MIN_CHUNK));
+        assert_eq!(chunk_plan(4096), (8, MAX_CHUNK));
+        let (n, bytes) = chunk_plan(1000);
+        assert!(n >= 2 && n * bytes >= 1000 * LINE_ROOM && bytes >= MIN_CHUNK);
+    }
+
+    #[test]
+    fn the_longest_lines_fit_their_bound() {
+        let mut r = record();
+        r.peer = "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535"
+            .parse()
+            .unwrap();
+        r.unix_secs = 253_402_300_799; // 9999-12-31T23:59:59Z
+        r.request_us = u64::MAX;
+        r.body_bytes = u64::MAX;
+        r.status = 999;
+        r.method.set(&[0xff; 100]);
+        r.target.set(&[0xff; 1000]);
+        r.referer.set(&[0x01; 1000]);
+        r.agent.set(&[0xff; 1000]);
+        for f in [combined, json] {
+            let mut out = Vec::new();
+            f(&mut out, &r, &mut TimeText::new());
+            assert!(out.len() <= MAX_LINE, "{} > {MAX_LINE}", out.len());
+        }
     }
 
     #[test]
     fn combined_line_escapes_as_nginx() {
         let mut out = Vec::new();
-        combined(&mut out, &record(), &mut TimeText::default());
+        combined(&mut out, &record(), &mut TimeText::new());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "10.0.0.2 - - [03/Dec/2026:06:54:19 +0000] \"GET /a?b=c HTTP/1.1\" 200 5 \"-\" \
@@ -743,7 +909,7 @@ mod tests {
         r.target.set(b"");
         r.status = 408;
         let mut out = Vec::new();
-        combined(&mut out, &r, &mut TimeText::default());
+        combined(&mut out, &r, &mut TimeText::new());
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains("] \"-\" 408 5 "), "{s}");
     }
@@ -753,7 +919,7 @@ mod tests {
         let mut r = record();
         r.agent.set(b"a\"b \xff \xc3\xa9");
         let mut out = Vec::new();
-        json(&mut out, &r, &mut TimeText::default());
+        json(&mut out, &r, &mut TimeText::new());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"time_iso8601\":\"2026-12-03T06:54:19+00:00\",\"remote_addr\":\"10.0.0.2\",\

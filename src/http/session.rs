@@ -37,7 +37,7 @@ use super::response::{
     StatusCode, chunk_overhead, head_len_bound, write_chunk_size, write_head,
 };
 use super::static_files::StaticFiles;
-use crate::tcp::app::{App, AppIo, AppMetric, CloseReason, ConnInfo, Wakeups};
+use crate::tcp::app::{App, AppIo, AppMetric, CloseReason, ConnInfo, Opener, Wakeups};
 use crate::time::Instant;
 
 /// Limits and timeouts. The defaults follow nginx where it has an equivalent.
@@ -1179,6 +1179,13 @@ impl<H: Handler + 'static> App for HttpApp<H> {
 
     fn on_wall_clock(&mut self, unix_secs: u64) {
         self.set_wall_clock(unix_secs);
+    }
+
+    fn on_poll(&mut self, _opener: &mut Opener<'_>, now: Instant) {
+        // A log buffer whose first line has waited long enough goes to the writer.
+        if let Some(l) = self.log.as_mut() {
+            l.poll(now);
+        }
     }
 
     fn requests(&self) -> u64 {
