@@ -82,6 +82,12 @@ def ok_rps(run):
     return res["rps"] if res and res.get("errors") == 0 and res.get("rps") else None
 
 
+def cpu_us_per_request(m):
+    if not m["rps"] or math.isnan(m["rps"]) or math.isnan(m["server_proc_cpu_pct"]):
+        return math.nan
+    return m["server_proc_cpu_pct"] / 100 * 1e6 / m["rps"]
+
+
 def log_cost_table(runs, by_key):
     """--log-cost: per (client, workload), what the access log costs each server (its requests/s
     with the log over without, medians) and the ratio synack/nginx with logs over the ratio
@@ -109,6 +115,11 @@ def log_cost_table(runs, by_key):
                                        / (m["synack"]["rps"] / m["nginx"]["rps"]),
             "per_round": per_round,
             "per_round_median": median(per_round),
+            # server CPU time per request (process CPU over requests/s), with the log minus
+            # without: what a logged line costs the server. synack's workers poll, so its
+            # share of the core stays near 100% and its figure is an upper bound.
+            "nginx_log_us_per_request": cpu_us_per_request(m["nginx-log"]) - cpu_us_per_request(m["nginx"]),
+            "synack_log_us_per_request": cpu_us_per_request(m["synack-log"]) - cpu_us_per_request(m["synack"]),
         })
     return rows
 
@@ -233,16 +244,19 @@ def main(argv):
         L.append("")
         L.append("requests/s with the log over without (medians), the ratio synack/nginx without and with"
                  " logs, and the second over the first: from the medians, and the median of the per-round"
-                 " quotients (each round runs all four servers). Above 1.00: synack's lead grows with logs on.")
+                 " quotients (each round runs all four servers). Above 1.00: synack's lead grows with logs on."
+                 " CPU per line: the server process's CPU time per request with the log minus without"
+                 " (synack's workers poll, so its figure is an upper bound).")
         L.append("")
         L.append("| client | workload | nginx with/without | synack with/without | ratio without | ratio with |"
-                 " with/without (medians) | with/without (per round) | rounds |")
-        L.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
+                 " with/without (medians) | with/without (per round) | rounds | CPU per line: nginx | CPU per line: synack |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
         for q in log_cost:
             L.append(f"| {q['client']} | {q['workload']} | {q['nginx_with_over_without']:.3f} |"
                      f" {q['synack_with_over_without']:.3f} | {q['ratio_without']:.2f}x | {q['ratio_with']:.2f}x |"
                      f" {q['ratio_with_over_without']:.3f} | {fnum(q['per_round_median'], '{:.3f}')} |"
-                     f" {', '.join(f'{x:.3f}' for x in q['per_round'])} |")
+                     f" {', '.join(f'{x:.3f}' for x in q['per_round'])} |"
+                     f" {fnum(q['nginx_log_us_per_request'], '{:+.2f} us')} | {fnum(q['synack_log_us_per_request'], '{:+.2f} us')} |")
         L.append("")
     L.append("## Checks")
     L.append("")
