@@ -143,38 +143,50 @@ struct Queues {
     free: ArrayQueue<Vec<u8>>,
 }
 
-/// One worker's side of the access log: its queues, the record being filled for the current
-/// request, the records of responses still being sent, and the buffer being filled. Owned by
-/// the worker's `HttpApp`.
+/// One worker's side of the access log: the record being filled for the current request,
+/// the records of responses still being sent, and the lines being written. Owned by the
+/// worker's `HttpApp`.
 pub(crate) struct LogState {
-    queues: Arc<Queues>,
-    format: AccessLogFormat,
     /// The request being answered (its fields set by `begin`).
     pub(crate) current: Box<Record>,
     parked: Vec<Record>,
     free: Vec<u32>,
+    lines: Lines,
+}
+
+/// A worker's formatted lines: the buffer being filled and the queues to the writer.
+struct Lines {
+    queues: Arc<Queues>,
+    format: AccessLogFormat,
     /// The buffer lines are formatted into (`None`: none was free).
     chunk: Option<Vec<u8>>,
     /// When the first line went into `chunk`.
-    chunk_since: Instant,
+    since: Instant,
     clock: TimeText,
-    /// Records that did not fit in the queue.
-    pub(crate) dropped: u64,
+    /// Lines that found no buffer free.
+    dropped: u64,
 }
 
 impl LogState {
     pub(crate) fn new(sink: AccessLogSink) -> LogState {
         LogState {
-            chunk: sink.queues.free.pop(),
-            queues: sink.queues,
-            format: sink.format,
             current: Box::new(Record::EMPTY),
             parked: vec![Record::EMPTY; PARKED],
             free: (0..PARKED as u32).rev().collect(),
-            chunk_since: Instant::from_micros(0),
-            clock: TimeText::new(),
-            dropped: 0,
+            lines: Lines {
+                chunk: sink.queues.free.pop(),
+                queues: sink.queues,
+                format: sink.format,
+                since: Instant::from_micros(0),
+                clock: TimeText::new(),
+                dropped: 0,
+            },
         }
+    }
+
+    /// Lines dropped because no buffer was free.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.lines.dropped
     }
 
     /// Takes the request line and the logged header fields of `req` (or none: a request
@@ -225,17 +237,7 @@ impl LogState {
         wall: u64,
     ) {
         finish(&mut self.current, started, now, sent, wall);
-        let r: &Record = &self.current;
-        write_line(
-            &self.queues,
-            &mut self.chunk,
-            &mut self.chunk_since,
-            &mut self.clock,
-            &mut self.dropped,
-            self.format,
-            r,
-            now,
-        );
+        self.lines.write(&self.current, now);
     }
 
     /// The current response waits for room: its record is parked until [`complete`]
@@ -265,85 +267,67 @@ impl LogState {
         };
         let started = Instant::from_micros(r.request_us);
         finish(r, started, now, sent, wall);
-        write_line(
-            &self.queues,
-            &mut self.chunk,
-            &mut self.chunk_since,
-            &mut self.clock,
-            &mut self.dropped,
-            self.format,
-            r,
-            now,
-        );
+        self.lines.write(r, now);
         self.free.push(slot);
     }
 
     /// Once per loop iteration: a buffer whose first line has waited long enough goes to
     /// the writer, full or not; a worker that had none free takes one back.
     pub(crate) fn poll(&mut self, now: Instant) {
-        match &self.chunk {
+        let l = &mut self.lines;
+        match &l.chunk {
             Some(c) if !c.is_empty() => {
-                if now.as_micros().saturating_sub(self.chunk_since.as_micros()) >= HAND_OFF_AFTER_US
-                {
-                    hand_off(&self.queues, &mut self.chunk);
+                if now.as_micros().saturating_sub(l.since.as_micros()) >= HAND_OFF_AFTER_US {
+                    l.hand_off();
                 }
             }
             Some(_) => {}
-            None => self.chunk = self.queues.free.pop(),
+            None => l.chunk = l.queues.free.pop(),
         }
     }
 }
 
-impl Drop for LogState {
+impl Lines {
+    /// Formats `r` into the buffer (taking a free one if there is none), and hands the
+    /// buffer over once another line might not fit. No buffer free: the line is dropped and
+    /// counted.
+    fn write(&mut self, r: &Record, now: Instant) {
+        if self.chunk.is_none() {
+            self.chunk = self.queues.free.pop();
+        }
+        let Some(c) = self.chunk.as_mut() else {
+            self.dropped += 1;
+            return;
+        };
+        if c.is_empty() {
+            self.since = now;
+        }
+        match self.format {
+            AccessLogFormat::Combined => combined(c, r, &mut self.clock),
+            AccessLogFormat::Json => json(c, r, &mut self.clock),
+        }
+        if c.capacity() - c.len() < MAX_LINE {
+            self.hand_off();
+        }
+    }
+
+    /// Passes the buffer to the writer and takes an empty one (if any is back).
+    fn hand_off(&mut self) {
+        if let Some(c) = self.chunk.take() {
+            // Never full: the queue holds every buffer of the pool.
+            let _ = self.queues.full.push(c);
+        }
+        self.chunk = self.queues.free.pop();
+    }
+}
+
+impl Drop for Lines {
     /// The worker stops: what its buffer holds goes to the writer, which writes it before
     /// [`AccessLog::finish`] returns.
     fn drop(&mut self) {
         if self.chunk.as_ref().is_some_and(|c| !c.is_empty()) {
-            hand_off(&self.queues, &mut self.chunk);
+            self.hand_off();
         }
-    }
-}
-
-/// Passes the filled buffer to the writer and takes an empty one (if any is back).
-fn hand_off(queues: &Queues, chunk: &mut Option<Vec<u8>>) {
-    if let Some(c) = chunk.take() {
-        // Never full: the queue holds every buffer of the pool.
-        let _ = queues.full.push(c);
-    }
-    *chunk = queues.free.pop();
-}
-
-/// Formats `r` into the worker's buffer (taking a free one if it has none), and hands the
-/// buffer over once another line might not fit. No buffer free: the line is dropped and
-/// counted.
-#[allow(clippy::too_many_arguments)]
-fn write_line(
-    queues: &Queues,
-    chunk: &mut Option<Vec<u8>>,
-    since: &mut Instant,
-    clock: &mut TimeText,
-    dropped: &mut u64,
-    format: AccessLogFormat,
-    r: &Record,
-    now: Instant,
-) {
-    if chunk.is_none() {
-        *chunk = queues.free.pop();
-    }
-    let Some(c) = chunk.as_mut() else {
-        *dropped += 1;
-        return;
-    };
-    if c.is_empty() {
-        *since = now;
-    }
-    match format {
-        AccessLogFormat::Combined => combined(c, r, clock),
-        AccessLogFormat::Json => json(c, r, clock),
-    }
-    debug_assert!(c.len() <= c.capacity());
-    if c.capacity() - c.len() < MAX_LINE {
-        hand_off(queues, chunk);
     }
 }
 
@@ -836,17 +820,17 @@ mod tests {
         let first = queues.full.pop().unwrap();
         let second = queues.full.pop().unwrap();
         let written = statuses(&first).len() + statuses(&second).len();
-        assert_eq!(written as u64 + st.dropped, 3 * per_buffer as u64);
-        assert!(st.dropped > 0);
+        assert_eq!(written as u64 + st.dropped(), 3 * per_buffer as u64);
+        assert!(st.dropped() > 0);
         assert_eq!(statuses(&first)[..2], [200, 201]);
         // One comes back: the next line goes into it, and waits there until the buffer is
         // old enough (or the worker stops).
         let mut back = first;
         back.clear();
         assert!(queues.free.push(back).is_ok());
-        let dropped = st.dropped;
+        let dropped = st.dropped();
         respond(&mut st, 299, t0 + Duration::from_millis(1));
-        assert_eq!(st.dropped, dropped);
+        assert_eq!(st.dropped(), dropped);
         st.poll(t0 + Duration::from_millis(5));
         assert!(queues.full.is_empty());
         st.poll(t0 + Duration::from_millis(1) + Duration::from_micros(HAND_OFF_AFTER_US));

@@ -405,7 +405,7 @@ impl<H: Handler> HttpApp<H> {
 
     /// Access log records dropped because the logger had not drained the queue.
     pub fn access_log_dropped(&self) -> u64 {
-        self.log.as_ref().map_or(0, |l| l.dropped)
+        self.log.as_ref().map_or(0, LogState::dropped)
     }
 
     /// The response whose record is parked on `s` is complete (or its connection ended):
