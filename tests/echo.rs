@@ -4,7 +4,7 @@
 
 mod testbed;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use testbed::{Server, ok};
 
@@ -151,16 +151,6 @@ while left and time.monotonic() - t0 < 150:
 print("drained", got, "of", sum(sent), "in %.1f s" % (time.monotonic() - t0), flush=True)
 "#;
 
-/// The server process's resident memory (VmRSS), in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 /// Issue 8: clients that send and never read do not make the server buffer without bound:
 /// each connection holds at most its send limit and its receive window, and then the
 /// client's own send buffer fills. 40 clients offering 64 MiB each (2.5 GB) grow the
@@ -172,7 +162,7 @@ fn clients_that_never_read_are_bounded() {
     };
     let bed = &env.bed;
     let server = Server::start_example(bed, "echo", &[]);
-    let before = rss_kib(server.pid());
+    let before = testbed::settled_rss_kib(server.pid(), Duration::from_secs(10));
     let dir = testbed::TempDir::new("ecnr");
     let go = dir.join("go");
     let code = format!("{}\n{NON_READERS_SCRIPT}", testbed::PY_PRELUDE);
@@ -192,7 +182,7 @@ fn clients_that_never_read_are_bounded() {
     let mut line = String::new();
     use std::io::BufRead;
     let _ = stdout.read_line(&mut line);
-    let after = rss_kib(server.pid());
+    let after = testbed::rss_kib(server.pid());
     let grown = after.saturating_sub(before);
     let sent: u64 = line
         .trim()

@@ -720,15 +720,6 @@ sys.stdin.readline()
 s.close()
 "#;
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 /// (c) A client that sends gets for a 100 kB value and never reads: kv stops reading its
 /// commands once the answers back up (the window closes), so the answers it would owe
 /// (gigabytes) are never made: it executes only a handful of the gets, its memory stays put,
@@ -740,7 +731,7 @@ fn a_client_that_never_reads_does_not_grow_the_server() {
     };
     let bed = &env.bed;
     let kv = start_kv(bed, testbed::SERVER_CORE, 1, &[]);
-    let before = rss_kib(kv.pid());
+    let before = testbed::settled_rss_kib(kv.pid(), Duration::from_secs(10));
     let port = PORT.to_string();
     let mut client = Command::new("timeout")
         .args(["-k", "5", "120", "ip", "netns", "exec", &bed.cli_ns])
@@ -761,7 +752,7 @@ fn a_client_that_never_reads_does_not_grow_the_server() {
         let o = client.wait_with_output().expect("client");
         panic!("client printed {line:?}: {}", text(&o));
     };
-    let after = rss_kib(kv.pid());
+    let after = testbed::rss_kib(kv.pid());
     // Others are served meanwhile.
     let check = format!(
         "import socket\ns = socket.create_connection(('{SRV_IP}', {PORT}), timeout=10)\n\

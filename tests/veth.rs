@@ -1478,16 +1478,6 @@ print("sacked", count("sacked"))
 sys.stdout.flush()
 "#;
 
-/// The server process's resident memory (VmRSS), in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 /// Issue 7: 2,000 connections that each send one byte in order and one at offset ~262,000
 /// made synack allocate the whole 256 KiB receive buffer of each (+~500 MB). Receive memory is
 /// now charged for what is held: the server's RSS grows by less than 10 MB.
@@ -1509,7 +1499,7 @@ fn memory_by_the_window_edge() {
         ),
         "server MAC",
     );
-    let before = rss_kib(server.pid());
+    let before = testbed::settled_rss_kib(server.pid(), Duration::from_secs(10));
     let out = ok(
         &bed.python(
             120,
@@ -1518,7 +1508,7 @@ fn memory_by_the_window_edge() {
         ),
         "far-edge client",
     );
-    let after = rss_kib(server.pid());
+    let after = testbed::rss_kib(server.pid());
     let grown = after.saturating_sub(before);
     eprintln!(
         "{} connections: VmRSS {before} KiB -> {after} KiB (+{grown} KiB)\n{}",
@@ -1601,7 +1591,9 @@ print("responses", total, "short", sum(1 for c in counts.values() if c < k), flu
 /// 136 MB (every response queued at once). The session now stops reading while a
 /// connection's queued responses exceed a bound (the unread requests close the window) and
 /// resumes as they drain; with the receive memory bounded by the default --mem-limit, RSS grows by less
-/// than 20 MB, and every response arrives once the clients read.
+/// than 20 MB from the idle server's settled RSS (about 18 MB: 1.7 KB of connection entry, a
+/// send queue of at most 64 chunk handles and the receive floor per connection, plus the
+/// worker's 4 MiB of receive memory), and every response arrives once the clients read.
 #[test]
 fn pipelined_responses_are_back_pressured() {
     let Some(env) = testbed::setup("mpip") else {
@@ -1624,7 +1616,7 @@ fn pipelined_responses_are_back_pressured() {
             "300",
         ],
     );
-    let before = rss_kib(server.pid());
+    let before = testbed::settled_rss_kib(server.pid(), Duration::from_secs(10));
     let dir = TempDir::new("mpip");
     let go = dir.join("go");
     let go_s = go.to_str().unwrap().to_string();
@@ -1645,17 +1637,8 @@ fn pipelined_responses_are_back_pressured() {
     use std::io::BufRead;
     let _ = stdout.read_line(&mut line);
     assert_eq!(line.trim(), "pushed", "client failed: {line}");
-    // Wait (bounded) until the server's memory has settled: no growth over one second.
-    let t0 = Instant::now();
-    let mut last = rss_kib(server.pid());
-    let after = loop {
-        std::thread::sleep(Duration::from_secs(1));
-        let now = rss_kib(server.pid());
-        if now <= last + 256 || t0.elapsed() > Duration::from_secs(60) {
-            break now.max(last);
-        }
-        last = now;
-    };
+    // Wait (bounded) until the server's memory has settled.
+    let after = testbed::settled_rss_kib(server.pid(), Duration::from_secs(60));
     let grown = after.saturating_sub(before);
     std::fs::write(&go, b"go").unwrap();
     let mut rest = String::new();

@@ -709,6 +709,38 @@ pub fn ok(o: &Output, what: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A process's resident memory (VmRSS of /proc/PID/status), in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// A process's resident memory once it has settled: sampled every half second until it grew by
+/// at most 256 KiB over the last two seconds (or `limit` passed), in KiB. A server that just
+/// printed its ready line is still touching memory it will hold anyway (per-thread arenas, its
+/// statistics thread's histograms: synack takes about 2 MB more over its first 3 s, in steps
+/// a second apart): a baseline taken at once would charge that to what a test then does.
+pub fn settled_rss_kib(pid: u32, limit: Duration) -> u64 {
+    let t0 = Instant::now();
+    let mut samples = std::collections::VecDeque::from([rss_kib(pid)]);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = rss_kib(pid);
+        samples.push_back(now);
+        if samples.len() > 5 {
+            samples.pop_front();
+        }
+        let oldest = samples[0];
+        if (samples.len() == 5 && now <= oldest + 256) || t0.elapsed() > limit {
+            return samples.iter().copied().max().unwrap_or(now);
+        }
+    }
+}
+
 /// synack serving in the server namespace, pinned to [`SERVER_CORE`]. Stopped in `Drop`.
 pub struct Server {
     child: Option<Child>,
