@@ -63,6 +63,9 @@ pub struct Request<'a> {
     pub(crate) fields: &'a [u8],
     pub(crate) body: &'a [u8],
     pub(crate) peer: SocketAddr,
+    /// The first `Referer` and `User-Agent` values, found by the parser (for the access log).
+    pub(crate) referer: &'a [u8],
+    pub(crate) user_agent: &'a [u8],
 }
 
 impl<'a> Request<'a> {

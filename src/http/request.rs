@@ -510,6 +510,10 @@ pub(crate) struct RequestHead<'a> {
     pub(crate) framing: Framing,
     /// `Expect: 100-continue` (RFC 9110 10.1.1).
     pub(crate) expect_continue: bool,
+    /// The first `Referer` and `User-Agent` values (empty if none), for the access log: taken
+    /// while the fields are checked, so that logging a request does not walk them again.
+    pub(crate) referer: &'a [u8],
+    pub(crate) user_agent: &'a [u8],
 }
 
 impl RequestHead<'_> {
@@ -604,6 +608,7 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, RequestError> {
     let mut te_seen = false;
     let mut te_codings = 0u32;
     let mut te_last_chunked = false;
+    let (mut referer, mut user_agent): (Option<&[u8]>, Option<&[u8]>) = (None, None);
 
     for line in lines {
         if line.is_empty() {
@@ -659,6 +664,10 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, RequestError> {
             }
         } else if name.eq_ignore_ascii_case(b"expect") {
             expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case(b"referer") {
+            referer.get_or_insert(value);
+        } else if name.eq_ignore_ascii_case(b"user-agent") {
+            user_agent.get_or_insert(value);
         }
     }
 
@@ -701,6 +710,8 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, RequestError> {
         keep_alive,
         framing,
         expect_continue,
+        referer: referer.unwrap_or_default(),
+        user_agent: user_agent.unwrap_or_default(),
     })
 }
 
@@ -1072,6 +1083,19 @@ mod tests {
         assert_eq!(h.version, Version::Http11);
         assert_eq!(h.framing, Framing::None);
         assert!(h.persistent());
+    }
+
+    #[test]
+    fn referer_and_user_agent_are_the_first_of_each() {
+        let h = parse(
+            b"GET / HTTP/1.1\r\nuser-AGENT:  curl/8 \t\r\nHost: a\r\nREFERER: http://r/\r\n\
+              Referer: http://second/\r\nUser-Agent: second\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(h.referer, b"http://r/");
+        assert_eq!(h.user_agent, b"curl/8");
+        let h = parse(b"GET / HTTP/1.1\r\nHost: a\r\nReferer:\r\n\r\n").unwrap();
+        assert_eq!((h.referer, h.user_agent), (&b""[..], &b""[..]));
     }
 
     #[test]

@@ -367,6 +367,8 @@ fn request<'a>(
         fields: h.fields,
         body,
         peer,
+        referer: h.referer,
+        user_agent: h.user_agent,
     }
 }
 

@@ -308,6 +308,8 @@ mod tests {
             fields: fields.as_bytes(),
             body: b"",
             peer: "192.0.2.1:1234".parse().unwrap(),
+            referer: b"",
+            user_agent: b"",
         };
         h.handle(&req, Instant::from_millis(0))
     }
