@@ -19,7 +19,7 @@
 //! callback and the wall-clock second to [`HttpApp::set_wall_clock`]. The only file-system access
 //! is [`Content::load_dir`], at startup.
 
-mod access_log;
+pub(crate) mod access_log;
 mod content;
 mod handler;
 mod request;
@@ -27,9 +27,10 @@ mod response;
 mod session;
 mod static_files;
 
-pub use access_log::{
-    AccessLog, AccessLogFormat, AccessLogReopen, AccessLogSink, DEFAULT_QUEUE as ACCESS_LOG_QUEUE,
-};
+pub use access_log::{AccessLogFormat, AccessLogSink, DEFAULT_QUEUE as ACCESS_LOG_QUEUE};
+// The file and its thread live with the server's other threads (`server::access_log`); an
+// HTTP server's users find them here, beside the sink.
+pub use crate::server::{AccessLog, AccessLogReopen};
 pub use content::{Content, LoadLimits, LoadReport, StaticOptions, mime_type};
 pub use handler::{Handler, Headers, Request};
 pub use request::{Method, RequestError, Version};

@@ -7,6 +7,7 @@
 //! `resources` (XDP program, AF_XDP sockets, capture, metrics, collector), `workers` (one
 //! pinned loop per queue), `shutdown` (drain, stop, release).
 
+pub(crate) mod access_log;
 mod client;
 mod plan;
 mod resources;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use clap::Parser;
 use crossbeam::channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 
+pub use access_log::{AccessLog, AccessLogReopen};
 pub use client::Client;
 pub(crate) use client::ClientSide;
 pub use shutdown::ServerHandle;
