@@ -192,7 +192,11 @@ mod tests {
     struct File(std::path::PathBuf);
     impl File {
         fn new(name: &str, text: &str) -> File {
-            let dir = std::env::temp_dir().join(format!("synack-config-{}", std::process::id()));
+            // A directory of its own, so that dropping it races no other test.
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir =
+                std::env::temp_dir().join(format!("synack-config-{}-{n}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let p = dir.join(name);
             std::fs::write(&p, text).unwrap();
@@ -205,6 +209,9 @@ mod tests {
     impl Drop for File {
         fn drop(&mut self) {
             let _ = std::fs::remove_file(&self.0);
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
     }
 
