@@ -23,7 +23,7 @@ use crossbeam::queue::ArrayQueue;
 
 use super::handler::Request;
 use super::request::Version;
-use super::response::imf_fixdate;
+use super::response::{imf_fixdate, put_decimal};
 use crate::time::Instant;
 
 /// The line format of the access log.
@@ -71,8 +71,9 @@ impl<const N: usize> Field<N> {
     }
 }
 
-/// One access log line's worth of facts, fixed size (about 900 bytes): what a worker hands
-/// to the logger thread. Fields longer than their room are cut (and marked with `...`).
+/// One access log line's worth of facts, fixed size (about 900 bytes), kept by the worker
+/// until the response is complete and the line is formatted. Fields longer than their room
+/// are cut (and marked with `...`).
 #[derive(Clone, Copy)]
 pub(crate) struct Record {
     peer: SocketAddr,
@@ -416,14 +417,14 @@ impl TimeText {
             self.peer = Some(ip);
             self.peer_text.clear();
             match ip {
-                // Many clients take turns (close mode, many sources): four `decimal`s
+                // Many clients take turns (close mode, many sources): four `put_decimal`s
                 // rather than `Display`'s formatting machinery.
                 std::net::IpAddr::V4(v4) => {
                     for (i, o) in v4.octets().into_iter().enumerate() {
                         if i > 0 {
                             self.peer_text.push(b'.');
                         }
-                        decimal(&mut self.peer_text, o as u64);
+                        put_decimal(&mut self.peer_text, o as u64);
                     }
                 }
                 std::net::IpAddr::V6(_) => {
@@ -454,22 +455,6 @@ impl TimeText {
             self.iso.extend_from_slice(part);
         }
     }
-}
-
-/// Appends `n` in decimal (what `write!` does, without its formatting machinery: two fields
-/// of every line).
-fn decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// Appends `b` as nginx escapes logged values: `"`, `\`, control bytes and bytes from 0x7F
@@ -511,7 +496,7 @@ fn version_text(v: Option<Version>) -> &'static [u8] {
 
 /// `$request_time`: seconds with milliseconds, `1.234`.
 fn seconds(out: &mut Vec<u8>, us: u64) {
-    decimal(out, us / 1_000_000);
+    put_decimal(out, us / 1_000_000);
     let ms = (us / 1000 % 1000) as u16;
     out.extend_from_slice(&[
         b'.',
@@ -538,9 +523,9 @@ fn combined(out: &mut Vec<u8>, r: &Record, clock: &mut TimeText) {
         out.extend_from_slice(version_text(r.version));
     }
     out.extend_from_slice(b"\" ");
-    decimal(out, r.status as u64);
+    put_decimal(out, r.status as u64);
     out.push(b' ');
-    decimal(out, r.body_bytes);
+    put_decimal(out, r.body_bytes);
     out.extend_from_slice(b" \"");
     field_nginx(out, &r.referer);
     out.extend_from_slice(b"\" \"");
@@ -590,15 +575,15 @@ fn json(out: &mut Vec<u8>, r: &Record, clock: &mut TimeText) {
     out.extend_from_slice(b"\",\"remote_addr\":\"");
     out.extend_from_slice(clock.peer(r.peer.ip()));
     out.extend_from_slice(b"\",\"remote_port\":");
-    decimal(out, r.peer.port() as u64);
+    put_decimal(out, r.peer.port() as u64);
     field_json(out, "request_method", &r.method);
     field_json(out, "request_uri", &r.target);
     out.extend_from_slice(b",\"server_protocol\":\"");
     out.extend_from_slice(version_text(r.version));
     out.extend_from_slice(b"\",\"status\":");
-    decimal(out, r.status as u64);
+    put_decimal(out, r.status as u64);
     out.extend_from_slice(b",\"body_bytes_sent\":");
-    decimal(out, r.body_bytes);
+    put_decimal(out, r.body_bytes);
     field_json(out, "http_referer", &r.referer);
     field_json(out, "http_user_agent", &r.agent);
     out.extend_from_slice(b",\"request_time\":");
@@ -629,7 +614,7 @@ mod tests {
     fn decimals_and_cached_peers_read_as_display_does() {
         for n in [0u64, 7, 10, 200, 304, 65535, 1 << 40, u64::MAX] {
             let mut out = Vec::new();
-            decimal(&mut out, n);
+            put_decimal(&mut out, n);
             assert_eq!(out, n.to_string().into_bytes());
         }
         let mut t = TimeText::new();

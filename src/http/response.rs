@@ -218,11 +218,18 @@ pub(crate) enum ContentRange {
 /// Bytes a `Content-Range` line takes at most (name, three 20-digit numbers, CRLF).
 const CONTENT_RANGE_MAX: usize = 100;
 
-fn put_decimal(out: &mut impl BufMut, v: u64) {
+pub(crate) fn put_decimal(out: &mut impl BufMut, mut v: u64) {
     let mut digits = [0u8; 20];
-    let n = decimal_len(v);
-    put_digits(&mut digits[..n], v);
-    out.put_slice(&digits[..n]);
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[i..]);
 }
 
 /// A response body that the framework pulls piece by piece, as room opens in the connection's
@@ -638,15 +645,6 @@ pub(crate) fn write_chunk_size(out: &mut impl BufMut, len: usize) {
 pub(crate) fn chunk_overhead(len: usize) -> usize {
     let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
     digits + 4
-}
-
-fn decimal_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 10 {
-        v /= 10;
-        n += 1;
-    }
-    n
 }
 
 /// Prepared heads, one per (key, `Connection` variant), each valid for the wall-clock second

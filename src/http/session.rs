@@ -405,7 +405,7 @@ impl<H: Handler> HttpApp<H> {
         self
     }
 
-    /// Access log records dropped because the logger had not drained the queue.
+    /// Access log lines dropped because the writer had not given a buffer back yet.
     pub fn access_log_dropped(&self) -> u64 {
         self.log.as_ref().map_or(0, LogState::dropped)
     }

@@ -103,7 +103,8 @@ impl AccessLog {
 
     /// Runs the logger thread on `core` from now on (`synack serve` gives it the first core
     /// it may use that is not in `--cores`, when there is one). It only writes buffers the
-    /// workers filled: a few system calls a second under load.
+    /// workers filled: one `write(2)` per buffer (64 KiB by default): about 1,400 a second at
+    /// 90 MB/s of lines.
     pub fn run_on_core(&self, core: usize) {
         self.shared.pin.store(core, Ordering::Release);
     }
