@@ -214,6 +214,9 @@ def main(argv):
     L.append(f"- {meta.get('rounds')} rounds x {meta.get('duration_s')} s per run, {meta.get('connections')} connections,"
              f" server on CPU {meta.get('server_cpu')}, load generator on CPU {meta.get('client_cpu')},"
              f" {meta.get('queues')} veth queue(s), GET {meta.get('path')}, body {meta.get('body_bytes')} bytes")
+    if meta.get("rx_on_server_cpu") == "yes":
+        L.append("- receive path on the server's CPU (--rx-on-server-cpu): RPS for nginx's kernel stack; synack's"
+                 " veth NAPI as a kernel thread pinned there, whose CPU time is counted in synack's server process CPU")
     for s in servers:
         sz = sizes.get(s)
         if sz:
@@ -290,8 +293,12 @@ def main(argv):
              " over all CPUs.")
     L.append("- This is a shared, noisy VM: compare the ratio within one report (servers alternate within each"
              " round, medians over rounds), not absolute numbers across reports. synack load and xgen spin their core at 100%,"
-             " so the client CPU share says nothing with them; with veth, part of the server's kernel receive"
-             " path runs on the client's core.")
+             " so the client CPU share says nothing with them."
+             + (" The server's receive path ran on the server's CPU (--rx-on-server-cpu); what the server sends is"
+                " received by the client's kernel or XDP on the server's CPU, for both servers alike."
+                if meta.get("rx_on_server_cpu") == "yes" else
+                " With veth, the server's kernel receive path runs on the client's core (--rx-on-server-cpu"
+                " moves it to the server's)."))
     L.append("")
     L.append("## All runs")
     L.append("")

@@ -28,6 +28,14 @@
 #                       --access-log), in rotating order: the report adds what the log costs each
 #                       server and the ratio synack/nginx with logs over the ratio without, per round
 #                       and as the median; the report's name ends in -log-cost
+#   --rx-on-server-cpu  the server end's receive path runs on the server's CPU, as on a host whose NIC
+#                       interrupts go to its own cores: RPS for the kernel's stack (nginx), and for
+#                       XDP (synack) the veth's NAPI as a kernel thread pinned there, its CPU time
+#                       counted as synack's. By default veth runs a server's receive path on the
+#                       sender's CPU, the load generator's, so a server is spared part of its kernel
+#                       work and may not fill its core; with this option both servers pay all of it on
+#                       their core, the fair footing for comparing costs (--log-cost). The report's
+#                       name ends in -rx-on-server-cpu
 #   --warmup S          seconds of unmeasured wrk keep-alive load after each server start (default 1)
 #   --pause S           seconds between runs (default 1)
 #   --out DIR           where the report goes (default bench/results)
@@ -52,10 +60,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CMDLINE="$0$(printf ' %q' "$@")"
 rounds=3 secs=10 conns=64 only='' clients=wrk,load workloads=keepalive,close
 body='hello from synack' body_size='' queues=1 synack_args='' warmup=1 pause=1 out="$ROOT/bench/results"
-access_log=no family=4
+access_log=no family=4 rx_on_server=no
 
 usage() {
-	sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 need_arg() { [[ $# -ge 2 && -n $2 ]] || {
@@ -87,6 +95,11 @@ while (($#)); do
 		;;
 	--log-cost)
 		access_log=both
+		shift
+		continue
+		;;
+	--rx-on-server-cpu)
+		rx_on_server=yes
 		shift
 		continue
 		;;
@@ -187,6 +200,7 @@ base="$out/$(date -u +%Y-%m-%d)-$commit"
 [[ $access_log == yes ]] && base+="-access-log"
 [[ $access_log == both ]] && base+="-log-cost"
 [[ $family == 6 ]] && base+="-ipv6"
+[[ $rx_on_server == yes ]] && base+="-rx-on-server-cpu"
 report=$base
 for ((i = 2; i < 100; i++)); do
 	[[ -e $report.md ]] || break
@@ -210,6 +224,34 @@ P=$(tb_unique_prefix vsn) || exit 1
 tb_names "$P"
 tb_up "$P" "$queues" >/dev/null || exit 1
 h_family "$family" || exit 1
+
+# --- --rx-on-server-cpu: the server end's receive path on the server's CPU
+SERVER_RX_PIDS=()
+if [[ $rx_on_server == yes ]]; then
+	# RPS: the kernel's stack takes the frames veth hands it on the server's CPU (each queue).
+	ip netns exec "$TB_SRV_NS" sh -c "for q in /sys/class/net/$TB_SRV_IF/queues/rx-*; do
+		printf %x $((1 << H_SERVER_CPU)) >\$q/rps_cpus || exit 1; done" ||
+		die "--rx-on-server-cpu: cannot set rps_cpus on $TB_SRV_IF (a kernel without CONFIG_RPS?)"
+fi
+# server_rx_pin: once synack's XDP program is attached, veth receives through NAPI: make it a kernel
+# thread (one per queue, "napi/IFACE-ID") and pin it to the server's CPU; SERVER_RX_PIDS lists them.
+server_rx_pin() {
+	SERVER_RX_PIDS=()
+	[[ $rx_on_server == yes ]] || return 0
+	if ! ip netns exec "$TB_SRV_NS" sh -c "echo 1 >/sys/class/net/$TB_SRV_IF/threaded"; then
+		echo "vs-nginx: --rx-on-server-cpu: cannot make $TB_SRV_IF's NAPI threaded" >&2
+		return 1
+	fi
+	local pid
+	for pid in $(pgrep "^napi/$TB_SRV_IF-"); do
+		taskset -pc "$H_SERVER_CPU" "$pid" >/dev/null || return 1
+		SERVER_RX_PIDS+=("$pid")
+	done
+	if ((${#SERVER_RX_PIDS[@]} == 0)); then
+		echo "vs-nginx: --rx-on-server-cpu: no NAPI thread of $TB_SRV_IF appeared" >&2
+		return 1
+	fi
+}
 
 # --- the body, the same bytes for both servers
 WWW="$RAW/www"
@@ -267,6 +309,7 @@ fi
 	printf 'queues\t%s\n' "$queues"
 	printf 'access_log\t%s\n' "$access_log"
 	printf 'family\t%s\n' "$family"
+	printf 'rx_on_server_cpu\t%s\n' "$rx_on_server"
 	printf 'server_addr\t%s\n' "$(h_srv_addr)"
 	printf 'path\t%s\n' "$REQ_PATH"
 	printf 'body_bytes\t%s\n' "$(stat -c %s "$EXPECTED")"
@@ -298,6 +341,7 @@ start_server() {
 		h_start_synack "$RAW/$s-r$r.log" --iface "$TB_SRV_IF" --ip "$(h_srv_addr)" --port "$H_PORT" \
 			"${SYNACK_BODY_ARGS[@]}" --queues "$queues" --cores "$H_SERVER_CPU" "${log_args[@]}" \
 			"${SYNACK_EXTRA[@]}" || return 1
+		server_rx_pin || return 1
 		;;
 	esac
 	local head_file="$RAW/response-$s.head" got="$RAW/response-$s.body"
@@ -316,6 +360,11 @@ start_server() {
 }
 
 server_pid() { if [[ $1 == nginx* ]]; then echo "$H_NGINX_PID"; else echo "$H_SYNACK_PID"; fi; }
+# server_cpu_pids NAME: what the server's CPU time is read from (synack's NAPI threads with --rx-on-server-cpu)
+server_cpu_pids() {
+	server_pid "$1"
+	if [[ $1 == synack* ]]; then printf '%s\n' "${SERVER_RX_PIDS[@]}"; fi
+}
 
 load1=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }'; then
@@ -348,7 +397,8 @@ for ((r = 1; r <= rounds; r++)); do
 				n=$((n + 1))
 				o="$RAW/r$r-$s-$c-$w.out"
 				sleep "$pause"
-				h_cpu_snap "$o.cpu0" "$(server_pid "$s")"
+				mapfile -t cpu_pids < <(server_cpu_pids "$s")
+				h_cpu_snap "$o.cpu0" "${cpu_pids[@]}"
 				st=0
 				if [[ $c == wrk ]]; then
 					h_run_wrk "$o" "$secs" "$conns" "$w" "$REQ_PATH" || st=$?
@@ -357,7 +407,7 @@ for ((r = 1; r <= rounds; r++)); do
 				else
 					h_run_xgen "$XGEN_BIN" "$o" "$secs" "$conns" "$w" "$REQ_PATH" || st=$?
 				fi
-				h_cpu_snap "$o.cpu1" "$(server_pid "$s")"
+				h_cpu_snap "$o.cpu1" "${cpu_pids[@]}"
 				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$c" "$w" "$st" "$o" "$o.cpu0" "$o.cpu1" >>"$RAW/runs.tsv"
 				line=$(python3 "$ROOT/scripts/loadgen.py" "$c" "$o" 2>/dev/null) || line="no result (status $st)"
 				printf '  [%d/%d] round %d %-6s %-4s %-9s %s\n' "$n" "$total_runs" "$r" "$s" "$c" "$w" \

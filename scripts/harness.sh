@@ -214,15 +214,20 @@ h_start_nginx() {
 	fi
 }
 
-# h_cpu_snap FILE [PID]: the cpu lines of /proc/stat, the wall clock, and the CPU time (utime+stime, in
-# clock ticks) of PID and its children, all threads included (for loadgen.py cpu and bench/summarize.py).
+# h_cpu_snap FILE [PID [MORE...]]: the cpu lines of /proc/stat, the wall clock, and the CPU time
+# (utime+stime, in clock ticks) of PID and its children, all threads included, plus that of each MORE
+# (threads of the kernel's that work for the server, say) (for loadgen.py cpu and bench/summarize.py).
 h_cpu_snap() {
-	local f=$1 pid=${2:-} ticks=0
+	local f=$1 pid=${2:-} ticks=0 p t
 	{
 		grep '^cpu' /proc/stat
 		printf 'wall %s\n' "$(date +%s.%N)"
 		if [[ -n $pid ]]; then
 			ticks=$(h_proc_ticks "$pid")
+			for p in "${@:3}"; do
+				t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
+				ticks=$((ticks + ${t:-0}))
+			done
 			printf 'proc %s %s\n' "$pid" "$ticks"
 		fi
 	} >"$f"
