@@ -368,7 +368,7 @@ server_pid() { if [[ $1 == nginx* ]]; then echo "$H_NGINX_PID"; else echo "$H_SY
 # server_cpu_pids NAME: what the server's CPU time is read from (synack's NAPI threads with --rx-on-server-cpu)
 server_cpu_pids() {
 	server_pid "$1"
-	if [[ $1 == synack* ]]; then printf '%s\n' "${SERVER_RX_PIDS[@]}"; fi
+	if [[ $1 == synack* ]] && ((${#SERVER_RX_PIDS[@]})); then printf '%s\n' "${SERVER_RX_PIDS[@]}"; fi
 }
 
 load1=$(cut -d' ' -f1 /proc/loadavg)

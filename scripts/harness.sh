@@ -225,6 +225,7 @@ h_cpu_snap() {
 		if [[ -n $pid ]]; then
 			ticks=$(h_proc_ticks "$pid")
 			for p in "${@:3}"; do
+				[[ $p =~ ^[0-9]+$ ]] || continue
 				t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
 				ticks=$((ticks + ${t:-0}))
 			done
