@@ -227,7 +227,7 @@ h_family "$family" || exit 1
 # wrk in close mode closes first when the server's FIN comes after the response (it does with
 # --rx-on-server-cpu): its ports then wait in TIME_WAIT, and once most of the range does, every
 # connect() scans it (__inet_hash_connect) and the client collapses to a few hundred requests/s.
-# Load generators reuse such ports (RFC 6191's timestamp check keeps it safe).
+# Load generators reuse such ports; TCP timestamps (PAWS) keep that safe.
 ip netns exec "$TB_CLI_NS" sysctl -qw net.ipv4.tcp_tw_reuse=1 || die "cannot set tcp_tw_reuse in $TB_CLI_NS"
 
 # --- --rx-on-server-cpu: the server end's receive path on the server's CPU

@@ -226,8 +226,8 @@ h_cpu_snap() {
 			ticks=$(h_proc_ticks "$pid")
 			for p in "${@:3}"; do
 				[[ $p =~ ^[0-9]+$ ]] || continue
-				t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
-				ticks=$((ticks + ${t:-0}))
+				t=$(h_own_ticks "$p")
+				ticks=$((ticks + t))
 			done
 			printf 'proc %s %s\n' "$pid" "$ticks"
 		fi
@@ -239,11 +239,18 @@ h_proc_ticks() {
 	local pid=$1 sum=0 p t kids
 	kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
 	for p in $pid $kids; do
-		# fields after the ") " of the comm: state is 1st, utime is 12th, stime 13th
-		t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
-		sum=$((sum + ${t:-0}))
+		t=$(h_own_ticks "$p")
+		sum=$((sum + t))
 	done
 	printf '%s\n' "$sum"
+}
+
+# h_own_ticks PID: utime+stime of PID alone, all its threads (0 if it is gone).
+h_own_ticks() {
+	local t
+	# fields after the ") " of the comm: state is 1st, utime is 12th, stime 13th
+	t=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
+	printf '%s\n' "${t:-0}"
 }
 
 # h_run_wrk OUT SECONDS CONNS MODE PATH: wrk from the client namespace on H_CLIENT_CPU, one thread.
